@@ -1,0 +1,268 @@
+"""The codec object built from trained parts: ``encode`` -> symbols, ``decode(symbols, seed)``.
+
+A :class:`Codec` is the per-rate deliverable of every rate method (``dplc``, ``gc``, ``cae``):
+
+* ``encode(images)`` maps images in [-1, 1] of shape (N, channels, H, W) to integer symbols of
+  shape (N, C, 4, 4), each in ``0..L-1`` (the quantized code of SPEC §3).
+* ``decode(symbols, seed)`` maps symbols back to images. The decoder-side noise is drawn from a
+  ``torch.Generator`` seeded with ``seed``, so the same symbols and seed give bit-identical
+  images on the CPU, and different seeds give different images wherever the codec uses noise.
+* ``sample(n, seed)`` draws ``n`` images G(z), z ~ N(0, I): the generator's own samples.
+
+Three decoder modes exist:
+
+``map``    B(code, noise) then G: the general case (any C, with or without noise).
+``prior``  C = 0 for ``dplc``: the latent is z ~ N(0, I) itself, so decodes are G*'s samples.
+``mean``   C = 0 for ``cae``: the decode is the training mean, the MSE-optimal constant.
+
+Save and load use a JSON description plus safetensors weights, never pickle.
+
+>>> import numpy as np, torch
+>>> from dplc.config import NetConfig
+>>> from dplc.nets import Generator
+>>> net = NetConfig(width=8, latent_dim=16, code_channels=0)
+>>> codec = Codec(net, Generator(net), mode="prior").eval()
+>>> a = codec.decode(np.zeros((2, 0, 4, 4), np.uint8), seed=1)
+>>> b = codec.decode(np.zeros((2, 0, 4, 4), np.uint8), seed=1)
+>>> bool(torch.equal(a, b)), tuple(a.shape)
+(True, (2, 1, 32, 32))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from dplc.config import NetConfig, from_dict, to_dict
+from dplc.nets import Encoder, Generator, StochasticMap
+from dplc.quantize import Quantizer
+
+CODEC_FORMAT = "dplc-codec"
+CODEC_VERSION = 1
+MODES = ("map", "prior", "mean")
+
+
+class CodecInputError(ValueError):
+    """Images or symbols of the wrong shape, dtype or range for this codec."""
+
+
+class ConstantImage(nn.Module):
+    """A decoder that ignores its latent and outputs one stored image (the CAE at rate 0)."""
+
+    def __init__(self, net: NetConfig) -> None:
+        super().__init__()
+        self.register_buffer("image", torch.zeros(net.image_shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    def update(self, batch: Tensor) -> None:
+        """Running mean of every image seen so far (the MSE-optimal constant)."""
+        n = batch.shape[0]
+        total = self.count + n
+        self.image.add_((batch.detach().float().mean(0) - self.image) * (n / total).float())
+        self.count.fill_(total)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.image.unsqueeze(0).expand(z.shape[0], *self.image.shape)
+
+
+class Codec(nn.Module):
+    """Encoder E, quantizer, stochastic map B and generator G of one rate (see module doc)."""
+
+    def __init__(
+        self,
+        net: NetConfig,
+        generator: nn.Module,
+        encoder: Encoder | None = None,
+        bmap: StochasticMap | None = None,
+        mode: str = "map",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown codec mode {mode!r}; choose one of {MODES}")
+        if mode == "map" and bmap is None:
+            raise ValueError("mode 'map' needs the stochastic map B")
+        if mode in ("prior", "mean") and net.code_channels != 0:
+            raise ValueError(f"mode {mode!r} is the rate-0 decoder; it needs code_channels = 0")
+        if net.code_channels > 0 and encoder is None:
+            raise ValueError("a codec with code_channels > 0 needs an encoder")
+        self.net = net
+        self.mode = mode
+        self.meta = dict(meta or {})
+        self.encoder = encoder
+        self.bmap = bmap
+        self.generator = generator
+        self.quantizer = Quantizer(net.levels)
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def bits_per_image(self) -> float:
+        """Fixed-length bits of one image's code (SPEC §3)."""
+        return self.net.bits_per_image
+
+    @property
+    def stochastic(self) -> bool:
+        """True when decodes depend on the seed."""
+        return self.mode == "prior" or (self.mode == "map" and self.net.noise_channels > 0)
+
+    def _check_images(self, images: Tensor) -> None:
+        expected = self.net.image_shape
+        if not isinstance(images, Tensor):
+            raise CodecInputError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
+            raise CodecInputError(
+                f"images must have shape (N, {', '.join(map(str, expected))}), "
+                f"got {tuple(images.shape)}"
+            )
+        if not images.is_floating_point():
+            raise CodecInputError(f"images must be floating point in [-1, 1], got {images.dtype}")
+
+    def _check_symbols(self, symbols: np.ndarray) -> np.ndarray:
+        symbols = np.asarray(symbols)
+        expected = self.net.code_shape
+        if symbols.ndim != 4 or tuple(symbols.shape[1:]) != expected:
+            raise CodecInputError(
+                f"symbols must have shape (N, {', '.join(map(str, expected))}), got {symbols.shape}"
+            )
+        if not np.issubdtype(symbols.dtype, np.integer):
+            raise CodecInputError(f"symbols must be integers, got {symbols.dtype}")
+        if symbols.size and (symbols.min() < 0 or symbols.max() >= self.net.levels):
+            raise CodecInputError(f"symbols must lie in [0, {self.net.levels - 1}]")
+        return symbols
+
+    # ------------------------------------------------------------ differentiable
+    def code(self, images: Tensor) -> Tensor:
+        """Quantized code values (N, C, 4, 4), straight-through differentiable."""
+        if self.net.code_channels == 0 or self.encoder is None:
+            return images.new_zeros(images.shape[0], *self.net.code_shape)
+        return self.quantizer(self.encoder(images))
+
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Decoder noise for ``n`` images: U[-Δ/2, Δ/2] on the 4x4 grid, or N(0, I) in prior mode."""
+        if self.mode == "prior":
+            return torch.randn(n, self.net.latent_dim, generator=generator)
+        shape = (n, self.net.noise_channels, *self.net.code_shape[1:])
+        return (torch.rand(shape, generator=generator) - 0.5) * self.quantizer.step
+
+    def latent(self, code: Tensor, noise: Tensor) -> Tensor:
+        """z = B(code, noise) (or the noise itself in prior mode)."""
+        if self.mode == "prior":
+            return noise.to(code.device)
+        if self.mode == "mean":
+            return code.new_zeros(code.shape[0], self.net.latent_dim)
+        assert self.bmap is not None
+        return self.bmap(code, noise.to(code.device, code.dtype))
+
+    def reconstruct(self, images: Tensor, noise: Tensor | None = None) -> Tensor:
+        """G(B(Q(E(x)), u)) in one differentiable pass (training and evaluation)."""
+        if noise is None:
+            noise = self.draw_noise(images.shape[0]).to(images.device)
+        return self.generator(self.latent(self.code(images), noise))
+
+    # ------------------------------------------------------------------- codec API
+    @torch.no_grad()
+    def encode(self, images: Tensor, batch_size: int = 1024) -> np.ndarray:
+        """Images (N, channels, H, W) in [-1, 1] -> symbols (N, C, 4, 4) as uint8."""
+        self._check_images(images)
+        n = images.shape[0]
+        out = np.zeros((n, *self.net.code_shape), dtype=np.uint8)
+        if self.net.code_channels == 0 or n == 0:
+            return out
+        assert self.encoder is not None
+        for i in range(0, n, batch_size):
+            chunk = images[i : i + batch_size].float()
+            out[i : i + batch_size] = self.quantizer.to_symbols(self.encoder(chunk)).numpy()
+        return out
+
+    @torch.no_grad()
+    def decode(self, symbols: np.ndarray, seed: int = 0, batch_size: int = 1024) -> Tensor:
+        """Symbols (N, C, 4, 4) -> images (N, channels, H, W) in [-1, 1]; noise seeded by ``seed``."""
+        symbols = self._check_symbols(symbols)
+        n = symbols.shape[0]
+        gen = torch.Generator().manual_seed(int(seed))
+        noise = self.draw_noise(n, gen)
+        values = self.quantizer.from_symbols(torch.from_numpy(symbols.astype(np.int64)))
+        outs = [
+            self.generator(self.latent(values[i : i + batch_size], noise[i : i + batch_size]))
+            for i in range(0, n, batch_size)
+        ]
+        if not outs:
+            return torch.zeros(0, *self.net.image_shape)
+        return torch.cat(outs).float()
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0) -> Tensor:
+        """``n`` generator samples G(z), z ~ N(0, I) (the training mean in mode 'mean')."""
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(n, self.net.latent_dim, generator=gen)
+        return self.generator(z).float()
+
+    # ------------------------------------------------------------------ persistence
+    def describe(self) -> dict[str, Any]:
+        """The JSON description that, with the weights, rebuilds this codec."""
+        return {
+            "format": CODEC_FORMAT,
+            "version": CODEC_VERSION,
+            "mode": self.mode,
+            "net": to_dict(self.net),
+            "has_encoder": self.encoder is not None,
+            "has_bmap": self.bmap is not None,
+            "meta": self.meta,
+        }
+
+    def weights_hash(self) -> str:
+        """SHA-256 over every tensor of the state dict (names, shapes, dtypes, bytes)."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``codec.json`` and ``weights.safetensors`` into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(d / "weights.safetensors"))
+        desc = self.describe() | {"weights_sha256": self.weights_hash()}
+        (d / "codec.json").write_text(json.dumps(desc, indent=2, sort_keys=True))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Codec:
+        """Rebuild a codec saved by :meth:`save` (no pickle: JSON + safetensors)."""
+        d = Path(directory)
+        desc_path, weights_path = d / "codec.json", d / "weights.safetensors"
+        for p in (desc_path, weights_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"not a saved dplc codec: {p} is missing")
+        desc = json.loads(desc_path.read_text())
+        if desc.get("format") != CODEC_FORMAT:
+            raise ValueError(f"{desc_path} is not a dplc codec description")
+        if int(desc.get("version", -1)) > CODEC_VERSION:
+            raise ValueError(
+                f"{desc_path} has codec version {desc['version']}; this dplc reads <= {CODEC_VERSION}"
+            )
+        codec = build_codec(from_dict(NetConfig, desc["net"]), desc["mode"], desc.get("meta"))
+        codec.load_state_dict(load_file(str(weights_path)))
+        codec.eval()
+        expected = desc.get("weights_sha256")
+        if expected and codec.weights_hash() != expected:
+            raise ValueError(f"{weights_path} does not match the hash recorded in codec.json")
+        return codec
+
+
+def build_codec(net: NetConfig, mode: str, meta: dict[str, Any] | None = None) -> Codec:
+    """A fresh codec of the given geometry and mode (weights initialised, untrained)."""
+    encoder = Encoder(net, "code") if net.code_channels > 0 else None
+    bmap = StochasticMap(net) if mode == "map" else None
+    generator: nn.Module = ConstantImage(net) if mode == "mean" else Generator(net)
+    return Codec(net, generator, encoder=encoder, bmap=bmap, mode=mode, meta=meta)

@@ -1,0 +1,249 @@
+"""Typed configuration: the dataclasses that params.yaml is parsed into.
+
+Every knob of the library lives in one of three frozen dataclasses:
+
+* :class:`NetConfig` -- the architecture (image geometry, width, latent size, code shape).
+* :class:`MethodConfig` -- the objective and its optimiser (SPEC §2).
+* :class:`LoopConfig` -- the single-process training loop (steps, seed, checkpoints).
+
+They are built from plain dictionaries with :func:`from_dict`, which rejects unknown keys so a
+typo in params.yaml is an error rather than a silently ignored setting.
+
+>>> net = from_dict(NetConfig, {"image_size": 32, "channels": 1, "code_channels": 4})
+>>> net.code_shape, net.bits_per_image
+((4, 4, 4), 64.0)
+>>> from_dict(NetConfig, {"widht": 3})
+Traceback (most recent call last):
+...
+dplc.config.ConfigError: NetConfig: unknown key(s) ['widht']; known: ['channels', 'code_channels', 'critic_width', 'image_size', 'latent_dim', 'levels', 'noise', 'width']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+METHODS = ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae")
+"""The six training objectives of SPEC §2."""
+
+CODE_GRID = 4
+"""The code is C x 4 x 4 scalars at every resolution (SPEC §3)."""
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of E, B, G and the critic (SPEC §3).
+
+    ``width`` is the narrowest conv width; the others are multiples of it (the 64x64 paper nets
+    are ``width=64``: 64-128-256-512). ``code_channels`` is C, the number of quantized channels
+    on the 4x4 grid, so the fixed-length rate is ``C * 16 * log2(levels)`` bits per image.
+    ``noise`` says whether the decoder map B receives uniform noise (False for the CAE).
+    ``critic_width`` is the critic's narrowest width (0: the same as ``width``); the gradient
+    penalty's double backward makes the critic the dearest net on a CPU.
+    """
+
+    image_size: int = 32
+    channels: int = 1
+    width: int = 32
+    latent_dim: int = 32
+    levels: int = 2
+    code_channels: int = 0
+    noise: bool = True
+    critic_width: int = 0
+
+    def __post_init__(self) -> None:
+        if self.image_size not in (32, 64):
+            raise ConfigError(f"image_size must be 32 or 64, got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        if self.width < 1 or self.latent_dim < 1:
+            raise ConfigError("width and latent_dim must be positive")
+        if self.levels < 2 or self.levels > 256:
+            raise ConfigError(f"levels must be in [2, 256], got {self.levels}")
+        if self.critic_width < 0:
+            raise ConfigError(
+                f"critic_width must be >= 0 (0: same as width), got {self.critic_width}"
+            )
+        if self.code_channels < 0:
+            raise ConfigError(f"code_channels must be >= 0, got {self.code_channels}")
+
+    @property
+    def noise_channels(self) -> int:
+        """Channels of decoder noise on the 4x4 grid: ceil(m / 16) (SPEC §3), 0 without noise."""
+        return math.ceil(self.latent_dim / (CODE_GRID * CODE_GRID)) if self.noise else 0
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        """Shape (C, 4, 4) of one image's code."""
+        return (self.code_channels, CODE_GRID, CODE_GRID)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """Shape (channels, H, W) of one image."""
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def bits_per_image(self) -> float:
+        """Fixed-length rate: C * 16 * log2(L) bits (SPEC §3)."""
+        return self.code_channels * CODE_GRID * CODE_GRID * math.log2(self.levels)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Objective and optimiser settings of one method (SPEC §2).
+
+    Defaults are the authors' 64x64 CelebA settings for ``wpp``; see :func:`method_defaults`
+    for the per-method ones. ``lambda_adv`` multiplies the critic term of ``wpp``;
+    ``lambda_rate`` the MMD term of ``dplc``; ``lambda_gan`` the GAN term of ``gc``.
+    """
+
+    name: str = "wpp"
+    batch_size: int = 256
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_decay_at: tuple[float, ...] = (0.6, 0.85)
+    lr_decay: float = 0.4
+    lambda_mmd: float = 100.0
+    lambda_adv: float = 2.5e-5
+    lambda_rate: float = 300.0
+    lambda_gan: float = 1e-2
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    critic_lr: float = 1e-4
+    critic_betas: tuple[float, float] = (0.5, 0.9)
+    critic_batch_size: int = 64
+    mmd_scales: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+    def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise ConfigError(f"unknown method {self.name!r}; choose one of {list(METHODS)}")
+        if self.batch_size < 2 or self.critic_batch_size < 2:
+            raise ConfigError("batch sizes must be >= 2 (MMD needs two samples)")
+        if self.n_critic < 1:
+            raise ConfigError("n_critic must be >= 1")
+        if any(not 0.0 < f < 1.0 for f in self.lr_decay_at):
+            raise ConfigError(
+                f"lr_decay_at are fractions of training in (0, 1): {self.lr_decay_at}"
+            )
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """The authors' hyperparameters per method (SPEC §2), as a dict to update with params."""
+    table: dict[str, dict[str, Any]] = {
+        "wgan_gp": dict(batch_size=64, lr=1e-4, betas=(0.5, 0.9), lr_decay_at=()),
+        "wae": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.55, 0.9)),
+        "wpp": dict(batch_size=256, lr=3e-4, betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85)),
+        "dplc": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85)),
+        "gc": dict(batch_size=256, lr=1e-3, betas=(0.5, 0.9), lr_decay_at=(0.6, 0.85)),
+        "cae": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85)),
+    }
+    if name not in table:
+        raise ConfigError(f"unknown method {name!r}; choose one of {list(METHODS)}")
+    return {"name": name, **table[name]}
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The single-process training loop (:func:`dplc.train.train`)."""
+
+    steps: int = 1000
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    precision: str = "fp32"
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise ConfigError("checkpoint_every and log_every must be >= 1")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs: the nets, the method and the loop."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+T = TypeVar("T")
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated field type (tuples from lists, ints to floats)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(args[0], value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and mistyped values."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON/YAML-friendly dict of a config dataclass (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {k: plain(v) for k, v in dataclasses.asdict(obj).items()}

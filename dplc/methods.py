@@ -1,0 +1,396 @@
+"""The six training objectives of SPEC §2 as training steps over the shared networks.
+
+Each method owns its modules and optimisers and exposes one :meth:`Method.step`, which draws
+the batches it needs from ``batch(n)`` (a callable returning ``n`` images in [-1, 1]) and
+returns its losses as floats. Select one by name with :func:`build_method`.
+
+=========  ==================================================================================
+method     objective
+=========  ==================================================================================
+wgan_gp    WGAN-GP on prior samples (Gulrajani et al. 2017): n_critic critic steps on fresh
+           batches, then one generator step.
+wae        WAE-MMD (Tolstikhin et al. 2018): sqrt-MSE(G(E(x)), x) + λ_mmd·MMD(E(x), z).
+wpp        Wasserstein++ (Tschannen et al. 2018, §4): the WAE terms − λ_adv·f(G(z̃)),
+           z̃ = α·sg(E(x)) + (1−α)·z, α ~ U[0, 1]; the critic sees real x against G(z̃).
+dplc       Per rate, into a frozen G*: sqrt-MSE(G*(B(Q(E(x)), u)), x) + λ_rate·MMD(B(·), z).
+           At C = 0 the decoder is G*'s prior sampler and nothing is trained.
+gc         Per rate (Agustsson et al. 2018): MSE(G(B(Q(E(x)), u)), x) + λ_gan·(−f(x̂)), a
+           WGAN-GP critic on x vs x̂; at C = 0 the distortion term carries no information
+           and is dropped (a pure GAN on the noise).
+cae        Per rate: MSE only, no noise; at C = 0 the decoder is the running training mean.
+=========  ==================================================================================
+
+Where SPEC §2 is ambiguous about wpp's adversarial term (f(G(E(x))) vs the critic's own
+mixture), the generator is trained on the same mixture z̃ the critic sees, so the dual term is a
+proper WGAN on one distribution and the prior samples G(z) get an adversarial signal too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from dplc import losses
+from dplc.codec import Codec, ConstantImage, build_codec
+from dplc.config import MethodConfig, NetConfig
+from dplc.nets import Critic, Encoder, Generator
+
+Batch = Callable[[int], Tensor]
+"""``batch(n)`` returns ``n`` fresh training images in [-1, 1]."""
+
+GradSync = Callable[[nn.Module], None]
+"""Called on a module after ``backward`` and before its optimiser step (data-parallel hook)."""
+
+
+def _multistep(opt: torch.optim.Optimizer, cfg: MethodConfig, total_steps: int):
+    """lr × ``lr_decay`` at the fractions ``lr_decay_at`` of training (SPEC §2 schedules)."""
+    milestones = sorted({max(1, int(f * total_steps)) for f in cfg.lr_decay_at})
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_decay)
+
+
+def _num(t: Tensor) -> float:
+    """A loss tensor as a Python float (detached)."""
+    return float(t.detach())
+
+
+def _requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class Method:
+    """Base class: modules, optimisers, schedulers, autocast and gradient sync."""
+
+    name = "base"
+
+    def __init__(
+        self,
+        net: NetConfig,
+        cfg: MethodConfig,
+        total_steps: int,
+        precision: str = "fp32",
+        grad_sync: GradSync | None = None,
+    ) -> None:
+        self.net = net
+        self.cfg = cfg
+        self.total_steps = max(1, total_steps)
+        self.precision = precision
+        self.grad_sync = grad_sync
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    # ----------------------------------------------------------------- helpers
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the CPU when ``precision == 'bf16'``, else a no-op."""
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _adam(self, key: str, params: Iterator[nn.Parameter], lr: float, betas) -> None:
+        self.optimizers[key] = torch.optim.Adam(params, lr=lr, betas=betas)
+
+    def _update(self, key: str, loss: Tensor, *modules: nn.Module) -> None:
+        """zero_grad, backward, gradient sync, optimiser step."""
+        opt = self.optimizers[key]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_sync is not None:
+            for m in modules:
+                self.grad_sync(m)
+        opt.step()
+
+    def _critic_step(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[float, float]:
+        """One WGAN-GP critic update; returns (Wasserstein estimate, penalty)."""
+        with self.autocast():
+            loss_w = losses.critic_loss(critic(real), critic(fake))
+            gp = losses.gradient_penalty(critic, real, fake)
+        self._update("critic", loss_w + self.cfg.gp_weight * gp, critic)
+        return -_num(loss_w), _num(gp)
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        """One optimisation step; returns the losses as floats."""
+        raise NotImplementedError
+
+    def end_step(self) -> None:
+        """Advance the learning-rate schedules (called by the loop after every step)."""
+        for s in self.schedulers.values():
+            s.step()
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.modules.values():
+            m.train(mode)
+
+    # --------------------------------------------------------------- persistence
+    def state_dict(self) -> dict:
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+
+    def trainable_parameters(self) -> int:
+        return sum(
+            p.numel() for m in self.modules.values() for p in m.parameters() if p.requires_grad
+        )
+
+
+class WGANGP(Method):
+    """WGAN-GP on prior samples: G and critic f (Gulrajani et al. 2017, Alg. 1)."""
+
+    name = "wgan_gp"
+
+    def __init__(self, net: NetConfig, cfg: MethodConfig, total_steps: int, **kw) -> None:
+        super().__init__(net, cfg, total_steps, **kw)
+        self.generator = Generator(net)
+        self.critic = Critic(net)
+        self.modules = {"generator": self.generator, "critic": self.critic}
+        self._adam("generator", self.generator.parameters(), cfg.lr, cfg.betas)
+        self._adam("critic", self.critic.parameters(), cfg.critic_lr, cfg.critic_betas)
+        self.schedulers["generator"] = _multistep(self.optimizers["generator"], cfg, total_steps)
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        m, cb = self.net.latent_dim, self.cfg.critic_batch_size
+        _requires_grad(self.critic, True)
+        for _ in range(self.cfg.n_critic):
+            real = batch(cb)
+            with torch.no_grad(), self.autocast():
+                fake = self.generator(torch.randn(cb, m))
+            w, gp = self._critic_step(self.critic, real, fake.float())
+        critic_loss = -w + self.cfg.gp_weight * gp
+        _requires_grad(self.critic, False)
+        with self.autocast():
+            loss_g = losses.generator_loss(
+                self.critic(self.generator(torch.randn(self.cfg.batch_size, m)))
+            )
+        self._update("generator", loss_g, self.generator)
+        return {"loss": _num(loss_g), "critic_loss": critic_loss, "wasserstein": w, "gp": gp}
+
+
+class WAE(Method):
+    """WAE-MMD: deterministic E (BatchNorm on the latent) and G (Tolstikhin et al. 2018)."""
+
+    name = "wae"
+
+    def __init__(self, net: NetConfig, cfg: MethodConfig, total_steps: int, **kw) -> None:
+        super().__init__(net, cfg, total_steps, **kw)
+        self.encoder = Encoder(net, "latent")
+        self.generator = Generator(net)
+        self.modules = {"encoder": self.encoder, "generator": self.generator}
+        params = list(self.encoder.parameters()) + list(self.generator.parameters())
+        self._adam("autoencoder", iter(params), cfg.lr, cfg.betas)
+        self.schedulers["autoencoder"] = _multistep(
+            self.optimizers["autoencoder"], cfg, total_steps
+        )
+
+    def _primal(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(z_enc, sqrt-MSE, MMD) of the WAE objective on batch ``x``."""
+        z_enc = self.encoder(x)
+        rec = losses.sqrt_mse(self.generator(z_enc), x)
+        mmd = losses.mmd_imq(z_enc, torch.randn_like(z_enc.float()), self.cfg.mmd_scales)
+        return z_enc, rec, mmd
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        x = batch(self.cfg.batch_size)
+        with self.autocast():
+            _, rec, mmd = self._primal(x)
+            loss = rec + self.cfg.lambda_mmd * mmd
+        self._update("autoencoder", loss, self.encoder, self.generator)
+        return {"loss": _num(loss), "sqrt_mse": _num(rec), "mmd": _num(mmd)}
+
+
+class WassersteinPP(WAE):
+    """Wasserstein++: WAE primal terms plus a WGAN-GP dual term on G(z̃) (Tschannen et al. 2018)."""
+
+    name = "wpp"
+
+    def __init__(self, net: NetConfig, cfg: MethodConfig, total_steps: int, **kw) -> None:
+        super().__init__(net, cfg, total_steps, **kw)
+        self.critic = Critic(net)
+        self.modules["critic"] = self.critic
+        self._adam("critic", self.critic.parameters(), cfg.critic_lr, cfg.critic_betas)
+
+    def _mixed_latent(self, z_enc: Tensor) -> Tensor:
+        """z̃ = α·E(x) + (1−α)·z with α ~ U[0, 1] per sample, E(x) detached."""
+        alpha = torch.rand(z_enc.shape[0], 1)
+        return alpha * z_enc.detach().float() + (1 - alpha) * torch.randn(z_enc.shape)
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        cb = self.cfg.critic_batch_size
+        _requires_grad(self.critic, True)
+        for _ in range(self.cfg.n_critic):
+            real = batch(cb)
+            with torch.no_grad(), self.autocast():
+                fake = self.generator(self._mixed_latent(self.encoder(real)))
+            w, gp = self._critic_step(self.critic, real, fake.float())
+        _requires_grad(self.critic, False)
+        x = batch(self.cfg.batch_size)
+        with self.autocast():
+            z_enc, rec, mmd = self._primal(x)
+            adv = losses.generator_loss(self.critic(self.generator(self._mixed_latent(z_enc[:cb]))))
+            loss = rec + self.cfg.lambda_mmd * mmd + self.cfg.lambda_adv * adv
+        self._update("autoencoder", loss, self.encoder, self.generator)
+        return {
+            "loss": _num(loss),
+            "sqrt_mse": _num(rec),
+            "mmd": _num(mmd),
+            "adv": _num(adv),
+            "wasserstein": w,
+            "gp": gp,
+        }
+
+
+class _RateMethod(Method):
+    """Common part of the per-rate methods: they train a :class:`Codec`."""
+
+    codec: Codec
+
+    def _decode_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(latent, x̂) for a batch, with fresh decoder noise."""
+        noise = self.codec.draw_noise(x.shape[0])
+        latent = self.codec.latent(self.codec.code(x), noise)
+        return latent, self.codec.generator(latent)
+
+
+class DPLC(_RateMethod):
+    """DPLC: E and B trained into a frozen G* (Tschannen et al. 2018, §3–4)."""
+
+    name = "dplc"
+
+    def __init__(
+        self, net: NetConfig, cfg: MethodConfig, total_steps: int, generator: nn.Module, **kw
+    ) -> None:
+        super().__init__(net, cfg, total_steps, **kw)
+        mode = "prior" if net.code_channels == 0 else "map"
+        self.codec = build_codec(net, mode, meta={"method": "dplc"})
+        self.codec.generator.load_state_dict(generator.state_dict())
+        self.codec.generator.eval()
+        _requires_grad(self.codec.generator, False)
+        self.modules = {"codec": self.codec}
+        trainable = [p for p in self.codec.parameters() if p.requires_grad]
+        if trainable:
+            self._adam("codec", iter(trainable), cfg.lr, cfg.betas)
+            self.schedulers["codec"] = _multistep(self.optimizers["codec"], cfg, total_steps)
+
+    def train(self, mode: bool = True) -> None:
+        super().train(mode)
+        self.codec.generator.eval()  # G* is frozen: BatchNorm uses its running statistics
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        x = batch(self.cfg.batch_size)
+        if self.codec.mode == "prior":
+            with torch.no_grad():
+                x_hat = self.codec.generator(torch.randn(x.shape[0], self.net.latent_dim))
+            return {"loss": float(losses.mse(x_hat, x)), "mse": float(losses.mse(x_hat, x))}
+        with self.autocast():
+            latent, x_hat = self._decode_train(x)
+            rec = losses.sqrt_mse(x_hat, x)
+            mmd = losses.mmd_imq(latent, torch.randn(latent.shape), self.cfg.mmd_scales)
+            loss = rec + self.cfg.lambda_rate * mmd
+        self._update("codec", loss, self.codec)
+        return {"loss": _num(loss), "sqrt_mse": _num(rec), "mmd": _num(mmd), "mse": _num(rec) ** 2}
+
+
+class GC(_RateMethod):
+    """Generative compression baseline: MSE + λ_gan·GAN with noise fed to B (Agustsson et al. 2018)."""
+
+    name = "gc"
+
+    def __init__(self, net: NetConfig, cfg: MethodConfig, total_steps: int, **kw) -> None:
+        super().__init__(net, cfg, total_steps, **kw)
+        self.codec = build_codec(net, "map", meta={"method": "gc"})
+        self.critic = Critic(net)
+        self.modules = {"codec": self.codec, "critic": self.critic}
+        self._adam("codec", self.codec.parameters(), cfg.lr, cfg.betas)
+        self._adam("critic", self.critic.parameters(), cfg.critic_lr, cfg.critic_betas)
+        self.schedulers["codec"] = _multistep(self.optimizers["codec"], cfg, total_steps)
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        cb = self.cfg.critic_batch_size
+        _requires_grad(self.critic, True)
+        for _ in range(self.cfg.n_critic):
+            real = batch(cb)
+            with torch.no_grad(), self.autocast():
+                fake = self._decode_train(real)[1]
+            w, gp = self._critic_step(self.critic, real, fake.float())
+        _requires_grad(self.critic, False)
+        x = batch(self.cfg.batch_size)
+        with self.autocast():
+            _, x_hat = self._decode_train(x)
+            dist = losses.mse(x_hat, x)
+            adv = losses.generator_loss(self.critic(x_hat))
+            rate0 = self.net.code_channels == 0
+            loss = (0.0 if rate0 else dist) + self.cfg.lambda_gan * adv
+        self._update("codec", loss, self.codec)
+        return {"loss": _num(loss), "mse": _num(dist), "adv": _num(adv), "wasserstein": w, "gp": gp}
+
+
+class CAE(_RateMethod):
+    """Compressive autoencoder: MSE only, deterministic B (the distortion-optimal reference)."""
+
+    name = "cae"
+
+    def __init__(self, net: NetConfig, cfg: MethodConfig, total_steps: int, **kw) -> None:
+        if net.noise:
+            net = NetConfig(**{**net.__dict__, "noise": False})
+        super().__init__(net, cfg, total_steps, **kw)
+        mode = "mean" if net.code_channels == 0 else "map"
+        self.codec = build_codec(net, mode, meta={"method": "cae"})
+        self.modules = {"codec": self.codec}
+        if mode == "map":
+            self._adam("codec", self.codec.parameters(), cfg.lr, cfg.betas)
+            self.schedulers["codec"] = _multistep(self.optimizers["codec"], cfg, total_steps)
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        x = batch(self.cfg.batch_size)
+        if self.codec.mode == "mean":
+            gen = self.codec.generator
+            assert isinstance(gen, ConstantImage)
+            gen.update(x)
+            return {"loss": float(losses.mse(gen(x), x)), "mse": float(losses.mse(gen(x), x))}
+        with self.autocast():
+            _, x_hat = self._decode_train(x)
+            loss = losses.mse(x_hat, x)
+        self._update("codec", loss, self.codec)
+        return {"loss": _num(loss), "mse": _num(loss)}
+
+
+METHOD_CLASSES: dict[str, type[Method]] = {
+    c.name: c for c in (WGANGP, WAE, WassersteinPP, DPLC, GC, CAE)
+}
+GENERATIVE = ("wgan_gp", "wae", "wpp")
+"""Methods that train the unconstrained generator G* (input to ``dplc``)."""
+
+
+def build_method(
+    net: NetConfig,
+    cfg: MethodConfig,
+    total_steps: int,
+    precision: str = "fp32",
+    generator: nn.Module | None = None,
+    grad_sync: GradSync | None = None,
+) -> Method:
+    """The method named ``cfg.name``; ``dplc`` needs the frozen ``generator`` G*."""
+    cls = METHOD_CLASSES[cfg.name]
+    kw = dict(precision=precision, grad_sync=grad_sync)
+    if cls is DPLC:
+        if generator is None:
+            raise ValueError("dplc needs a trained generator G* (from wpp, wgan_gp or wae)")
+        return DPLC(net, cfg, total_steps, generator=generator, **kw)
+    return cls(net, cfg, total_steps, **kw)
+
+
+def generator_of(method: Method) -> Generator:
+    """The trained G of a generative method (wgan_gp, wae, wpp)."""
+    if method.name not in GENERATIVE:
+        raise ValueError(f"{method.name} does not train an unconstrained generator")
+    return method.generator  # type: ignore[attr-defined]

@@ -1,0 +1,232 @@
+"""The single-process training loop: seeding, checkpoints, exact resume, NaN guard, callbacks.
+
+The loop knows nothing of Ray or MLflow. It calls :class:`Callback` hooks with the step's
+metrics and with every checkpoint it writes, so a pipeline can forward them to Ray Train or
+MLflow. Checkpoints hold the method's modules, optimisers and schedulers, the batch sampler's
+generator and torch's global RNG state, written atomically with ``torch.save`` and read back
+with ``torch.load(weights_only=True)`` (no arbitrary unpickling). A resumed run therefore
+continues bit-identically on the CPU.
+
+A non-finite loss stops the run with :class:`NonFiniteLossError`; the last good checkpoint is
+never overwritten by the bad step.
+
+Typical use::
+
+    method = build_method(cfg.net, cfg.method, cfg.loop.steps)
+    sampler = BatchSampler(to_tensor(train.images, 32), seed=cfg.loop.seed)
+    result = train(method, sampler, cfg.loop, checkpoint_dir="ckpt")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from dplc.codec import Codec
+from dplc.config import LoopConfig, NetConfig, TrainConfig
+from dplc.data import BatchSampler
+from dplc.methods import GradSync, Method, build_method, generator_of
+
+CHECKPOINT_NAME = "last.pt"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stopped and the last checkpoint was kept."""
+
+
+class Callback(Protocol):
+    """Hooks the loop calls; any may be omitted by subclassing :class:`NullCallback`."""
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_checkpoint(self, step: int, path: Path) -> None: ...
+
+
+class NullCallback:
+    """A callback that does nothing; subclass it and override what you need."""
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:  # noqa: D102
+        pass
+
+    def on_checkpoint(self, step: int, path: Path) -> None:  # noqa: D102
+        pass
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    steps: int
+    seconds: float
+    images_per_s: float
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    resumed_from: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (the modules' initial weights depend on it)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int) -> None:
+    """Limit torch's intra-op threads (0 keeps torch's default)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def save_checkpoint(path: Path, step: int, method: Method, sampler: BatchSampler) -> Path:
+    """Atomically write the full training state (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "step": step,
+        "method_name": method.name,
+        "method": method.state_dict(),
+        "sampler": sampler.state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path, method: Method, sampler: BatchSampler) -> int:
+    """Restore what :func:`save_checkpoint` wrote; returns the step to continue from."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("method_name") != method.name:
+        raise ValueError(
+            f"checkpoint {path} is for method {state.get('method_name')!r}, not {method.name!r}"
+        )
+    method.load_state_dict(state["method"])
+    sampler.set_state(state["sampler"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
+
+
+def _images_per_step(method: Method) -> int:
+    cfg = method.cfg
+    critic = cfg.n_critic * cfg.critic_batch_size if method.name in ("wgan_gp", "wpp", "gc") else 0
+    return cfg.batch_size + critic
+
+
+def train(
+    method: Method,
+    sampler: BatchSampler,
+    loop: LoopConfig,
+    checkpoint_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = True,
+) -> TrainResult:
+    """Run ``loop.steps`` steps of ``method``, checkpointing every ``loop.checkpoint_every``.
+
+    With ``resume`` and an existing ``checkpoint_dir/last.pt`` the run continues from there.
+    Metrics are averaged over each ``loop.log_every`` window before the callbacks see them.
+    """
+    set_threads(loop.threads)
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    start = 0
+    if resume and ckpt is not None and ckpt.is_file():
+        start = load_checkpoint(ckpt, method, sampler)
+    method.train(True)
+    progress = None
+    if loop.progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=loop.steps, initial=start, desc=method.name, unit="step", leave=False)
+    window: dict[str, list[float]] = {}
+    last: dict[str, float] = {}
+    t0 = time.perf_counter()
+    step = start
+    for step in range(start + 1, loop.steps + 1):
+        metrics = method.step(sampler)
+        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        if bad:
+            where = (
+                f"; last good checkpoint kept at {ckpt}"
+                if ckpt is not None and ckpt.is_file()
+                else ""
+            )
+            raise NonFiniteLossError(f"{method.name}: non-finite loss {bad} at step {step}{where}")
+        method.end_step()
+        for k, v in metrics.items():
+            window.setdefault(k, []).append(v)
+        if step % loop.log_every == 0 or step == loop.steps:
+            last = {k: float(np.mean(v)) for k, v in window.items()}
+            window = {}
+            for cb in callbacks:
+                cb.on_step(step, last)
+            if progress is not None:
+                progress.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
+        if ckpt is not None and (step % loop.checkpoint_every == 0 or step == loop.steps):
+            save_checkpoint(ckpt, step, method, sampler)
+            for cb in callbacks:
+                cb.on_checkpoint(step, ckpt)
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.close()
+    method.train(False)
+    seconds = time.perf_counter() - t0
+    done = max(step - start, 0)
+    ips = done * _images_per_step(method) / seconds if seconds > 0 and done else 0.0
+    return TrainResult(done, seconds, ips, last, ckpt, start)
+
+
+def fit(
+    cfg: TrainConfig,
+    images: torch.Tensor,
+    checkpoint_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    generator: torch.nn.Module | None = None,
+    grad_sync: GradSync | None = None,
+    rank: int = 0,
+) -> tuple[Method, TrainResult]:
+    """Build the method of ``cfg`` and train it on ``images`` (uint8, N x C x S x S).
+
+    Every rank builds identical initial weights (seeded with ``cfg.loop.seed``) and draws its
+    own batches (seed + 1000·rank); ``grad_sync`` averages gradients across ranks when set.
+    """
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != cfg.net.image_shape:
+        raise ValueError(
+            f"training images must be uint8 of shape (N, {', '.join(map(str, cfg.net.image_shape))}), "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
+    seed_everything(cfg.loop.seed)
+    set_threads(cfg.loop.threads)
+    method = build_method(
+        cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync
+    )
+    sampler = BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
+    result = train(method, sampler, cfg.loop, checkpoint_dir, callbacks)
+    return method, result
+
+
+def export_generator(method: Method, directory: str | Path) -> Codec:
+    """Save G* of a generative method as a rate-0 ``prior`` codec (its samples are the decodes)."""
+    net = NetConfig(**{**method.net.__dict__, "code_channels": 0})
+    codec = Codec(
+        net, generator_of(method), mode="prior", meta={"method": method.name, "role": "generator"}
+    )
+    codec.eval().save(directory)
+    return codec
+
+
+def export_codec(method: Method, directory: str | Path) -> Codec:
+    """Save the trained per-rate codec of ``dplc``, ``gc`` or ``cae``."""
+    codec = getattr(method, "codec", None)
+    if not isinstance(codec, Codec):
+        raise ValueError(f"{method.name} does not train a per-rate codec")
+    codec.eval().save(directory)
+    return codec

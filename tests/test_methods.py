@@ -1,0 +1,120 @@
+import pytest
+import torch
+from _tiny import fixed_batch, tiny_method, tiny_net
+
+from dplc.config import MethodConfig
+from dplc.methods import DPLC, build_method, generator_of
+from dplc.nets import Generator
+
+# (method, code channels, metric that must fall on a fixed batch, learning rate)
+CASES = [
+    ("wgan_gp", 0, "critic_loss", 1e-4),
+    ("wae", 0, "sqrt_mse", 3e-3),
+    ("wpp", 0, "sqrt_mse", 3e-3),
+    ("dplc", 2, "sqrt_mse", 3e-3),
+    ("gc", 2, "mse", 3e-3),
+    ("cae", 2, "mse", 3e-3),
+]
+
+
+def _trained_generator(x: torch.Tensor) -> Generator:
+    """A G* that has seen the batch (WAE steps), so its BatchNorm statistics are realistic."""
+    wae = build_method(tiny_net(), tiny_method("wae", lr=3e-3), 30)
+    _run(wae, 30, lambda n: x[:n])
+    return generator_of(wae).eval()
+
+
+def _run(method, steps: int, batch) -> list[dict]:
+    out = []
+    for _ in range(steps):
+        out.append(method.step(batch))
+        method.end_step()
+    return out
+
+
+@pytest.mark.parametrize("name,c,metric,lr", CASES)
+def test_loss_falls_on_fixed_tiny_batch(name, c, metric, lr):
+    x = fixed_batch(16)
+    batch = lambda n: x[:n]  # noqa: E731
+    gen = _trained_generator(x) if name == "dplc" else None
+    extra = {"lambda_rate": 1.0} if name == "dplc" else {}  # MMD on 16 samples is noisy
+    m = build_method(
+        tiny_net(code_channels=c), tiny_method(name, lr=lr, **extra), 40, generator=gen
+    )
+    hist = [h[metric] for h in _run(m, 40, batch)]
+    first, last = sum(hist[:5]) / 5, sum(hist[-5:]) / 5
+    assert last < first - 0.05 * abs(first), (name, first, last)
+
+
+def test_dplc_leaves_generator_bit_identical():
+    net = tiny_net(code_channels=2)
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    before = {k: v.clone() for k, v in g_star.state_dict().items()}
+    m = build_method(net, tiny_method("dplc"), 20, generator=g_star)
+    assert isinstance(m, DPLC)
+    inner_before = {k: v.clone() for k, v in m.codec.generator.state_dict().items()}
+    _run(m, 20, lambda n: x[:n])
+    for k, v in m.codec.generator.state_dict().items():
+        assert torch.equal(v, inner_before[k]), k
+        assert torch.equal(v, before[k]), k
+    enc_changed = any(
+        not torch.equal(p, q)
+        for p, q in zip(
+            m.codec.encoder.parameters(),
+            build_method(net, tiny_method("dplc"), 1, generator=g_star).codec.encoder.parameters(),
+            strict=True,
+        )
+    )
+    assert enc_changed
+
+
+def test_dplc_at_rate_zero_samples_the_generator():
+    net = tiny_net(code_channels=0)
+    g_star = Generator(net).eval()
+    m = build_method(net, tiny_method("dplc"), 1, generator=g_star)
+    assert m.codec.mode == "prior" and m.trainable_parameters() == 0
+    sym = m.codec.encode(fixed_batch(4))
+    torch.manual_seed(0)
+    out = m.codec.decode(sym, seed=7)
+    z = torch.randn(4, net.latent_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        assert torch.allclose(out, g_star(z))
+
+
+def test_cae_at_rate_zero_outputs_the_training_mean():
+    x = fixed_batch(16)
+    m = build_method(tiny_net(code_channels=0), tiny_method("cae", batch_size=16), 3)
+    _run(m, 3, lambda n: x[:n])
+    out = m.codec.decode(m.codec.encode(x), seed=0)
+    assert torch.allclose(out, x.mean(0, keepdim=True).expand_as(out), atol=1e-6)
+
+
+def test_gc_at_rate_zero_is_a_pure_gan():
+    x = fixed_batch(16)
+    m = build_method(tiny_net(code_channels=0), tiny_method("gc"), 2)
+    metrics = _run(m, 2, lambda n: x[:n])[-1]
+    assert metrics["loss"] == pytest.approx(m.cfg.lambda_gan * metrics["adv"], rel=1e-4)
+
+
+def test_generator_of_and_errors():
+    m = build_method(tiny_net(), tiny_method("wpp"), 1)
+    assert isinstance(generator_of(m), Generator)
+    with pytest.raises(ValueError, match="does not train an unconstrained generator"):
+        generator_of(build_method(tiny_net(code_channels=1), tiny_method("cae"), 1))
+    with pytest.raises(ValueError, match="needs a trained generator"):
+        build_method(tiny_net(code_channels=1), tiny_method("dplc"), 1)
+
+
+def test_bf16_step_runs_and_is_finite():
+    x = fixed_batch(16)
+    m = build_method(tiny_net(), tiny_method("wpp"), 2, precision="bf16")
+    for v in _run(m, 2, lambda n: x[:n])[-1].values():
+        assert v == v and abs(v) < 1e6
+
+
+def test_unknown_method_rejected():
+    from dplc.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown method"):
+        MethodConfig(name="vae")

@@ -1,0 +1,131 @@
+import pytest
+import torch
+from _tiny import fixed_batch, tiny_method, tiny_net
+
+from dplc.config import LoopConfig
+from dplc.data import BatchSampler, to_tensor
+from dplc.methods import build_method
+from dplc.train import CHECKPOINT_NAME, NonFiniteLossError, NullCallback, train
+
+
+def _images(n=64):
+    x = fixed_batch(n)
+    return ((x + 1) * 127.5).round().to(torch.uint8)
+
+
+def _setup(name="wpp", steps=6, seed=3, c=0):
+    torch.manual_seed(seed)
+    method = build_method(tiny_net(code_channels=c), tiny_method(name), steps)
+    return method, BatchSampler(_images(), seed=seed)
+
+
+class Recorder(NullCallback):
+    def __init__(self):
+        self.steps, self.ckpts = [], []
+
+    def on_step(self, step, metrics):
+        self.steps.append((step, metrics))
+
+    def on_checkpoint(self, step, path):
+        self.ckpts.append((step, path))
+
+
+def _params(method):
+    return {
+        f"{k}.{n}": t.clone() for k, m in method.modules.items() for n, t in m.state_dict().items()
+    }
+
+
+@pytest.mark.parametrize("name,c", [("wpp", 0), ("dplc", 2)])
+def test_resume_continues_bit_identically(tmp_path, name, c):
+    loop = LoopConfig(steps=6, seed=3, checkpoint_every=3, log_every=1, progress=False)
+    from dplc.nets import Generator
+
+    def make():
+        torch.manual_seed(3)
+        gen = Generator(tiny_net()).eval() if name == "dplc" else None
+        m = build_method(tiny_net(code_channels=c), tiny_method(name), loop.steps, generator=gen)
+        return m, BatchSampler(_images(), seed=3)
+
+    full, s_full = make()
+    rec_full = Recorder()
+    train(full, s_full, loop, tmp_path / "full", [rec_full])
+
+    part, s_part = make()
+    train(part, s_part, LoopConfig(**{**loop.__dict__, "steps": 3}), tmp_path / "part")
+    # a fresh process would rebuild everything from scratch: new objects, other RNG state
+    torch.manual_seed(999)
+    resumed, s_res = make()
+    torch.manual_seed(12345)
+    rec_res = Recorder()
+    result = train(resumed, s_res, loop, tmp_path / "part", [rec_res])
+    assert result.resumed_from == 3 and result.steps == 3
+    a, b = _params(full), _params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert rec_full.steps[3:] == rec_res.steps
+
+
+def test_checkpoints_written_and_reported(tmp_path):
+    method, sampler = _setup(steps=5)
+    rec = Recorder()
+    loop = LoopConfig(steps=5, checkpoint_every=2, log_every=2, progress=False)
+    result = train(method, sampler, loop, tmp_path, [rec])
+    assert [s for s, _ in rec.ckpts] == [2, 4, 5]
+    assert [s for s, _ in rec.steps] == [2, 4, 5]
+    assert (tmp_path / CHECKPOINT_NAME).is_file()
+    assert result.images_per_s > 0
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert state["step"] == 5 and state["method_name"] == "wpp"
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
+    method, sampler = _setup(name="cae", c=1, steps=10)
+    loop = LoopConfig(steps=10, checkpoint_every=2, log_every=1, progress=False)
+    real_step = method.step
+    calls = {"n": 0}
+
+    def poisoned(batch):
+        calls["n"] += 1
+        out = real_step(batch)
+        if calls["n"] == 5:
+            out["loss"] = float("nan")
+        return out
+
+    method.step = poisoned
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite loss .*nan.* at step 5; last good checkpoint kept at"
+    ):
+        train(method, sampler, loop, tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert state["step"] == 4
+
+
+def test_nan_from_poisoned_data_is_caught(tmp_path):
+    method, _ = _setup(name="cae", c=1)
+    images = _images()
+
+    class NaNSampler(BatchSampler):
+        def __call__(self, n):
+            x = super().__call__(n)
+            x[0, 0, 0, 0] = float("nan")
+            return x
+
+    with pytest.raises(NonFiniteLossError):
+        train(method, NaNSampler(images, 0), LoopConfig(steps=3, progress=False), tmp_path)
+    assert not (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_checkpoint_of_other_method_is_refused(tmp_path):
+    m1, s1 = _setup(name="wae")
+    train(m1, s1, LoopConfig(steps=1, progress=False), tmp_path)
+    m2, s2 = _setup(name="wpp")
+    with pytest.raises(ValueError, match="is for method 'wae'"):
+        train(m2, s2, LoopConfig(steps=2, progress=False), tmp_path)
+
+
+def test_to_tensor_is_used_for_sampler():
+    imgs = to_tensor(_images(4).permute(0, 2, 3, 1).numpy(), 32)
+    s = BatchSampler(imgs, 0)
+    assert s(3).shape == (3, 1, 32, 32)
