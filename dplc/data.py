@@ -429,7 +429,7 @@ def to_tensor(images: np.ndarray, image_size: int) -> Tensor:
         raise DataFormatError(
             f"images are {h}x{w}, larger than the network's {image_size}x{image_size}"
         )
-    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    t = torch.from_numpy(np.require(images, requirements=['C', 'W'])).permute(0, 3, 1, 2)
     top, left = (image_size - h) // 2, (image_size - w) // 2
     out = torch.zeros(n, c, image_size, image_size, dtype=torch.uint8)
     out[:, :, top : top + h, left : left + w] = t

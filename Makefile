@@ -1,0 +1,26 @@
+# The two fresh-machine commands (see README):
+#   make main   set up, then run the default pipeline (`dvc repro`)
+#   make test   set up, then run the tests
+SHELL := /bin/bash
+VENV := .venv/bin
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup main quick test lint bench ui
+
+setup:
+	bash scripts/setup.sh
+
+main: setup
+	$(VENV)/python -m pipelines.profile default
+	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/dvc repro
+
+quick: setup
+	$(VENV)/python -m pipelines.profile quick
+	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/dvc repro
+
+test: setup
+	$(VENV)/ruff check dplc pipelines tests benchmarks
+	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q --timeout 1800
+
+ui:
+	$(VENV)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

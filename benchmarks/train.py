@@ -1,0 +1,92 @@
+"""Training throughput of the six methods (issue 2 benchmark).
+
+Images/s = images drawn per optimisation step (generator batch + n_critic critic batches) /
+seconds per step, after warm-up, for the default 32x32 widths and the paper's 64x64 widths,
+in fp32 and under bf16 autocast. Prints a table and writes ``reports/bench/train.json``.
+
+    python benchmarks/train.py [--steps 5] [--threads 2] [--out reports/bench/train.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from dplc.config import MethodConfig, NetConfig, from_dict, method_defaults
+from dplc.methods import build_method
+from dplc.nets import Generator
+from dplc.train import _images_per_step
+
+RATE_METHODS = ("dplc", "gc", "cae")
+
+
+def default_profile(params_path: Path) -> tuple[dict, dict]:
+    """Net and per-method overrides of the default profile in params.yaml (if present)."""
+    if not params_path.is_file():
+        return {}, {}
+    p = yaml.safe_load(params_path.read_text())
+    return p.get("net", {}), p.get("methods", {})
+
+
+def measure(net: NetConfig, cfg: MethodConfig, precision: str, steps: int) -> float:
+    torch.manual_seed(0)
+    data = torch.rand(2048, *net.image_shape) * 2 - 1
+    batch = lambda n: data[torch.randint(0, data.shape[0], (n,))]  # noqa: E731
+    gen = Generator(NetConfig(**{**net.__dict__, "code_channels": 0})).eval() if cfg.name == "dplc" else None
+    method = build_method(net, cfg, 1000, precision=precision, generator=gen)
+    method.step(batch)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        method.step(batch)
+        method.end_step()
+    dt = (time.perf_counter() - t0) / steps
+    return _images_per_step(method) / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps-64", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--out", type=Path, default=Path("reports/bench/train.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    net_over, meth_over = default_profile(args.params)
+    small = {"width": 32, "latent_dim": 32, "critic_width": 16} | {
+        k: v for k, v in net_over.items() if k in ("width", "latent_dim", "critic_width", "levels")
+    }
+    large = {"image_size": 64, "channels": 3, "width": 64, "latent_dim": 128}
+    out: dict = {
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "net_32": small,
+        "net_64": large,
+        "code_channels_rate_methods": 4,
+    }
+    print(f"{'method':8s} {'geometry':9s} {'precision':9s} {'images/s':>10s}")
+    for name in ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae"):
+        c = 4 if name in RATE_METHODS else 0
+        cfg = from_dict(MethodConfig, method_defaults(name) | meth_over.get(name, {}) | {"name": name})
+        cfg64 = from_dict(MethodConfig, method_defaults(name))
+        for geom, netd, steps, mcfg in (("32", small, args.steps, cfg), ("64", large, args.steps_64, cfg64)):
+            net = from_dict(NetConfig, netd | {"code_channels": c})
+            for precision in ("fp32", "bf16"):
+                ips = measure(net, mcfg, precision, steps)
+                key = f"{name}{'_64px' if geom == '64' else ''}{'_bf16' if precision == 'bf16' else ''}_images_per_s"
+                out[key] = round(ips, 1)
+                print(f"{name:8s} {geom + 'x' + geom:9s} {precision:9s} {ips:10.1f}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Metrics of SPEC §4: MSE, PSNR, conditional pixel variance, bpp, and FID/KID via torch-fidelity.
+
+All distortion metrics take images in [-1, 1]. FID and KID are computed by torch-fidelity over
+a registered feature extractor (never a hand-written Fréchet distance); the metric names say
+which features were used: ``*_featnet`` for the domain classifier, ``*_inception`` for
+Inception-v3 when its weights file is available locally.
+
+>>> import torch
+>>> x = torch.zeros(2, 1, 4, 4)
+>>> round(mse(x + 0.1, x), 6), round(psnr(x + 0.1, x), 2)
+(0.01, 40.17)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dplc.codec import Codec
+from dplc.data import crop_to, to_float, to_tensor, to_uint8
+from dplc.entropy import EntropyModel
+
+
+def mse(x_hat: Tensor, x: Tensor) -> float:
+    """Mean squared error on the [-1, 1] scale (the paper's)."""
+    return float(((x_hat.double() - x.double()) ** 2).mean())
+
+
+def psnr(x_hat: Tensor, x: Tensor) -> float:
+    """PSNR in dB on [0, 255]: MSE on [-1, 1] times 127.5², peak 255, over the whole set."""
+    m = mse(to_uint8(x_hat).double() / 127.5 - 1.0, to_uint8(x).double() / 127.5 - 1.0) * 127.5**2
+    return float("inf") if m == 0 else 10.0 * math.log10(255.0**2 / m)
+
+
+def conditional_pixel_variance(decode: Callable[[int], Tensor], repeats: int = 100) -> float:
+    """PV: decode the same inputs ``repeats`` times with fresh noise (``decode(seed)``); the mean
+    over pixels of the per-pixel variance across decodes (SPEC §4)."""
+    decodes = torch.stack([decode(seed).double() for seed in range(repeats)])
+    return float(decodes.var(dim=0, unbiased=True).mean())
+
+
+def bpp(bits_per_image: float, height: int, width: int) -> float:
+    """Bits per pixel of one image of ``height`` x ``width``."""
+    return bits_per_image / (height * width)
+
+
+class _Uint8Set(torch.utils.data.Dataset):
+    """torch-fidelity wants datasets of uint8 (C, H, W) tensors."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images if images.dtype == torch.uint8 else to_uint8(images)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.images[i]
+
+
+def fid_kid(
+    real: Tensor,
+    fake: Tensor,
+    featnet_path: str | Path | None = None,
+    inception_path: str | Path | None = None,
+    kid_subset_size: int = 1000,
+    batch_size: int = 500,
+) -> dict[str, float]:
+    """FID and KID between two image sets (uint8, or float in [-1, 1]) through torch-fidelity.
+
+    Uses the domain feature network at ``featnet_path`` (keys ``fid_featnet``, ``kid_featnet``)
+    and, when ``inception_path`` names a local weights file, Inception-v3 as well
+    (``fid_inception``, ``kid_inception``; 3-channel 299x299 resizing is torch-fidelity's).
+    """
+    import torch_fidelity
+
+    from dplc import featnet
+
+    out: dict[str, float] = {}
+    n = min(real.shape[0], fake.shape[0])
+    common = dict(
+        input1=_Uint8Set(real), input2=_Uint8Set(fake), cuda=False, fid=True, kid=True,
+        kid_subset_size=min(kid_subset_size, n), batch_size=batch_size, verbose=False,
+        save_cpu_ram=True, cache=False,
+    )  # fmt: skip
+    if featnet_path is not None:
+        featnet.register()
+        m = torch_fidelity.calculate_metrics(
+            **common,
+            feature_extractor=featnet.EXTRACTOR_NAME,
+            feature_extractor_weights_path=str(featnet_path),
+            feature_layer_fid=featnet.FEATURE_LAYER,
+            feature_layer_kid=featnet.FEATURE_LAYER,
+        )
+        out["fid_featnet"] = float(m["frechet_inception_distance"])
+        out["kid_featnet"] = float(m["kernel_inception_distance_mean"])
+    if inception_path is not None:
+        if not Path(inception_path).is_file():
+            raise FileNotFoundError(
+                f"Inception weights not found at {inception_path}; they are never downloaded"
+            )
+        rgb = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t  # noqa: E731
+        m = torch_fidelity.calculate_metrics(
+            **(
+                common
+                | {
+                    "input1": _Uint8Set(rgb(_Uint8Set(real).images)),
+                    "input2": _Uint8Set(rgb(_Uint8Set(fake).images)),
+                }
+            ),
+            feature_extractor="inception-v3-compat",
+            feature_extractor_weights_path=str(inception_path),
+        )
+        out["fid_inception"] = float(m["frechet_inception_distance"])
+        out["kid_inception"] = float(m["kernel_inception_distance_mean"])
+    return out
+
+
+def evaluate_codec(
+    codec: Codec,
+    entropy_model: EntropyModel | None,
+    test_images: np.ndarray,
+    featnet_path: str | Path | None,
+    model_name: str = "eval",
+    pv_batch: int = 64,
+    pv_repeats: int = 100,
+    inception_path: str | Path | None = None,
+    sample_fid: bool = False,
+) -> dict[str, float]:
+    """Every SPEC §4 metric of one codec on uint8 test images (N, H, W, C) at their own size.
+
+    Distortion (MSE on [-1, 1], PSNR on [0, 255]) is measured on the original H x W pixels;
+    the images go through a real ``.dplc`` file (ANS payload) so the bpp figures are the file's:
+    ``bpp_fixed`` (C·16·log2 L), ``bpp_ideal`` (the entropy model's information content),
+    ``bpp_payload`` (ANS payload bytes) and ``bpp_file`` (whole file, header included, the N
+    images in one file). rFID/KID compare the test images with their decodes (seed 0), sFID
+    with as many generator samples (``sample_fid``); PV decodes the first ``pv_batch`` test
+    images ``pv_repeats`` times with seeds 0..repeats-1.
+    """
+    from dplc import bitstream
+
+    n, h, w, _ = test_images.shape
+    pixels = n * h * w
+    blob = bitstream.compress(codec, entropy_model, test_images, model_name, 0, seed=0, mode="ans")
+    header, payload = bitstream.unpack(blob)
+    decoded = bitstream.decompress(blob, codec, entropy_model)  # uint8 (N, H, W, C)
+    x = to_float(torch.from_numpy(np.ascontiguousarray(test_images)).permute(0, 3, 1, 2))
+    x_hat = to_float(torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2))
+    symbols = bitstream.decode_payload(header, payload, entropy_model)
+    out: dict[str, float] = {
+        "images": float(n),
+        "bits_fixed": codec.bits_per_image,
+        "bits_ideal": entropy_model.information_bits(symbols) / n
+        if entropy_model is not None
+        else codec.bits_per_image,
+        "bits_payload": 8.0 * len(payload) / n,
+        "bpp_fixed": codec.bits_per_image / (h * w),
+        "bpp_ideal": (
+            entropy_model.information_bits(symbols)
+            if entropy_model is not None
+            else codec.bits_per_image * n
+        )
+        / pixels,
+        "bpp_payload": 8.0 * len(payload) / pixels,
+        "bpp_file": 8.0 * len(blob) / pixels,
+        "mse": mse(x_hat, x),
+        "psnr": psnr(x_hat, x),
+    }
+    size = codec.net.image_size
+    padded_real = to_tensor(test_images, size)
+    padded_fake = to_tensor(decoded, size)
+    if featnet_path is not None or inception_path is not None:
+        r = fid_kid(padded_real, padded_fake, featnet_path, inception_path)
+        out |= {f"r{k}": v for k, v in r.items()}
+        if sample_fid:
+            samples = to_uint8(codec.sample(n, seed=1))
+            s = fid_kid(padded_real, samples, featnet_path, inception_path)
+            out |= {f"s{k}": v for k, v in s.items()}
+    first = to_float(to_tensor(test_images[:pv_batch], size))
+    symbols_pv = codec.encode(first)
+    out["pv"] = conditional_pixel_variance(
+        lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w), pv_repeats
+    )
+    return out

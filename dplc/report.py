@@ -1,0 +1,243 @@
+"""Results files, plots and the summary table from evaluation outputs.
+
+One schema for learned and classical codecs (like CompressAI's results files): a JSON object
+per codec ::
+
+    {"name": "dplc_wpp", "kind": "learned" | "classical", "features": "featnet",
+     "results": {"bits": [...], "bpp_fixed": [...], "bpp_payload": [...], "bpp_file": [...],
+                 "mse": [...], "psnr": [...], "rfid_featnet": [...], "pv": [...], ...}}
+
+where every list is aligned with the codec's operating points (rates, or quality settings).
+:func:`build_results` turns the evaluate stage's per-rate files into that schema and
+:func:`write_report` draws the plots (PNG, plus CSV for ``dvc plots``) and the Markdown table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+LEARNED_KEYS = (
+    "bits_fixed", "bits_ideal", "bits_payload", "bpp_fixed", "bpp_ideal", "bpp_payload", "bpp_file",
+    "mse", "psnr", "rfid_featnet", "rkid_featnet", "sfid_featnet", "skid_featnet", "pv",
+)  # fmt: skip
+
+
+def build_results(
+    rate_files: list[dict[str, Any]], classical: dict[str, Any] | None = None
+) -> dict[str, dict]:
+    """Per-rate evaluation outputs (+ classical sweep) -> {codec: results object}."""
+    by_codec: dict[str, dict[str, list]] = {}
+    for rf in sorted(rate_files, key=lambda r: r["code_channels"]):
+        for name, m in rf["codecs"].items():
+            res = by_codec.setdefault(name, {"code_channels": []})
+            res["code_channels"].append(rf["code_channels"])
+            for k in LEARNED_KEYS:
+                res.setdefault(k, []).append(m.get(k, float("nan")))
+    out = {
+        name: {"name": name, "kind": "learned", "features": "featnet", "results": res}
+        for name, res in by_codec.items()
+    }
+    for name, points in (classical or {}).get("codecs", {}).items():
+        keys = sorted({k for p in points for k in p})
+        res = {k: [p.get(k, float("nan")) for p in points] for k in keys}
+        out[name] = {"name": name, "kind": "classical", "features": "featnet", "results": res}
+    return out
+
+
+def _finite(v: float) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _plot(
+    results: dict[str, dict],
+    x: str,
+    y: str,
+    path: Path,
+    logy: bool = False,
+    learned_only: bool = False,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for name, r in sorted(results.items()):
+        res = r["results"]
+        if learned_only and r["kind"] != "learned":
+            continue
+        xs = res.get(x if r["kind"] == "learned" else "bpp_file", [])
+        ys = res.get(y, [])
+        pts = [(a, b) for a, b in zip(xs, ys, strict=False) if _finite(a) and _finite(b)]
+        if not pts:
+            continue
+        style = "-o" if r["kind"] == "learned" else "--."
+        ax.plot(*zip(*pts, strict=True), style, label=name, ms=4)
+    ax.set_xlabel(x.replace("_", " ") + (" (classical: file bpp)" if not learned_only else ""))
+    ax.set_ylabel(y.replace("_", " "))
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    return f"{v:.{digits}g}" if _finite(v) else "–"
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    """The summary table: one row per learned codec and rate, then the classical points."""
+    lines = [
+        "| codec | C | bits fixed | bpp fixed | bpp payload | MSE | PSNR | rFID | sFID | KID | PV |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items()):
+        if r["kind"] != "learned":
+            continue
+        res = r["results"]
+        for i, c in enumerate(res["code_channels"]):
+            g = lambda k: res.get(k, [float("nan")] * (i + 1))[i]  # noqa: E731
+            lines.append(
+                f"| {name} | {c} | {_fmt(g('bits_fixed'))} | {_fmt(g('bpp_fixed'), 3)} | {_fmt(g('bpp_payload'), 3)} | "
+                f"{_fmt(g('mse'))} | {_fmt(g('psnr'), 3)} | {_fmt(g('rfid_featnet'), 3)} | {_fmt(g('sfid_featnet'), 3)} | "
+                f"{_fmt(g('rkid_featnet'), 2)} | {_fmt(g('pv'), 3)} |"
+            )
+    classical = [(n, r) for n, r in sorted(results.items()) if r["kind"] == "classical"]
+    if classical:
+        lines += [
+            "",
+            "| classical | quality | bpp file | bpp payload | MSE | PSNR | rFID |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in classical:
+            res = r["results"]
+            for i in range(len(res.get("quality", []))):
+                g = lambda k: res.get(k, [float("nan")] * (i + 1))[i]  # noqa: E731
+                lines.append(
+                    f"| {name} | {_fmt(g('quality'))} | {_fmt(g('bpp_file'), 3)} | {_fmt(g('bpp_payload'), 3)} | "
+                    f"{_fmt(g('mse'))} | {_fmt(g('psnr'), 3)} | {_fmt(g('rfid_featnet'), 3)} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    results: dict[str, dict], out_dir: str | Path, extra_md: str = ""
+) -> dict[str, Path]:
+    """Write results/<codec>.json, plots (PNG + CSV) and results.md under ``out_dir``."""
+    out = Path(out_dir)
+    files: dict[str, Path] = {}
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    for name, r in results.items():
+        p = out / "results" / f"{name}.json"
+        p.write_text(json.dumps(r, indent=2))
+        files[f"results/{name}"] = p
+    plots = out / "plots"
+    files["mse.png"] = _plot(results, "bpp_payload", "mse", plots / "mse.png", logy=True)
+    files["psnr.png"] = _plot(results, "bpp_payload", "psnr", plots / "psnr.png")
+    files["rfid.png"] = _plot(results, "bpp_payload", "rfid_featnet", plots / "rfid.png", logy=True)
+    files["pv.png"] = _plot(results, "bits_fixed", "pv", plots / "pv.png", learned_only=True)
+    files["mse.csv"] = _csv_named(results, "bpp_payload", "mse", plots / "mse.csv", "bpp")
+    files["rfid.csv"] = _csv_named(
+        results, "bpp_payload", "rfid_featnet", plots / "rfid.csv", "bpp", "rfid"
+    )
+    files["pv.csv"] = _csv_named(
+        results, "bits_fixed", "pv", plots / "pv.csv", "bits", "pv", learned_only=True
+    )
+    md = out / "results.md"
+    md.write_text(
+        "# Results\n\nFIDs use the domain feature network (`featnet`), not Inception.\n\n"
+        + markdown_table(results)
+        + extra_md
+    )
+    files["results.md"] = md
+    return files
+
+
+def _csv_named(
+    results: dict[str, dict],
+    x: str,
+    y: str,
+    path: Path,
+    x_name: str,
+    y_name: str | None = None,
+    learned_only: bool = False,
+) -> Path:
+    """CSV for `dvc plots` with column names ``x_name`` and ``y_name``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["codec", x_name, y_name or y])
+        for name, r in sorted(results.items()):
+            if learned_only and r["kind"] != "learned":
+                continue
+            res = r["results"]
+            xs = res.get(x if r["kind"] == "learned" else "bpp_file", [])
+            for a, b in zip(xs, res.get(y, []), strict=False):
+                if _finite(a) and _finite(b):
+                    w.writerow([name, a, b])
+    return path
+
+
+def _series(results: dict[str, dict], name: str, key: str) -> list[float]:
+    return list(results.get(name, {}).get("results", {}).get(key, []))
+
+
+def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]:
+    """The paper's five findings (SPEC §5), each True/False with the numbers behind it.
+
+    Thresholds (stated so they can be argued with): (i) MSE_dplc(0) / MSE_cae(0) in [1.5, 2.5];
+    (ii) MSE non-increasing in rate for every learned codec; (iii) |rFID_dplc(R) − sFID(G*)| ≤
+    max(0.5·sFID, 2) at every rate; (iv) PV_gc(R) ≤ 0.1·PV_gc(0) for R > 0 while PV_dplc is
+    non-increasing and PV_dplc(first R > 0) ≥ 0.1·PV_dplc(0); (v) rFID_cae ≥ 2·rFID_dplc at the
+    lowest positive rate.
+    """
+    cc = _series(results, dplc, "code_channels")
+    mse_d, mse_c = _series(results, dplc, "mse"), _series(results, "cae", "mse")
+    out: dict[str, Any] = {}
+    if cc and mse_c and cc[0] == 0:
+        ratio = mse_d[0] / mse_c[0] if mse_c[0] > 0 else float("nan")
+        out["i_rate0_twice_variance"] = {"held": bool(1.5 <= ratio <= 2.5), "ratio": ratio}
+    mono = {}
+    for name, r in results.items():
+        if r["kind"] == "learned":
+            m = r["results"]["mse"]
+            mono[name] = all(b <= a * 1.02 for a, b in zip(m, m[1:], strict=False))
+    out["ii_mse_falls_with_rate"] = {"held": bool(mono) and all(mono.values()), "per_codec": mono}
+    rfid, sfid = _series(results, dplc, "rfid_featnet"), _series(results, dplc, "sfid_featnet")
+    if rfid and sfid:
+        s = sfid[0]
+        gaps = [abs(r - s) for r in rfid]
+        out["iii_rfid_near_sfid"] = {
+            "held": all(g <= max(0.5 * s, 2.0) for g in gaps),
+            "sfid": s,
+            "rfid": rfid,
+        }
+    pv_g, pv_d = _series(results, "gc", "pv"), _series(results, dplc, "pv")
+    if len(pv_g) > 1 and len(pv_d) > 1:
+        collapse = all(p <= 0.1 * pv_g[0] for p in pv_g[1:])
+        gradual = (
+            all(b <= a * 1.05 for a, b in zip(pv_d, pv_d[1:], strict=False))
+            and pv_d[1] >= 0.1 * pv_d[0]
+        )
+        out["iv_gc_pv_collapses_dplc_gradual"] = {
+            "held": bool(collapse and gradual),
+            "pv_gc": pv_g,
+            "pv_dplc": pv_d,
+        }
+    rf_c = _series(results, "cae", "rfid_featnet")
+    if len(rf_c) > 1 and len(rfid) > 1:
+        out["v_cae_fid_poor_at_low_rate"] = {
+            "held": bool(rf_c[1] >= 2 * rfid[1]),
+            "rfid_cae": rf_c[1],
+            "rfid_dplc": rfid[1],
+        }
+    return out

@@ -1,0 +1,100 @@
+"""DVC stage `evaluate`: every trained codec at one rate, or the classical codecs, on the test split.
+
+    python -m pipelines.evaluate --rate 4        # -> runs/eval/c4.json
+    python -m pipelines.evaluate --classical     # -> runs/eval/classical.json
+
+The numbers come from :func:`dplc.metrics.evaluate_codec` and :func:`dplc.codecs.evaluate_classical`,
+the same library code a user calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from dplc import data, metrics
+from dplc.codec import Codec
+from dplc.entropy import load_entropy_model
+from pipelines import params as P
+from pipelines import tracking
+
+
+def _featnet() -> Path:
+    return P.RUNS / "featnet" / "featnet.safetensors"
+
+
+def _test_images(params: dict):
+    n = int(params["evaluate"]["test_images"])
+    return data.read_split(P.prepared_dir(), "test", limit=n).images
+
+
+def evaluate_rate(params: dict, rate: int) -> dict:
+    e = params["evaluate"]
+    test = _test_images(params)
+    inception = params["featnet"].get("inception_weights")
+    results: dict[str, dict] = {}
+    for codec_dir in sorted(P.RUNS.glob(f"train/*/{rate}/codec")):
+        name = codec_dir.parent.parent.name
+        t0 = time.perf_counter()
+        codec = Codec.load(codec_dir)
+        entropy = load_entropy_model(codec_dir)
+        m = metrics.evaluate_codec(
+            codec, entropy, test, _featnet(), model_name=name,
+            pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
+            inception_path=inception, sample_fid=name.startswith("dplc"),
+        )  # fmt: skip
+        m["seconds"] = time.perf_counter() - t0
+        results[name] = m
+        print(name, rate, {k: round(v, 4) for k, v in m.items()})
+    return {
+        "code_channels": rate,
+        "features": "featnet" + ("+inception" if inception else ""),
+        "codecs": results,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="evaluate codecs on the test split")
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rate", type=int, help="code channels C of the learned codecs to evaluate")
+    g.add_argument("--classical", action="store_true", help="the classical codec baselines")
+    args = ap.parse_args()
+    params = P.load()
+    tracking.check_store(params)
+    out_dir = P.RUNS / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if args.classical:
+        from dplc import codecs
+
+        e = params["evaluate"]
+        result = {
+            "features": "featnet",
+            "codecs": codecs.evaluate_classical(
+                _test_images(params), _featnet(), e["classical"], params["data"]["image_size"]
+            ),
+        }
+        out, stage = out_dir / "classical.json", "evaluate-classical"
+    else:
+        result = evaluate_rate(params, args.rate)
+        out, stage = out_dir / f"c{args.rate}.json", f"evaluate-c{args.rate}"
+    result["seconds"] = time.perf_counter() - t0
+    out.write_text(json.dumps(result, indent=2))
+    with tracking.stage_run(params, "evaluate", run_name=stage) as run:
+        run.log_params({"evaluate": params["evaluate"]})
+        for name, m in result["codecs"].items():
+            if isinstance(m, dict) and all(isinstance(v, (int, float)) for v in m.values()):
+                run.log_metrics({f"{name}.{k}": v for k, v in m.items()})
+            elif isinstance(m, list):
+                for i, point in enumerate(m):
+                    run.log_metrics(
+                        {f"{name}.{k}": v for k, v in point.items() if isinstance(v, (int, float))},
+                        step=i,
+                    )
+        run.log_artifact(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""DVC stage `featnet`: the domain classifier whose penultimate features FID/KID use.
+
+    python -m pipelines.featnet
+
+Writes ``runs/featnet/featnet.safetensors`` and ``runs/featnet/metrics.json`` (test accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from dplc import data, featnet
+from pipelines import params as P
+from pipelines import tracking
+
+
+def main() -> None:
+    params = P.load()
+    tracking.check_store(params)
+    f = params["featnet"]
+    torch.set_num_threads(max(1, P.ray_params(params).threads_per_worker))
+    root = P.prepared_dir()
+    size = params["data"]["image_size"]
+    train = data.read_split(root, "train")
+    test = data.read_split(root, "test")
+    net, report = featnet.train_featnet(
+        data.to_tensor(train.images, size),
+        torch.from_numpy(train.labels),
+        epochs=int(f["epochs"]),
+        batch_size=int(f["batch_size"]),
+        lr=float(f["lr"]),
+        seed=int(params["seed"]),
+        test=(data.to_tensor(test.images, size), torch.from_numpy(test.labels)),
+    )
+    out = P.RUNS / "featnet"
+    featnet.save_featnet(net, out / "featnet.safetensors")
+    metrics = {"featnet_test_accuracy": report.test_accuracy, "featnet_seconds": report.seconds}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(metrics)
+    with tracking.stage_run(params, "featnet") as run:
+        run.log_params({"featnet": f})
+        run.log_metrics(metrics)
+        run.log_artifact(out / "featnet.safetensors")
+
+
+if __name__ == "__main__":
+    main()

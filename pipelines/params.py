@@ -1,0 +1,124 @@
+"""params.yaml -> typed configuration for the stages (the only place params are read).
+
+Every stage calls :func:`load` and then asks for what it needs, e.g. :func:`train_config` for
+one method at one rate. Tuned values written by the ``tune`` stage (``runs/tune/best.yaml``)
+are merged in for ``dplc`` when present, so the DAG carries the search result to training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dplc.config import (
+    LoopConfig,
+    MethodConfig,
+    NetConfig,
+    TrainConfig,
+    from_dict,
+    method_defaults,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS = ROOT / "params.yaml"
+RUNS = ROOT / "runs"
+TUNED = RUNS / "tune" / "best.yaml"
+
+
+@dataclass(frozen=True)
+class RayParams:
+    address: str | None
+    num_workers: int
+    use_gpu: bool
+    threads_per_worker: int
+    max_failures: int
+    report_every: int
+
+
+def load(path: str | Path | None = None) -> dict[str, Any]:
+    """The params dict (params.yaml at the repo root unless ``DPLC_PARAMS`` or ``path`` says)."""
+    p = Path(path or os.environ.get("DPLC_PARAMS", PARAMS))
+    if not p.is_file():
+        raise FileNotFoundError(f"params file not found: {p}")
+    return yaml.safe_load(p.read_text())
+
+
+def net_config(params: dict, code_channels: int = 0, noise: bool = True) -> NetConfig:
+    d = params["data"]
+    return from_dict(
+        NetConfig,
+        dict(params["net"])
+        | {
+            "image_size": d["image_size"],
+            "channels": d["channels"],
+            "code_channels": code_channels,
+            "noise": noise,
+        },
+    )
+
+
+def tuned(path: Path = TUNED) -> dict[str, Any]:
+    """The best configuration of the tune stage ({} when tuning is off or has not run)."""
+    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+
+
+def lambda_rate_for(best: dict, code_channels: int, default: float) -> float:
+    """λ_rate for a rate: the tuned value at the tuned rate, scaled by sqrt(C_tuned / C).
+
+    MMD's weight must fall as the code carries more information (SPEC §8: a smaller λ_rate at
+    high rates); the square-root law interpolates between the tuned point and the others.
+    """
+    if "lambda_rate" not in best or code_channels == 0:
+        return default
+    c0 = max(1, int(best.get("rate", code_channels)))
+    return float(best["lambda_rate"]) * (c0 / code_channels) ** 0.5
+
+
+def train_config(
+    params: dict, method: str, code_channels: int = 0, best: dict | None = None
+) -> TrainConfig:
+    """The full TrainConfig of ``method`` (generator or per-rate) at ``code_channels``."""
+    if method in params["generator"] and method in ("wpp", "wgan_gp", "wae"):
+        section, common = params["generator"][method], params["generator"]
+    else:
+        section, common = params["train"][method], params["train"]
+    overrides = dict(section.get("method", {}))
+    if method == "dplc":
+        best = tuned() if best is None else best
+        if "lr" in best:
+            overrides["lr"] = float(best["lr"])
+        overrides["lambda_rate"] = lambda_rate_for(
+            best, code_channels, overrides.get("lambda_rate", 300.0)
+        )
+    mcfg = from_dict(MethodConfig, method_defaults(method) | overrides)
+    ray = ray_params(params)
+    loop = LoopConfig(
+        steps=int(section["steps"]),
+        seed=int(params["seed"]) + code_channels,
+        checkpoint_every=int(common.get("checkpoint_every", 250)),
+        log_every=int(common.get("log_every", 50)),
+        precision=common.get("precision", "fp32"),
+        threads=ray.threads_per_worker,
+        progress=False,
+    )
+    return TrainConfig(net_config(params, code_channels, noise=method != "cae"), mcfg, loop)
+
+
+def ray_params(params: dict) -> RayParams:
+    r = params["ray"]
+    return RayParams(
+        address=os.environ.get("RAY_ADDRESS") or r.get("address"),
+        num_workers=int(r["num_workers"]),
+        use_gpu=bool(r["use_gpu"]),
+        threads_per_worker=int(r["threads_per_worker"]),
+        max_failures=int(r["max_failures"]),
+        report_every=int(r["report_every"]),
+    )
+
+
+def prepared_dir() -> Path:
+    return RUNS.parent / "data" / "prepared"

@@ -1,0 +1,42 @@
+"""DVC stage `prepare`: the source dataset -> Parquet shards + manifest in data/prepared/.
+
+python -m pipelines.prepare
+"""
+
+from __future__ import annotations
+
+import time
+
+from dplc import data
+from pipelines import params as P
+from pipelines import tracking
+
+
+def main() -> None:
+    params = P.load()
+    d = params["data"]
+    t0 = time.perf_counter()
+    splits = data.load_source(d["source"], d.get("path"), bool(d.get("download", True)))
+    limits = {"train": d.get("train_limit"), "test": d.get("test_limit")}
+    splits = {k: v.subset(limits[k]) for k, v in splits.items()}
+    manifest = data.write_shards(
+        P.prepared_dir(), splits, source=d["source"], shard_size=int(d["shard_size"])
+    )
+    seconds = time.perf_counter() - t0
+    print(
+        f"prepared {manifest['counts']} from {d['source']} in {seconds:.1f} s -> {P.prepared_dir()}"
+    )
+    with tracking.stage_run(params, "prepare") as run:
+        run.log_params({"data": d})
+        run.log_metrics(
+            {
+                "train_images": manifest["counts"]["train"],
+                "test_images": manifest["counts"]["test"],
+                "seconds": seconds,
+            }
+        )
+        run.log_artifact(P.prepared_dir() / "manifest.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Ray Train and Ray Tune set-up shared by the training stages.
+
+Every training job is a ``TorchTrainer``: ``ScalingConfig`` (workers, GPUs) from params, data
+parallelism over the workers (gradients all-reduced over the torch process group Ray sets up;
+DDP's wrapper cannot differentiate the gradient penalty twice, so the library's explicit
+all-reduce hook is used instead), checkpoints reported through ``ray.train.report`` and a
+``FailureConfig`` so a failed worker group restarts from the last checkpoint.
+
+The worker function only adapts: it loads data, runs :func:`dplc.train.train` with callbacks
+that turn the loop's checkpoints into Ray checkpoints, and nothing else. The driver exports the
+trained model from the final Ray checkpoint, so it works whether or not the workers share a
+filesystem with the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from dplc import data
+from dplc.codec import Codec
+from dplc.config import TrainConfig, from_dict, to_dict
+from dplc.methods import build_method
+from dplc.train import (
+    CHECKPOINT_NAME,
+    NullCallback,
+    load_checkpoint,
+    seed_everything,
+    set_threads,
+    train,
+)
+from pipelines.params import RUNS, RayParams, prepared_dir
+
+HISTORY_NAME = "history.json"
+
+
+def init_ray(rp: RayParams) -> None:
+    """Join the cluster at ``rp.address`` (or ``RAY_ADDRESS``), else start a local runtime."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    env = {
+        "env_vars": {
+            "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]
+        }
+    }
+    if rp.address:
+        ray.init(address=rp.address, runtime_env=env, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, runtime_env=env, log_to_driver=True)
+
+
+def allreduce_gradients(module: torch.nn.Module) -> None:
+    """Average the gradients of ``module`` over the torch process group (data parallelism)."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads or not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+class _RayReporter(NullCallback):
+    """Loop callback: every checkpoint becomes a ``ray.train.report`` (rank 0 attaches files)."""
+
+    def __init__(
+        self,
+        rank: int,
+        report_every: int,
+        total: int,
+        fail_at: int | None,
+    ) -> None:
+        self.rank = rank
+        self.report_every = report_every
+        self.total = total
+        self.fail_at = fail_at
+        self.history: list[dict[str, Any]] = []
+        self.last: dict[str, float] = {}
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.last = metrics
+        self.history.append({"step": step, **metrics})
+        if self.fail_at is not None and step >= self.fail_at:
+            raise RuntimeError(f"injected failure at step {step} (fault test)")
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        if step % self.report_every and step != self.total:
+            return
+        metrics = {"step": step, **self.last}
+        if self.rank != 0:
+            ray.train.report(metrics, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copy2(path, Path(tmp) / CHECKPOINT_NAME)
+            (Path(tmp) / HISTORY_NAME).write_text(json.dumps(self.history))
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def _worker(config: dict[str, Any]) -> None:
+    """train_loop_per_worker: resume from Ray's checkpoint, run dplc.train.train, report."""
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    cfg = from_dict(TrainConfig, config["train"])
+    set_threads(cfg.loop.threads)
+    split = data.read_split(config["data_dir"], "train", limit=config.get("train_limit"))
+    images = data.to_tensor(split.images, cfg.net.image_size)
+    generator = (
+        Codec.load(config["generator_dir"]).generator if config.get("generator_dir") else None
+    )
+    local = Path(tempfile.mkdtemp(prefix=f"dplc-rank{rank}-"))
+    history: list[dict[str, Any]] = []
+    fail_at = config.get("fail_at_step")
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        fail_at = None  # the fault test injects one failure, in the first attempt only
+        with restored.as_directory() as d:
+            shutil.copy2(Path(d) / CHECKPOINT_NAME, local / CHECKPOINT_NAME)
+            if (Path(d) / HISTORY_NAME).is_file():
+                history = json.loads((Path(d) / HISTORY_NAME).read_text())
+    if config.get("trace_dir"):  # where each rank ran and what it resumed from (tests, debugging)
+        trace = {"rank": rank, "world": world, "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+                 "resumed_from": history[-1]["step"] if history else 0}  # fmt: skip
+        Path(config["trace_dir"], f"rank{rank}-{os.getpid()}.json").write_text(json.dumps(trace))
+    sync = allreduce_gradients if world > 1 else None
+    seed_everything(cfg.loop.seed)  # identical initial weights on every rank
+    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, sync)
+    reporter = _RayReporter(rank, int(config["report_every"]), cfg.loop.steps, fail_at)
+    reporter.history = history
+    sampler = data.BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
+    result = train(method, sampler, cfg.loop, local, [reporter])
+    if result.steps == 0 and restored is not None and rank == 0:
+        ray.train.report({"step": cfg.loop.steps, **reporter.last}, checkpoint=None)
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def run_training(
+    cfg: TrainConfig,
+    rp: RayParams,
+    name: str,
+    generator_dir: Path | None = None,
+    train_limit: int | None = None,
+    fail_at_step: int | None = None,
+    storage: Path | None = None,
+    extra: dict[str, Any] | None = None,
+    callbacks: list | None = None,
+    data_dir: Path | None = None,
+) -> ray.train.Result:
+    """Run one training job as a TorchTrainer and return Ray's Result.
+
+    ``extra`` adds worker options (``trace_dir``: each rank records where it ran and what it
+    resumed from); ``callbacks`` go to the RunConfig.
+    """
+    init_ray(rp)
+    storage = (storage or RUNS / "ray").resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    threads = max(1, cfg.loop.threads)
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config={
+            "train": to_dict(cfg),
+            "data_dir": str((data_dir or prepared_dir()).resolve()),
+            "generator_dir": str(generator_dir.resolve()) if generator_dir else None,
+            "report_every": max(
+                cfg.loop.checkpoint_every,
+                rp.report_every // cfg.loop.checkpoint_every * cfg.loop.checkpoint_every,
+            ),
+            "train_limit": train_limit,
+            "fail_at_step": fail_at_step,
+        }
+        | (extra or {}),
+        scaling_config=ScalingConfig(
+            num_workers=rp.num_workers,
+            use_gpu=rp.use_gpu,
+            resources_per_worker={"CPU": threads} if not rp.use_gpu else None,
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=rp.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            callbacks=callbacks,
+        ),
+    )
+    return trainer.fit()
+
+
+def restore_method(cfg: TrainConfig, result: ray.train.Result, generator_dir: Path | None = None):
+    """Rebuild the trained method from the job's final Ray checkpoint (on the driver)."""
+    if result.checkpoint is None:
+        raise RuntimeError(f"training job finished without a checkpoint: {result.error}")
+    generator = Codec.load(generator_dir).generator if generator_dir else None
+    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator)
+    with result.checkpoint.as_directory() as d:
+        sampler = data.BatchSampler(torch.zeros(1, *cfg.net.image_shape, dtype=torch.uint8), 0)
+        step = load_checkpoint(Path(d) / CHECKPOINT_NAME, method, sampler)
+        hist_path = Path(d) / HISTORY_NAME
+        history = json.loads(hist_path.read_text()) if hist_path.is_file() else []
+    method.train(False)
+    return method, step, history

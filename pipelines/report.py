@@ -1,0 +1,62 @@
+"""DVC stage `report`: results files, plots, the Markdown table and the headline metrics.
+
+    python -m pipelines.report
+
+Reads runs/eval/*.json and writes reports/results/<codec>.json (one schema for learned and
+classical codecs), reports/plots/*.png|csv, reports/results.md and reports/metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dplc import report
+from pipelines import params as P
+from pipelines import tracking
+
+REPORTS = P.ROOT / "reports"
+
+
+def main() -> None:
+    params = P.load()
+    tracking.check_store(params)
+    eval_dir = P.RUNS / "eval"
+    rate_files = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("c*.json"))]
+    classical_path = eval_dir / "classical.json"
+    classical = json.loads(classical_path.read_text()) if classical_path.is_file() else None
+    results = report.build_results(rate_files, classical)
+    found = report.findings(results)
+    featnet = json.loads((P.RUNS / "featnet" / "metrics.json").read_text())
+    extra = (
+        "\n## Findings\n\n"
+        + "\n".join(
+            f"- {k}: {'held' if v['held'] else 'did not hold'} ({json.dumps({a: b for a, b in v.items() if a != 'held'})})"
+            for k, v in found.items()
+        )
+        + f"\n\nFeature network test accuracy: {featnet['featnet_test_accuracy']:.4f}\n"
+    )
+    files = report.write_report(results, REPORTS, extra)
+    dplc = results.get("dplc_wpp", {}).get("results", {})
+    headline = {
+        "featnet_test_accuracy": featnet["featnet_test_accuracy"],
+        "sfid_generator": (dplc.get("sfid_featnet") or [float("nan")])[0],
+        "findings_held": sum(1 for v in found.values() if v["held"]),
+        "findings_total": len(found),
+    }
+    for name in ("dplc_wpp", "cae", "gc"):
+        res = results.get(name, {}).get("results", {})
+        for i, c in enumerate(res.get("code_channels", [])):
+            headline[f"{name}.c{c}.mse"] = res["mse"][i]
+            headline[f"{name}.c{c}.rfid"] = res["rfid_featnet"][i]
+    (REPORTS / "metrics.json").write_text(json.dumps(headline, indent=2))
+    (REPORTS / "findings.json").write_text(json.dumps(found, indent=2, default=float))
+    with tracking.stage_run(params, "report") as run:
+        run.log_metrics({k: v for k, v in headline.items() if isinstance(v, (int, float))})
+        for p in files.values():
+            run.log_artifact(Path(p), "report")
+    print((REPORTS / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""DVC stage `train`: one per-rate codec (dplc on a G*, gc or cae) as a Ray Train job.
+
+    python -m pipelines.train --method dplc --generator wpp --rate 4
+    python -m pipelines.train --method cae --rate 16
+
+Writes ``runs/train/<codec>/<C>/`` (the codec folder: codec.json, weights.safetensors and the
+entropy model), logs the run to MLflow (params, metrics per step, the codec, a grid of decodes)
+and registers the codec as a version of ``<dataset>-<codec>`` with the alias ``c<C>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from dplc import data
+from dplc.codec import Codec
+from dplc.config import TrainConfig, to_dict
+from dplc.methods import Method
+from dplc.train import export_codec, export_generator
+from pipelines import params as P
+from pipelines import ray_jobs, tracking
+
+
+def codec_name(method: str, generator: str | None) -> str:
+    """The codec's name in paths and the registry: ``dplc_wpp``, ``gc``, ``cae``."""
+    return f"{method}_{generator}" if method == "dplc" else method
+
+
+def registered_name(params: dict, codec: str) -> str:
+    return f"{params['data']['source']}-{codec}"
+
+
+def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4) -> Path:
+    """Rows: inputs, then ``seeds`` decodes with different noise (shows what the noise does)."""
+    import torchvision
+
+    x = data.to_float(images[:8])
+    sym = codec.encode(x)
+    rows = [x] + [codec.decode(sym, seed=s) for s in range(seeds)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torchvision.utils.save_image(torch.cat(rows) * 0.5 + 0.5, str(path), nrow=8, padding=1)
+    return path
+
+
+def run_job(
+    params: dict,
+    cfg: TrainConfig,
+    name: str,
+    out_dir: Path,
+    generator_dir: Path | None = None,
+    run: tracking.StageRun | None = None,
+) -> tuple[Method, dict]:
+    """Train ``cfg`` through Ray, restore it on the driver, log history; returns (method, info)."""
+    rp = P.ray_params(params)
+    t0 = time.perf_counter()
+    result = ray_jobs.run_training(
+        cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
+    )
+    if result.error is not None:
+        raise RuntimeError(f"training job {name} failed: {result.error}")
+    method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
+    seconds = time.perf_counter() - t0
+    if run is not None:
+        for h in history:
+            run.log_metrics({k: v for k, v in h.items() if k != "step"}, step=int(h["step"]))
+        run.log_metrics({"wall_seconds": seconds, "steps": step})
+    info = {
+        "steps": step,
+        "wall_seconds": seconds,
+        "workers": rp.num_workers,
+        "final": history[-1] if history else {},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train.json").write_text(json.dumps(info, indent=2))
+    return method, info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="train one per-rate codec")
+    ap.add_argument("--method", required=True, choices=["dplc", "gc", "cae"])
+    ap.add_argument("--generator", default=None, help="G* for dplc: wpp, wgan_gp or wae")
+    ap.add_argument("--rate", type=int, required=True, help="code channels C")
+    args = ap.parse_args()
+    if args.method == "dplc" and not args.generator:
+        ap.error("--generator is required for dplc")
+    params = P.load()
+    tracking.check_store(params)
+    codec = codec_name(args.method, args.generator)
+    cfg = P.train_config(params, args.method, args.rate)
+    out_dir = P.RUNS / "train" / codec / str(args.rate)
+    gen_dir = P.RUNS / "generator" / args.generator / "codec" if args.method == "dplc" else None
+    with tracking.stage_run(params, "train", run_name=f"train-{codec}-c{args.rate}") as run:
+        run.log_params(to_dict(cfg) | {"codec": codec, "rate_bits": cfg.net.bits_per_image})
+        method, info = run_job(params, cfg, f"train-{codec}-c{args.rate}", out_dir, gen_dir, run)
+        trained = export_codec(method, out_dir / "codec")
+        test = data.read_split(P.prepared_dir(), "test", limit=64)
+        grid = _sample_grid(
+            trained, data.to_tensor(test.images, cfg.net.image_size), out_dir / "decodes.png"
+        )
+        _fit_entropy(trained, params, out_dir / "codec")
+        run.log_artifact(grid)
+        run.log_artifact(out_dir / "train.json")
+        if params["mlflow"].get("register", True):
+            from dplc import registry
+
+            mv = registry.log_and_register(
+                out_dir / "codec", registered_name(params, codec), alias=f"c{args.rate}"
+            )
+            run.set_tags(
+                {"dplc.registered": f"models:/{registered_name(params, codec)}/{mv.version}"}
+            )
+
+
+def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
+    """Fit the per-channel probability model on the training symbols and save it with the codec."""
+    from dplc import entropy
+
+    train = data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit"))
+    images = data.to_tensor(train.images, codec.net.image_size)
+    symbols = codec.encode(data.to_float(images[:20000]))
+    entropy.EntropyModel.fit(symbols, codec.net.levels).save(codec_dir)
+
+
+def main_generator() -> None:
+    """DVC stage `generator`: G* by wpp, wgan_gp or wae (``--method``), saved as a prior codec."""
+    ap = argparse.ArgumentParser(description="train one unconstrained generator G*")
+    ap.add_argument("--method", required=True, choices=["wpp", "wgan_gp", "wae"])
+    args = ap.parse_args()
+    params = P.load()
+    tracking.check_store(params)
+    cfg = P.train_config(params, args.method)
+    out_dir = P.RUNS / "generator" / args.method
+    with tracking.stage_run(params, "generator", run_name=f"generator-{args.method}") as run:
+        run.log_params(to_dict(cfg))
+        method, _ = run_job(params, cfg, f"generator-{args.method}", out_dir, None, run)
+        g = export_generator(method, out_dir / "codec")
+        import torchvision
+
+        samples = g.sample(64, seed=0)
+        torchvision.utils.save_image(
+            samples * 0.5 + 0.5, str(out_dir / "samples.png"), nrow=8, padding=1
+        )
+        run.log_artifact(out_dir / "samples.png")
+        run.log_artifact(out_dir / "codec", "generator")
+
+
+if __name__ == "__main__":
+    main()

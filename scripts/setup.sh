@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for dplc: system data package, a virtual environment, the project.
+#   bash scripts/setup.sh            (idempotent; reuses .venv when it exists)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "note: no apt-get; Fashion-MNIST will be downloaded on first use" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+# torch the ordinary way (a CUDA build that runs on the CPU at full speed; torchvision matches it)
+.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import dplc, torch, torchvision, ray, mlflow, dvc; print('dplc', dplc.__version__, 'torch', torch.__version__)"

@@ -1,0 +1,38 @@
+"""Fixtures for the pipeline tests: a tiny prepared dataset and Ray params."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dplc import data
+from pipelines.params import RayParams
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory):
+    """256 training and 64 test images of smooth blobs, written with the real Parquet writer."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:28, 0:28]
+
+    def make(n):
+        cx, cy = rng.uniform(8, 20, (2, n, 1, 1))
+        img = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 30.0)
+        return data.ImageArray(img.astype(np.uint8)[..., None], rng.integers(0, 10, n))
+
+    root = tmp_path_factory.mktemp("prepared")
+    data.write_shards(root, {"train": make(256), "test": make(64)}, source="blobs")
+    return root
+
+
+def ray_params(
+    workers: int = 1, threads: int = 1, address: str | None = None, failures: int = 2
+) -> RayParams:
+    return RayParams(
+        address=address,
+        num_workers=workers,
+        use_gpu=False,
+        threads_per_worker=threads,
+        max_failures=failures,
+        report_every=1,
+    )

@@ -1,0 +1,112 @@
+"""End to end: `dvc repro` of the quick profile in a temporary copy of the repository.
+
+The first run is interrupted during a training stage; the rerun must redo only what is missing.
+Then the metrics, plots, registered models and a compress/decompress round trip through the
+registry (`python -m dplc.compress ... --model models:/NAME@ALIAS`) are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+SKIP = {".venv", ".git", "data", "runs", "mlartifacts", "reports", ".pytest_cache", ".ruff_cache", ".hypothesis"}
+
+
+def _copy_repo(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for rel in files.stdout.splitlines():
+        if rel.split("/")[0] in SKIP or rel == "mlflow.db" or not (ROOT / rel).is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    shutil.copytree(ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def _env(repo: Path) -> dict:
+    bindir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
+    return env | {"DVC_NO_ANALYTICS": "1", "PATH": bindir + os.pathsep + env.get("PATH", ""), "PYTHONPATH": str(repo)}
+
+
+def _run(cmd: list[str], repo: Path, timeout: int = 900) -> str:
+    out = subprocess.run(cmd, cwd=repo, env=_env(repo), capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out.stdout + out.stderr
+
+
+def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
+    repo = _copy_repo(tmp_path / "repo")
+    _run([sys.executable, "-m", "pipelines.profile", "quick"], repo)
+    # 1. interrupt the first repro while a Ray training stage runs
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=_env(repo), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 600
+    while not (repo / "runs" / "ray").exists():
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=120)
+    subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True)
+    assert proc.returncode != 0
+    assert (repo / "runs" / "featnet" / "metrics.json").is_file()
+    assert not (repo / "runs" / "generator" / "wpp" / "codec").exists()
+    # 2. the rerun redoes only what is missing
+    second = _run(["dvc", "repro"], repo, timeout=1200)
+    assert "Stage 'prepare' didn't change, skipping" in second
+    assert "Stage 'featnet' didn't change, skipping" in second
+    assert "Running stage 'generator@wpp'" in second
+    assert "Running stage 'report'" in second
+    # 3. metrics, plots and results
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert 0 <= metrics["featnet_test_accuracy"] <= 1 and "dplc_wpp.c4.mse" in metrics
+    for name in ("mse", "psnr", "rfid", "pv"):
+        assert (repo / "reports" / "plots" / f"{name}.png").stat().st_size > 1000
+    assert "dplc_wpp" in (repo / "reports" / "results.md").read_text()
+    shown = _run(["dvc", "metrics", "show", "--json"], repo)
+    assert "featnet_test_accuracy" in shown
+    _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
+    assert (tmp_path / "plots" / "index.html").is_file()
+    assert "didn't change" in _run(["dvc", "repro", "report"], repo)  # a finished DAG is up to date
+    # 4. registered models, one version per rate and an alias per rate
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for name in ("fashion_mnist-dplc_wpp", "fashion_mnist-gc", "fashion_mnist-cae"):
+        versions = client.search_model_versions(f"name='{name}'")
+        assert len(versions) == 2, name
+        for alias in ("c0", "c4"):
+            assert client.get_model_version_by_alias(name, alias).name == name
+    # 5. compress with the registered model in one process, decompress in another
+    from PIL import Image
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    from dplc import data
+
+    imgs = data.read_split(repo / "data" / "prepared", "test", limit=5).images
+    for i, img in enumerate(imgs):
+        Image.fromarray(img[..., 0]).save(folder / f"{i}.png")
+    env_uri = {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dplc.compress", *a], cwd=tmp_path, env=_env(repo) | env_uri,  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)  # fmt: skip
+    c = run("compress", str(folder), "-o", str(tmp_path / "x.dplc"), "--model", "models:/fashion_mnist-dplc_wpp@c4")
+    assert c.returncode == 0, c.stderr
+    d = run("decompress", str(tmp_path / "x.dplc"), "-o", str(tmp_path / "out"), "--model", "models:/fashion_mnist-dplc_wpp@c4")
+    assert d.returncode == 0, d.stderr
+    outs = sorted((tmp_path / "out").glob("*.png"))
+    assert len(outs) == 5 and np.asarray(Image.open(outs[0])).shape == (28, 28)

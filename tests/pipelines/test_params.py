@@ -1,0 +1,50 @@
+import pytest
+import yaml
+
+from dplc.config import TrainConfig
+from pipelines import params as P
+from pipelines import profile
+
+
+@pytest.mark.parametrize("name", ["default", "quick", "celeba64", "lsun64"])
+def test_every_profile_composes_into_valid_train_configs(tmp_path, name):
+    out = profile.compose(name, output=tmp_path / "params.yaml")
+    params = yaml.safe_load(out.read_text())
+    assert params["profile_name"] == name
+    for method in params["generators"]:
+        cfg = P.train_config(params, method)
+        assert isinstance(cfg, TrainConfig) and cfg.net.code_channels == 0
+    for c in params["ladder"]:
+        for method in ("dplc", "gc", "cae"):
+            cfg = P.train_config(params, method, c, best={})
+            assert cfg.net.code_channels == c
+            assert cfg.net.noise == (method != "cae")
+
+
+def test_committed_params_is_the_composed_default(tmp_path):
+    composed = yaml.safe_load(profile.compose("default", output=tmp_path / "p.yaml").read_text())
+    assert yaml.safe_load(P.PARAMS.read_text()) == composed
+
+
+def test_overrides_and_unknown_profile(tmp_path):
+    out = profile.compose("quick", ["tune.num_samples=3"], output=tmp_path / "p.yaml")
+    assert yaml.safe_load(out.read_text())["tune"]["num_samples"] == 3
+    with pytest.raises(SystemExit, match="unknown profile"):
+        profile.compose("nope", output=tmp_path / "x.yaml")
+
+
+def test_tuned_lambda_rate_scales_with_rate():
+    best = {"lambda_rate": 400.0, "rate": 4, "lr": 0.002}
+    assert P.lambda_rate_for(best, 4, 1.0) == 400.0
+    assert P.lambda_rate_for(best, 16, 1.0) == pytest.approx(200.0)
+    assert P.lambda_rate_for(best, 1, 1.0) == pytest.approx(800.0)
+    assert P.lambda_rate_for({}, 4, 123.0) == 123.0
+    params = P.load()
+    cfg = P.train_config(params, "dplc", 16, best=best)
+    assert cfg.method.lambda_rate == pytest.approx(200.0) and cfg.method.lr == 0.002
+
+
+def test_ray_address_from_environment(monkeypatch):
+    params = P.load()
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert P.ray_params(params).address == "10.0.0.1:6379"

@@ -1,0 +1,101 @@
+"""Ray Train jobs: data parallel over 2 workers, resume after an injected worker failure,
+and a real two-node Ray cluster on loopback with one worker on each node."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+from _tiny import tiny_method, tiny_net
+from conftest import ray_params
+
+from dplc.config import LoopConfig, TrainConfig
+from pipelines import ray_jobs
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(steps: int = 8, name: str = "cae", c: int = 1) -> TrainConfig:
+    loop = LoopConfig(
+        steps=steps, seed=1, checkpoint_every=2, log_every=1, threads=1, progress=False
+    )
+    return TrainConfig(
+        tiny_net(code_channels=c, noise=name != "cae"), tiny_method(name, batch_size=8), loop
+    )
+
+
+@pytest.fixture
+def local_ray():
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+def test_two_workers_survive_an_injected_failure_and_resume(local_ray, tiny_prepared, tmp_path):
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    cfg = _cfg()
+    result = ray_jobs.run_training(
+        cfg, ray_params(workers=2, threads=1), "fault", None, fail_at_step=5,
+        storage=tmp_path / "ray", data_dir=tiny_prepared, extra={"trace_dir": str(trace)},
+    )  # fmt: skip
+    assert result.error is None
+    method, step, history = ray_jobs.restore_method(cfg, result)
+    assert step == cfg.loop.steps
+    steps = [h["step"] for h in history]
+    assert steps == sorted(set(steps)) and steps[-1] == cfg.loop.steps, steps
+    runs = [json.loads(p.read_text()) for p in trace.glob("rank*.json")]
+    assert {r["rank"] for r in runs} == {0, 1}
+    attempts = sorted((r for r in runs if r["rank"] == 0), key=lambda r: r["resumed_from"])
+    assert len(attempts) == 2  # the worker group was restarted once...
+    assert attempts[0]["resumed_from"] == 0 and attempts[1]["resumed_from"] == 4  # ...from step 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_cli(*args: str, env: dict) -> None:
+    exe = Path(sys.executable).with_name("ray")
+    subprocess.run([str(exe), *args], check=True, env=env, capture_output=True, timeout=120)
+
+
+def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp_path):
+    ray.shutdown()
+    port = _free_port()
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    _ray_cli("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
+             "--resources", '{"head": 1}', *common, env=env)  # fmt: skip
+    try:
+        _ray_cli("start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+                 "--resources", '{"second": 1}', *common, env=env)  # fmt: skip
+        trace = tmp_path / "trace"
+        trace.mkdir()
+        cfg = _cfg(steps=4)
+        result = ray_jobs.run_training(
+            cfg, ray_params(workers=2, threads=1, address=f"127.0.0.1:{port}"), "two-node", None,
+            storage=tmp_path / "ray", data_dir=tiny_prepared, extra={"trace_dir": str(trace)},
+        )  # fmt: skip
+        assert result.error is None
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        placed = [
+            json.loads(p.read_text()) for p in sorted(trace.glob("rank*.json"))
+        ]  # one attempt
+        assert sorted(p["rank"] for p in placed) == [0, 1]
+        assert len({p["node"] for p in placed}) == 2, placed
+    finally:
+        ray.shutdown()
+        subprocess.run(
+            [str(Path(sys.executable).with_name("ray")), "stop", "--force"],
+            capture_output=True,
+            env=env,
+        )
