@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ class _RayReporter(NullCallback):
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self.last = metrics
-        self.history.append({"step": step, **metrics})
+        self.history.append({"step": step, "time": time.time(), **metrics})
         if self.fail_at is not None and step >= self.fail_at:
             raise RuntimeError(f"injected failure at step {step} (fault test)")
 

@@ -22,7 +22,7 @@ def main() -> None:
     params = P.load()
     tracking.check_store(params)
     eval_dir = P.RUNS / "eval"
-    rate_files = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("c*.json"))]
+    rate_files = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("c[0-9]*.json"))]
     classical_path = eval_dir / "classical.json"
     classical = json.loads(classical_path.read_text()) if classical_path.is_file() else None
     results = report.build_results(rate_files, classical)

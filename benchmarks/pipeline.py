@@ -1,0 +1,131 @@
+"""Pipeline benchmark (issue 3): Ray Train throughput with 1 and 2 CPU workers against the
+library's plain loop at the same total threads, and the wall time of `dvc repro`.
+
+    python benchmarks/pipeline.py [--steps 60] [--method dplc] [--quick-repro]
+
+Throughput is images/s while training (between the first and the last logged step, so Ray's
+start-up is excluded and reported separately as ``ray_startup_seconds``). The plain loop uses
+2 torch threads; the Ray jobs use 1 worker x 2 threads and 2 workers x 1 thread (gradients
+all-reduced over gloo). ``--quick-repro`` also times `dvc repro` of the quick profile in a copy
+of the repo; ``default_repro_seconds`` is read from reports/bench/pipeline.json when a default
+run recorded it (`python benchmarks/pipeline.py --record-default SECONDS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dplc import data  # noqa: E402
+from dplc.codec import Codec  # noqa: E402
+from dplc.config import LoopConfig, TrainConfig  # noqa: E402
+from dplc.nets import Generator  # noqa: E402
+from dplc.train import NullCallback, fit  # noqa: E402
+from pipelines import params as P  # noqa: E402
+from pipelines import ray_jobs  # noqa: E402
+from pipelines.params import RayParams  # noqa: E402
+
+OUT = ROOT / "reports" / "bench" / "pipeline.json"
+
+
+class _Clock(NullCallback):
+    def __init__(self) -> None:
+        self.marks: list[tuple[int, float]] = []
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.marks.append((step, time.time()))
+
+
+def _images(n: int = 6000) -> tuple[Path, torch.Tensor]:
+    prepared = P.prepared_dir()
+    if (prepared / "manifest.json").is_file():
+        return prepared, data.to_tensor(data.read_split(prepared, "train", limit=n).images, 32)
+    tmp = Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(0)
+    arr = data.ImageArray(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), np.zeros(n, np.int64))
+    data.write_shards(tmp, {"train": arr, "test": arr.subset(100)}, source="synthetic")
+    return tmp, data.to_tensor(arr.images, 32)
+
+
+def _throughput(marks: list[tuple[int, float]], images_per_step: int) -> float:
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    return (s1 - s0) * images_per_step / (t1 - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--method", default="dplc")
+    ap.add_argument("--quick-repro", action="store_true")
+    ap.add_argument("--record-default", type=float, default=None, help="store a measured default repro time")
+    args = ap.parse_args()
+    out = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if args.record_default is not None:
+        out["default_repro_seconds"] = args.record_default
+        OUT.write_text(json.dumps(out, indent=2))
+        return
+    params = P.load()
+    c = 4 if args.method in ("dplc", "gc", "cae") else 0
+    base = P.train_config(params, args.method, c, best={})
+    loop = LoopConfig(steps=args.steps, seed=0, checkpoint_every=args.steps, log_every=5, precision=base.loop.precision, threads=2, progress=False)
+    cfg = TrainConfig(base.net, base.method, loop)
+    data_dir, images = _images()
+    gen_dir = None
+    generator = None
+    if args.method == "dplc":
+        gen_dir = Path(tempfile.mkdtemp()) / "g"
+        net0 = type(cfg.net)(**{**cfg.net.__dict__, "code_channels": 0})
+        Codec(net0, Generator(net0).eval(), mode="prior").save(gen_dir)
+        generator = Codec.load(gen_dir).generator
+    per_step = cfg.method.batch_size
+    clock = _Clock()
+    torch.set_num_threads(2)
+    fit(cfg, images, None, [clock], generator=generator)
+    plain = _throughput(clock.marks, per_step)
+    out |= {"method": args.method, "code_channels": c, "steps": args.steps, "plain_2threads_images_per_s": round(plain, 1)}
+    print(f"plain loop, 2 threads: {plain:.1f} images/s")
+    for workers, threads in ((1, 2), (2, 1)):
+        rp = RayParams(address=None, num_workers=workers, use_gpu=False, threads_per_worker=threads, max_failures=0, report_every=args.steps)
+        wcfg = TrainConfig(cfg.net, cfg.method, LoopConfig(**{**loop.__dict__, "threads": threads}))
+        t0 = time.perf_counter()
+        result = ray_jobs.run_training(wcfg, rp, f"bench-{workers}w", gen_dir, storage=Path(tempfile.mkdtemp()), data_dir=data_dir)
+        wall = time.perf_counter() - t0
+        _, _, history = ray_jobs.restore_method(wcfg, result, gen_dir)
+        marks = [(h["step"], h["time"]) for h in history]
+        ips = _throughput(marks, per_step * workers)
+        out[f"ray_{workers}workers_images_per_s"] = round(ips, 1)
+        out[f"ray_{workers}workers_vs_plain_throughput_ratio"] = round(ips / plain, 3)
+        out[f"ray_{workers}workers_job_seconds"] = round(wall, 1)
+        out[f"ray_{workers}workers_startup_seconds"] = round(wall - (marks[-1][1] - marks[0][1]), 1)
+        print(f"ray {workers} worker(s) x {threads} thread(s): {ips:.1f} images/s ({ips / plain:.2f}x plain), job {wall:.1f} s")
+    if args.quick_repro:
+        tmp = Path(tempfile.mkdtemp())
+        from tests.pipelines.test_e2e_quick import _copy_repo, _env  # the same copy the e2e test makes
+
+        repo = _copy_repo(tmp / "repo")
+        subprocess.run([sys.executable, "-m", "pipelines.profile", "quick"], cwd=repo, env=_env(repo), check=True)
+        t0 = time.perf_counter()
+        subprocess.run(["dvc", "repro"], cwd=repo, env=_env(repo), check=True, capture_output=True)
+        out["quick_repro_seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"dvc repro (quick): {out['quick_repro_seconds']} s")
+        shutil.rmtree(tmp, ignore_errors=True)
+    out.setdefault("default_repro_seconds", None)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=2))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
