@@ -6,9 +6,9 @@ which features were used: ``*_featnet`` for the domain classifier, ``*_inception
 Inception-v3 when its weights file is available locally.
 
 >>> import torch
->>> x = torch.zeros(2, 1, 4, 4)
->>> round(mse(x + 0.1, x), 6), round(psnr(x + 0.1, x), 2)
-(0.01, 40.17)
+>>> x = torch.full((2, 1, 4, 4), -1.0)           # black
+>>> round(mse(x + 0.1, x), 6), round(psnr(x + 10 / 127.5, x), 2)  # 10 grey levels off
+(0.01, 28.13)
 """
 
 from __future__ import annotations

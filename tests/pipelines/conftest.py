@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -36,3 +38,19 @@ def ray_params(
         max_failures=failures,
         report_every=1,
     )
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow():
+    """Stage helpers set MLflow's tracking URI (and its environment variable): undo that."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run()
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+    mlflow.set_tracking_uri(before)
