@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dplc.config import MethodConfig, NetConfig, from_dict, method_defaults
 from dplc.methods import build_method
@@ -26,19 +29,23 @@ from dplc.train import _images_per_step
 RATE_METHODS = ("dplc", "gc", "cae")
 
 
-def default_profile(params_path: Path) -> tuple[dict, dict]:
-    """Net and per-method overrides of the default profile in params.yaml (if present)."""
-    if not params_path.is_file():
-        return {}, {}
-    p = yaml.safe_load(params_path.read_text())
-    return p.get("net", {}), p.get("methods", {})
+def default_profile(params_path: Path, name: str, c: int) -> tuple[NetConfig, MethodConfig]:
+    """The net and method settings of the default profile (params.yaml) for ``name`` at C = c."""
+    from pipelines import params as P
+
+    cfg = P.train_config(yaml.safe_load(params_path.read_text()), name, c, best={})
+    return cfg.net, cfg.method
 
 
 def measure(net: NetConfig, cfg: MethodConfig, precision: str, steps: int) -> float:
     torch.manual_seed(0)
     data = torch.rand(2048, *net.image_shape) * 2 - 1
     batch = lambda n: data[torch.randint(0, data.shape[0], (n,))]  # noqa: E731
-    gen = Generator(NetConfig(**{**net.__dict__, "code_channels": 0})).eval() if cfg.name == "dplc" else None
+    gen = (
+        Generator(NetConfig(**{**net.__dict__, "code_channels": 0})).eval()
+        if cfg.name == "dplc"
+        else None
+    )
     method = build_method(net, cfg, 1000, precision=precision, generator=gen)
     method.step(batch)
     t0 = time.perf_counter()
@@ -52,17 +59,18 @@ def measure(net: NetConfig, cfg: MethodConfig, precision: str, steps: int) -> fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--steps-64", type=int, default=2)
+    ap.add_argument("--steps-64", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--out", type=Path, default=Path("reports/bench/train.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    net_over, meth_over = default_profile(args.params)
-    small = {"width": 32, "latent_dim": 32, "critic_width": 16} | {
-        k: v for k, v in net_over.items() if k in ("width", "latent_dim", "critic_width", "levels")
-    }
     large = {"image_size": 64, "channels": 3, "width": 64, "latent_dim": 128}
+    small = {
+        k: v
+        for k, v in default_profile(args.params, "wpp", 0)[0].__dict__.items()
+        if k in ("width", "latent_dim", "critic_width", "levels")
+    }
     out: dict = {
         "threads": args.threads,
         "machine": platform.processor() or platform.machine(),
@@ -70,14 +78,20 @@ def main() -> None:
         "net_32": small,
         "net_64": large,
         "code_channels_rate_methods": 4,
+        "note": "images/s = (batch + n_critic x critic batch) per step / s per step; 32px: default profile settings; 64px: the authors' (SPEC 2)",
     }
     print(f"{'method':8s} {'geometry':9s} {'precision':9s} {'images/s':>10s}")
     for name in ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae"):
         c = 4 if name in RATE_METHODS else 0
-        cfg = from_dict(MethodConfig, method_defaults(name) | meth_over.get(name, {}) | {"name": name})
+        net32, cfg = default_profile(args.params, name, c)
         cfg64 = from_dict(MethodConfig, method_defaults(name))
-        for geom, netd, steps, mcfg in (("32", small, args.steps, cfg), ("64", large, args.steps_64, cfg64)):
-            net = from_dict(NetConfig, netd | {"code_channels": c})
+        net64 = from_dict(NetConfig, large | {"code_channels": c, "noise": name != "cae"})
+        out[f"{name}_batch_size"] = cfg.batch_size
+        out[f"{name}_n_critic"] = cfg.n_critic if name in ("wgan_gp", "wpp", "gc") else 0
+        for geom, net, steps, mcfg in (
+            ("32", net32, args.steps, cfg),
+            ("64", net64, args.steps_64, cfg64),
+        ):
             for precision in ("fp32", "bf16"):
                 ips = measure(net, mcfg, precision, steps)
                 key = f"{name}{'_64px' if geom == '64' else ''}{'_bf16' if precision == 'bf16' else ''}_images_per_s"
