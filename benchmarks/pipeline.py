@@ -54,7 +54,9 @@ def _images(n: int = 6000) -> tuple[Path, torch.Tensor]:
         return prepared, data.to_tensor(data.read_split(prepared, "train", limit=n).images, 32)
     tmp = Path(tempfile.mkdtemp())
     rng = np.random.default_rng(0)
-    arr = data.ImageArray(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), np.zeros(n, np.int64))
+    arr = data.ImageArray(
+        rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), np.zeros(n, np.int64)
+    )
     data.write_shards(tmp, {"train": arr, "test": arr.subset(100)}, source="synthetic")
     return tmp, data.to_tensor(arr.images, 32)
 
@@ -69,7 +71,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--method", default="dplc")
     ap.add_argument("--quick-repro", action="store_true")
-    ap.add_argument("--record-default", type=float, default=None, help="store a measured default repro time")
+    ap.add_argument(
+        "--record-default", type=float, default=None, help="store a measured default repro time"
+    )
     args = ap.parse_args()
     out = json.loads(OUT.read_text()) if OUT.is_file() else {}
     if args.record_default is not None:
@@ -79,7 +83,15 @@ def main() -> None:
     params = P.load()
     c = 4 if args.method in ("dplc", "gc", "cae") else 0
     base = P.train_config(params, args.method, c, best={})
-    loop = LoopConfig(steps=args.steps, seed=0, checkpoint_every=args.steps, log_every=5, precision=base.loop.precision, threads=2, progress=False)
+    loop = LoopConfig(
+        steps=args.steps,
+        seed=0,
+        checkpoint_every=args.steps,
+        log_every=5,
+        precision=base.loop.precision,
+        threads=2,
+        progress=False,
+    )
     cfg = TrainConfig(base.net, base.method, loop)
     data_dir, images = _images()
     gen_dir = None
@@ -94,13 +106,32 @@ def main() -> None:
     torch.set_num_threads(2)
     fit(cfg, images, None, [clock], generator=generator)
     plain = _throughput(clock.marks, per_step)
-    out |= {"method": args.method, "code_channels": c, "steps": args.steps, "plain_2threads_images_per_s": round(plain, 1)}
+    out |= {
+        "method": args.method,
+        "code_channels": c,
+        "steps": args.steps,
+        "plain_2threads_images_per_s": round(plain, 1),
+    }
     print(f"plain loop, 2 threads: {plain:.1f} images/s")
     for workers, threads in ((1, 2), (2, 1)):
-        rp = RayParams(address=None, num_workers=workers, use_gpu=False, threads_per_worker=threads, max_failures=0, report_every=args.steps)
+        rp = RayParams(
+            address=None,
+            num_workers=workers,
+            use_gpu=False,
+            threads_per_worker=threads,
+            max_failures=0,
+            report_every=args.steps,
+        )
         wcfg = TrainConfig(cfg.net, cfg.method, LoopConfig(**{**loop.__dict__, "threads": threads}))
         t0 = time.perf_counter()
-        result = ray_jobs.run_training(wcfg, rp, f"bench-{workers}w", gen_dir, storage=Path(tempfile.mkdtemp()), data_dir=data_dir)
+        result = ray_jobs.run_training(
+            wcfg,
+            rp,
+            f"bench-{workers}w",
+            gen_dir,
+            storage=Path(tempfile.mkdtemp()),
+            data_dir=data_dir,
+        )
         wall = time.perf_counter() - t0
         _, _, history = ray_jobs.restore_method(wcfg, result, gen_dir)
         marks = [(h["step"], h["time"]) for h in history]
@@ -109,13 +140,23 @@ def main() -> None:
         out[f"ray_{workers}workers_vs_plain_throughput_ratio"] = round(ips / plain, 3)
         out[f"ray_{workers}workers_job_seconds"] = round(wall, 1)
         out[f"ray_{workers}workers_startup_seconds"] = round(wall - (marks[-1][1] - marks[0][1]), 1)
-        print(f"ray {workers} worker(s) x {threads} thread(s): {ips:.1f} images/s ({ips / plain:.2f}x plain), job {wall:.1f} s")
+        print(
+            f"ray {workers} worker(s) x {threads} thread(s): {ips:.1f} images/s ({ips / plain:.2f}x plain), job {wall:.1f} s"
+        )
     if args.quick_repro:
         tmp = Path(tempfile.mkdtemp())
-        from tests.pipelines.test_e2e_quick import _copy_repo, _env  # the same copy the e2e test makes
+        from tests.pipelines.test_e2e_quick import (  # the same copy the e2e test makes
+            _copy_repo,
+            _env,
+        )
 
         repo = _copy_repo(tmp / "repo")
-        subprocess.run([sys.executable, "-m", "pipelines.profile", "quick"], cwd=repo, env=_env(repo), check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pipelines.profile", "quick"],
+            cwd=repo,
+            env=_env(repo),
+            check=True,
+        )
         t0 = time.perf_counter()
         subprocess.run(["dvc", "repro"], cwd=repo, env=_env(repo), check=True, capture_output=True)
         out["quick_repro_seconds"] = round(time.perf_counter() - t0, 1)

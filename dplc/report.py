@@ -105,7 +105,10 @@ def markdown_table(results: dict[str, dict]) -> str:
             continue
         res = r["results"]
         for i, c in enumerate(res["code_channels"]):
-            g = lambda k: res.get(k, [float("nan")] * (i + 1))[i]  # noqa: E731
+
+            def g(k: str, i: int = i, res: dict = res) -> float:
+                return res.get(k, [float("nan")] * (i + 1))[i]
+
             lines.append(
                 f"| {name} | {c} | {_fmt(g('bits_fixed'))} | {_fmt(g('bpp_fixed'), 3)} | {_fmt(g('bpp_payload'), 3)} | "
                 f"{_fmt(g('mse'))} | {_fmt(g('psnr'), 3)} | {_fmt(g('rfid_featnet'), 3)} | {_fmt(g('sfid_featnet'), 3)} | "
@@ -121,7 +124,10 @@ def markdown_table(results: dict[str, dict]) -> str:
         for name, r in classical:
             res = r["results"]
             for i in range(len(res.get("quality", []))):
-                g = lambda k: res.get(k, [float("nan")] * (i + 1))[i]  # noqa: E731
+
+                def g(k: str, i: int = i, res: dict = res) -> float:
+                    return res.get(k, [float("nan")] * (i + 1))[i]
+
                 lines.append(
                     f"| {name} | {_fmt(g('quality'))} | {_fmt(g('bpp_file'), 3)} | {_fmt(g('bpp_payload'), 3)} | "
                     f"{_fmt(g('mse'))} | {_fmt(g('psnr'), 3)} | {_fmt(g('rfid_featnet'), 3)} |"

@@ -52,7 +52,7 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     repo = _copy_repo(tmp_path / "repo")
     _run([sys.executable, "-m", "pipelines.profile", "quick"], repo)
     # 1. interrupt the first repro while a Ray training stage runs
-    log = open(tmp_path / "first.log", "w")
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115 - held open while the process runs
     proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=_env(repo), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 600
     while not (repo / "runs" / "ray").exists():
@@ -61,6 +61,7 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=120)
+    log.close()
     subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True)
     assert proc.returncode != 0
     assert (repo / "runs" / "featnet" / "metrics.json").is_file()

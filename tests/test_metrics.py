@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+from _tiny import fixed_batch, tiny_net
+
+from dplc import featnet, metrics
+from dplc.codec import build_codec
+from dplc.data import to_uint8
+from dplc.entropy import EntropyModel
+
+
+@pytest.fixture(scope="module")
+def featnet_path(tmp_path_factory):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (512,), generator=g)
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    centres = torch.tensor([[8, 8], [8, 24], [24, 8], [24, 24]])[labels]
+    blobs = torch.exp(-((xx - centres[:, 0, None, None]) ** 2 + (yy - centres[:, 1, None, None]) ** 2) / 20.0)
+    images = (blobs * 255).to(torch.uint8).unsqueeze(1)
+    net, _ = featnet.train_featnet(images, labels, epochs=1, batch_size=64, flip=False)
+    return featnet.save_featnet(net, tmp_path_factory.mktemp("f") / "featnet.safetensors"), images
+
+
+def test_fid_and_kid_zero_for_same_set_and_grow_with_noise(featnet_path):
+    path, images = featnet_path
+    same = metrics.fid_kid(images, images, path)
+    assert abs(same["fid_featnet"]) < 1e-3 and abs(same["kid_featnet"]) < 1e-3
+    g = torch.Generator().manual_seed(1)
+    fids, kids = [], []
+    for sigma in (10, 40, 90):
+        noisy = (images.float() + sigma * torch.randn(images.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+        r = metrics.fid_kid(images, noisy, path)
+        fids.append(r["fid_featnet"])
+        kids.append(r["kid_featnet"])
+    assert fids[0] > same["fid_featnet"] and fids == sorted(fids) and fids[-1] > 10 * max(fids[0], 1e-3)
+    assert kids == sorted(kids) and kids[-1] > kids[0]
+
+
+def test_pv_zero_for_deterministic_and_positive_for_noisy_decoder():
+    x = fixed_batch(8)
+    det = build_codec(tiny_net(code_channels=2, noise=False), "map").eval()
+    noisy = build_codec(tiny_net(code_channels=0), "prior").eval()  # decodes are G(z), z ~ N(0, I)
+    with torch.no_grad():  # an untrained G barely moves; give it weights that respond to z
+        for p in noisy.generator.parameters():
+            p.normal_(0.0, 0.3)
+    for codec, positive in ((det, False), (noisy, True)):
+        sym = codec.encode(x)
+        pv = metrics.conditional_pixel_variance(lambda s, c=codec, sy=sym: c.decode(sy, seed=s), repeats=10)
+        assert (pv > 1e-6) == positive and pv >= 0
+
+
+def test_mse_psnr_and_bpp():
+    x = fixed_batch(4)
+    assert metrics.mse(x, x) == 0 and metrics.psnr(x, x) == float("inf")
+    assert metrics.psnr(x + 0.2, x) < metrics.psnr(x + 0.05, x)
+    assert metrics.bpp(64, 28, 28) == pytest.approx(64 / 784)
+
+
+def test_evaluate_codec_reports_every_metric(featnet_path):
+    path, _ = featnet_path
+    torch.manual_seed(0)
+    codec = build_codec(tiny_net(code_channels=2), "map").eval()
+    test = np.ascontiguousarray(to_uint8(fixed_batch(32, seed=3))[:, :, 2:30, 2:30].permute(0, 2, 3, 1).numpy())
+    model = EntropyModel.fit(codec.encode(fixed_batch(32)), 2)
+    m = metrics.evaluate_codec(codec, model, test, path, pv_batch=8, pv_repeats=5, sample_fid=True)
+    for key in ("mse", "psnr", "rfid_featnet", "rkid_featnet", "sfid_featnet", "pv", "bpp_fixed", "bpp_payload", "bpp_file"):
+        assert key in m and np.isfinite(m[key]), key
+    assert m["bits_fixed"] == 32 and m["bpp_fixed"] == pytest.approx(32 / 784)
+    assert m["bpp_file"] > m["bpp_payload"]
+    assert m["pv"] > 0
