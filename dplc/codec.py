@@ -30,6 +30,7 @@ Save and load use a JSON description plus safetensors weights, never pickle.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -168,34 +169,72 @@ class Codec(nn.Module):
 
     # ------------------------------------------------------------------- codec API
     @torch.no_grad()
-    def encode(self, images: Tensor, batch_size: int = 1024) -> np.ndarray:
-        """Images (N, channels, H, W) in [-1, 1] -> symbols (N, C, 4, 4) as uint8."""
+    def encode(self, images: Tensor, batch_size: int = 1024, fused: bool = False) -> np.ndarray:
+        """Images (N, channels, H, W) in [-1, 1] -> symbols (N, C, 4, 4) as uint8.
+
+        ``fused=True`` runs the encoder's inference copy (:meth:`inference_nets`) in chunks of
+        128 images; a code value within float rounding of a quantizer boundary may then snap
+        to the other side, so the symbols can differ (rarely) from the reference ones.
+        """
         self._check_images(images)
         n = images.shape[0]
         out = np.zeros((n, *self.net.code_shape), dtype=np.uint8)
         if self.net.code_channels == 0 or n == 0:
             return out
         assert self.encoder is not None
-        for i in range(0, n, batch_size):
-            chunk = images[i : i + batch_size].float()
-            out[i : i + batch_size] = self.quantizer.to_symbols(self.encoder(chunk)).numpy()
+        encoder = self.inference_nets()["encoder"] if fused else self.encoder
+        step = min(batch_size, 128) if fused else batch_size
+        for i in range(0, n, step):
+            chunk = images[i : i + step].float()
+            out[i : i + step] = self.quantizer.to_symbols(encoder(chunk)).numpy()
         return out
 
     @torch.no_grad()
-    def decode(self, symbols: np.ndarray, seed: int = 0, batch_size: int = 1024) -> Tensor:
-        """Symbols (N, C, 4, 4) -> images (N, channels, H, W) in [-1, 1]; noise seeded by ``seed``."""
+    def decode(
+        self,
+        symbols: np.ndarray,
+        seed: int = 0,
+        batch_size: int = 1024,
+        precision: str = "fp32",
+        fused: bool = False,
+    ) -> Tensor:
+        """Symbols (N, C, 4, 4) -> images (N, channels, H, W) in [-1, 1]; noise seeded by ``seed``.
+
+        ``fused=True`` runs B and G as an inference copy (:meth:`inference_nets`: BatchNorm
+        folded into the convolutions, channels-last, chunks of 64 images), about twice as fast
+        on a CPU and equal to the reference up to float rounding. ``precision="bf16"`` runs in
+        bf16 (autocast, or a bf16 inference copy when fused). The noise is the same either way.
+        """
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         symbols = self._check_symbols(symbols)
         n = symbols.shape[0]
         gen = torch.Generator().manual_seed(int(seed))
         noise = self.draw_noise(n, gen)
         values = self.quantizer.from_symbols(torch.from_numpy(symbols.astype(np.int64)))
-        outs = [
-            self.generator(self.latent(values[i : i + batch_size], noise[i : i + batch_size]))
-            for i in range(0, n, batch_size)
-        ]
+        if fused and self.mode != "mean":
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            nets = self.inference_nets(dtype)
+            bmap = nets["bmap"] if self.mode == "map" else None
+            generator = nets["generator"]
+            step = min(batch_size, 64)
+            outs = []
+            for i in range(0, n, step):
+                z = noise[i : i + step].to(dtype)
+                if bmap is not None:
+                    z = bmap(values[i : i + step].to(dtype), z)
+                outs.append(generator(z).float())
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                outs = [
+                    self.generator(
+                        self.latent(values[i : i + batch_size], noise[i : i + batch_size])
+                    )
+                    for i in range(0, n, batch_size)
+                ]
         if not outs:
             return torch.zeros(0, *self.net.image_shape)
-        return torch.cat(outs).float()
+        return torch.cat(outs).float().contiguous()
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> Tensor:
@@ -258,6 +297,110 @@ class Codec(nn.Module):
         if expected and codec.weights_hash() != expected:
             raise ValueError(f"{weights_path} does not match the hash recorded in codec.json")
         return codec
+
+    # ------------------------------------------------------------- fast inference
+    def inference_nets(self, dtype: torch.dtype = torch.float32) -> dict[str, nn.Module]:
+        """Frozen copies of E, B and G for :meth:`encode` / :meth:`decode` with ``fused=True``.
+
+        Keys ``encoder``, ``bmap`` and ``generator``, for the parts this codec has. Every
+        BatchNorm2d that follows a convolution is folded into its weights (eval-mode
+        statistics), convolutions with few outputs become :class:`NarrowConv`, and the weights
+        are cast to ``dtype`` in channels-last layout. The copies are cached and rebuilt when
+        any weight or buffer of the codec changes.
+        """
+        key = (dtype, tuple((id(t), t._version) for t in self.state_dict(keep_vars=True).values()))
+        cached = getattr(self, "_inference_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        parts = {"encoder": self.encoder, "bmap": self.bmap, "generator": self.generator}
+        nets = {}
+        for name, module in parts.items():
+            if module is not None:
+                frozen = _fold_batchnorm(copy.deepcopy(module).eval()).requires_grad_(False)
+                frozen = _narrow_convs(frozen).to(dtype)
+                nets[name] = frozen.to(memory_format=torch.channels_last)
+        self._inference_cache = (key, nets)
+        return nets
+
+
+def _fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold each BatchNorm2d that directly follows a (transposed) convolution into it, in place.
+
+    y = γ (conv(x) + b - μ) / sqrt(σ² + ε) + β is conv with weights scaled per output channel
+    by s = γ / sqrt(σ² + ε) and bias s (b - μ) + β; the BatchNorm becomes an identity.
+    """
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for first, second in zip(names[:-1], names[1:], strict=True):
+            conv, bn = seq._modules[first], seq._modules[second]
+            if not (
+                isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d)
+            ):
+                continue
+            assert bn.running_var is not None and bn.running_mean is not None
+            scale = (bn.weight if bn.affine else 1.0) / torch.sqrt(bn.running_var + bn.eps)
+            shift = (bn.bias if bn.affine else 0.0) - bn.running_mean * scale
+            shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
+            with torch.no_grad():
+                conv.weight.mul_(scale.reshape(shape))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+                conv.bias = nn.Parameter(bias * scale + shift)
+            seq._modules[second] = nn.Identity()
+    return module
+
+
+class NarrowConv(nn.Module):
+    """A stride-1 'same' convolution with few output channels (G's last layer) for inference.
+
+    Computed as one matrix product y = x W (every input pixel times every tap) and a sum of
+    k² shifted planes of y, out[i, j] = b + Σ_ab y[i + a - p, j + b - p, a, b]: about three
+    times faster on a CPU than the library convolution, which is slow for 1-3 outputs.
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        cout, cin, k, _ = conv.weight.shape
+        self.k, self.pad, self.cout = k, k // 2, cout
+        weight = conv.weight.detach().permute(1, 0, 2, 3).reshape(cin, cout * k * k)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(cout)
+        self.register_buffer("weight", weight.contiguous())
+        self.register_buffer("bias", bias.clone())
+
+    @staticmethod
+    def applies(conv: nn.Module) -> bool:
+        """Whether ``conv`` is a plain odd-kernel 'same' convolution with at most 4 outputs."""
+        return (
+            type(conv) is nn.Conv2d
+            and conv.out_channels <= 4
+            and conv.groups == 1
+            and conv.stride == (1, 1)
+            and conv.dilation == (1, 1)
+            and conv.padding_mode == "zeros"
+            and conv.kernel_size[0] == conv.kernel_size[1]
+            and conv.kernel_size[0] % 2 == 1
+            and conv.padding == (conv.kernel_size[0] // 2,) * 2
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        k, p = self.k, self.pad
+        y = x.float().permute(0, 2, 3, 1).reshape(n * h * w, c) @ self.weight.float()
+        y = y.view(n, h, w, self.cout, k, k).permute(0, 3, 4, 5, 1, 2)
+        y = nn.functional.pad(y, (p, p, p, p))
+        out = self.bias.float().view(1, -1, 1, 1).expand(n, self.cout, h, w).clone()
+        for a in range(k):
+            for b in range(k):
+                out += y[:, :, a, b, a : a + h, b : b + w]
+        return out.to(x.dtype)
+
+
+def _narrow_convs(module: nn.Module) -> nn.Module:
+    """Replace every convolution that :meth:`NarrowConv.applies` to, in place."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if NarrowConv.applies(child):
+                setattr(parent, name, NarrowConv(child))
+    return module
 
 
 def build_codec(net: NetConfig, mode: str, meta: dict[str, Any] | None = None) -> Codec:

@@ -1,0 +1,547 @@
+"""The self-describing ``.dplc`` container: header, payload, CRC (SPEC §7).
+
+A file holds a batch of N images compressed with one registered codec. Everything a decoder
+needs to check that it holds the right model, and to repeat a decode exactly, is in the header.
+All integers are big-endian and unsigned.
+
+======  ======  ======  ==================================================================
+offset  bytes   type    field
+======  ======  ======  ==================================================================
+0       4       bytes   magic ``b"DPLC"``
+4       2       u16     format version (:data:`FORMAT_VERSION`; a newer one is refused)
+6       1       u8      coding mode: 0 = ANS (entropy coded), 1 = fixed-length
+7       1       u8      n, length of the model name in bytes, 1..255
+8       n       utf-8   the model's registered name (MLflow registry name)
+8+n     4       u32     the model's registered version (0 = not from a registry)
+12+n    32      bytes   SHA-256 of the codec weights (:meth:`dplc.codec.Codec.weights_hash`)
+44+n    8       bytes   entropy-model id (:attr:`dplc.entropy.EntropyModel.model_id`)
+52+n    4       u32     N, number of images, 1..:data:`MAX_IMAGES`
+56+n    2       u16     H, height of the original images (≤ S)
+58+n    2       u16     W, width of the original images (≤ S)
+60+n    1       u8      channels of the images (1 or 3)
+61+n    2       u16     S, the network's image size (32 or 64); images are padded to S x S
+63+n    2       u16     L, quantizer levels (2..256)
+65+n    2       u16     C, code channels (0..:data:`MAX_CODE_CHANNELS`)
+67+n    1       u8      code grid G (4): one image's code is C x G x G symbols
+68+n    8       u64     decoder noise seed (a decode with it is bit-identical)
+76+n    4       u32     P, payload length in bytes
+80+n    P       bytes   payload: one ANS stream of all N·C·16 symbols, channel-major
+                        (:func:`dplc.entropy.ans_encode`), or the symbols bit-packed in
+                        (N, C, 4, 4) order, ``ceil(log2 L)`` bits each, MSB first
+80+n+P  4       u32     CRC-32 (zlib) of every byte before it
+======  ======  ======  ==================================================================
+
+The header is 84 + n bytes with the CRC. Parsing (:func:`unpack`) bounds every length before
+using it, checks the CRC before trusting any field, then checks every field's range; each defect
+raises its own subclass of :class:`BitstreamError` whose message names it. The high-level
+:func:`compress` / :func:`decompress` add the model check (:class:`ModelMismatchError`).
+
+>>> import numpy as np, torch
+>>> from dplc.config import NetConfig
+>>> from dplc.codec import build_codec
+>>> from dplc.entropy import EntropyModel
+>>> _ = torch.manual_seed(0)
+>>> codec = build_codec(NetConfig(width=8, latent_dim=16, code_channels=2), "map").eval()
+>>> images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+>>> model = EntropyModel.uniform(channels=2, levels=2)
+>>> blob = compress(codec, model, images, "doc-codec", 1, seed=7)
+>>> h = read_header(blob)
+>>> h.model_name, h.count, (h.height, h.width), h.seed, h.mode
+('doc-codec', 3, (28, 28), 7, 'ans')
+>>> decompress(blob, codec, model).shape
+(3, 28, 28, 1)
+>>> read_header(b"PNG!" + blob[4:])
+Traceback (most recent call last):
+...
+dplc.bitstream.BadMagicError: not a dplc file: it starts with b'PNG!', expected b'DPLC'
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from dplc.codec import Codec
+from dplc.data import crop_to, to_float, to_tensor, to_uint8
+from dplc.entropy import (
+    EntropyModel,
+    PayloadDecodeError,
+    SymbolOutOfRangeError,
+    ans_decode,
+    ans_encode,
+    fixed_length_bits,
+    pack_fixed,
+    unpack_fixed,
+)
+
+MAGIC = b"DPLC"
+FORMAT_VERSION = 1
+MODES = ("ans", "fixed")
+MAX_NAME_BYTES = 255
+MAX_IMAGES = 1 << 16
+MAX_CODE_CHANNELS = 1024
+MAX_SYMBOLS = 1 << 27
+MAX_PAYLOAD = 1 << 30
+CODE_GRID = 4
+NETWORK_SIZES = (32, 64)
+
+_PREFIX = struct.Struct(">4sHBB")  # magic, version, mode, name length
+_FIELDS = struct.Struct(">I32s8sIHHBHHHBQI")  # model version .. payload length
+_CRC = struct.Struct(">I")
+HEADER_OVERHEAD = _PREFIX.size + _FIELDS.size + _CRC.size
+"""Container bytes besides the name and the payload (84)."""
+
+
+class BitstreamError(ValueError):
+    """Base class of every defect of a ``.dplc`` file; the message names the defect."""
+
+
+class ShortFileError(BitstreamError):
+    """The file ends before its fixed-size header does (truncated or empty)."""
+
+
+class BadMagicError(BitstreamError):
+    """The file does not start with ``b"DPLC"``."""
+
+
+class UnsupportedVersionError(BitstreamError):
+    """The format version is newer than this dplc reads (or zero)."""
+
+
+class LengthError(BitstreamError):
+    """A declared length runs past the end of the file, or bytes follow the checksum."""
+
+
+class ChecksumError(BitstreamError):
+    """The CRC-32 does not match the bytes: the file is corrupt."""
+
+
+class HeaderFieldError(BitstreamError):
+    """A header field is outside its allowed range (bounds checked before any allocation)."""
+
+
+class PayloadError(BitstreamError):
+    """The payload does not decode to exactly the declared symbols."""
+
+
+class SymbolRangeError(BitstreamError):
+    """A decoded symbol is outside 0..L-1."""
+
+
+class ModelMismatchError(BitstreamError):
+    """The file was made by another model (weights, entropy model or geometry differ)."""
+
+
+class ImageInputError(ValueError):
+    """Images given to :func:`compress` have the wrong dtype, shape or channel count."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed header of a ``.dplc`` file (see the module doc for the byte layout)."""
+
+    model_name: str
+    model_version: int
+    weights_sha256: str
+    entropy_id: str
+    count: int
+    height: int
+    width: int
+    channels: int
+    image_size: int
+    levels: int
+    code_channels: int
+    mode: str
+    seed: int
+    payload_length: int = 0
+    version: int = FORMAT_VERSION
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        """(C, 4, 4): one image's symbols."""
+        return (self.code_channels, CODE_GRID, CODE_GRID)
+
+    @property
+    def header_bytes(self) -> int:
+        """Container bytes besides the payload (header and CRC)."""
+        return HEADER_OVERHEAD + len(self.model_name.encode())
+
+    @property
+    def file_bytes(self) -> int:
+        """Total file size."""
+        return self.header_bytes + self.payload_length
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of the fields plus sizes and rates (``dplc.compress info``)."""
+        pixels = self.count * self.height * self.width
+        return asdict(self) | {
+            "header_bytes": self.header_bytes,
+            "file_bytes": self.file_bytes,
+            "fixed_length_bits_per_image": fixed_length_bits(1, self.code_channels, self.levels),
+            "payload_bits_per_image": 8 * self.payload_length / self.count,
+            "file_bits_per_image": 8 * self.file_bytes / self.count,
+            "payload_bpp": 8 * self.payload_length / pixels,
+            "file_bpp": 8 * self.file_bytes / pixels,
+        }
+
+
+# ------------------------------------------------------------------------- byte layout
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """Header fields and payload -> file bytes (``header.payload_length`` is ignored)."""
+    name = header.model_name.encode("utf-8")
+    if not 1 <= len(name) <= MAX_NAME_BYTES:
+        raise ValueError(f"model name must be 1..{MAX_NAME_BYTES} UTF-8 bytes, got {len(name)}")
+    if header.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {header.mode!r}")
+    if not 0 <= header.seed < 1 << 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {header.seed}")
+    if not 0 <= header.model_version < 1 << 32:
+        raise ValueError(f"model version must be in [0, 2**32), got {header.model_version}")
+    body = _PREFIX.pack(MAGIC, header.version, MODES.index(header.mode), len(name)) + name
+    body += _FIELDS.pack(
+        header.model_version,
+        bytes.fromhex(header.weights_sha256),
+        bytes.fromhex(header.entropy_id),
+        header.count,
+        header.height,
+        header.width,
+        header.channels,
+        header.image_size,
+        header.levels,
+        header.code_channels,
+        CODE_GRID,
+        header.seed,
+        len(payload),
+    )
+    body += payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """File bytes -> (header, payload), raising a :class:`BitstreamError` subclass per defect.
+
+    Order: magic, version, every length against the bytes present, CRC, then field ranges.
+    """
+    data = bytes(data)
+    if not data:
+        raise ShortFileError("empty file: 0 bytes, not a dplc file")
+    if len(data) < len(MAGIC):
+        raise ShortFileError(f"truncated file: {len(data)} bytes, too short to be a dplc file")
+    if data[:4] != MAGIC:
+        raise BadMagicError(f"not a dplc file: it starts with {data[:4]!r}, expected {MAGIC!r}")
+    if len(data) < _PREFIX.size:
+        raise ShortFileError(f"truncated file: {len(data)} bytes end inside the header")
+    _, version, mode_code, name_len = _PREFIX.unpack_from(data, 0)
+    if version > FORMAT_VERSION or version == 0:
+        raise UnsupportedVersionError(
+            f"unsupported format version {version}: this dplc reads version {FORMAT_VERSION}"
+            + ("; upgrade dplc" if version > FORMAT_VERSION else "")
+        )
+    fields_at = _PREFIX.size + name_len
+    payload_at = fields_at + _FIELDS.size
+    if len(data) < payload_at:
+        raise ShortFileError(
+            f"truncated file: {len(data)} bytes end inside the header ({payload_at} needed)"
+        )
+    fields = _FIELDS.unpack_from(data, fields_at)
+    payload_len = fields[-1]
+    if payload_len > MAX_PAYLOAD:
+        raise LengthError(f"payload length {payload_len} exceeds the limit of {MAX_PAYLOAD} bytes")
+    end = payload_at + payload_len
+    if len(data) < end + _CRC.size:
+        raise LengthError(
+            f"truncated file: payload length {payload_len} runs past the end of the file "
+            f"({len(data)} bytes, {end + _CRC.size} needed)"
+        )
+    if len(data) > end + _CRC.size:
+        raise LengthError(f"trailing data: {len(data) - end - _CRC.size} bytes after the checksum")
+    (crc,) = _CRC.unpack_from(data, end)
+    actual = zlib.crc32(data[:end])
+    if crc != actual:
+        raise ChecksumError(
+            f"CRC mismatch: the file says {crc:08x}, its bytes give {actual:08x}; it is corrupt"
+        )
+    try:
+        name = data[_PREFIX.size : fields_at].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HeaderFieldError(f"bad header field: the model name is not UTF-8 ({e})") from e
+    (
+        model_version,
+        wsha,
+        eid,
+        count,
+        height,
+        width,
+        channels,
+        size,
+        levels,
+        code_ch,
+        grid,
+        seed,
+        _,
+    ) = fields
+    header = Header(
+        model_name=name,
+        model_version=model_version,
+        weights_sha256=wsha.hex(),
+        entropy_id=eid.hex(),
+        count=count,
+        height=height,
+        width=width,
+        channels=channels,
+        image_size=size,
+        levels=levels,
+        code_channels=code_ch,
+        mode=MODES[mode_code] if mode_code < len(MODES) else f"<{mode_code}>",
+        seed=seed,
+        payload_length=payload_len,
+        version=version,
+    )
+    _check_fields(header, mode_code, grid, name_len)
+    return header, data[payload_at:end]
+
+
+def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
+    """Range checks of every header field (SPEC §3 geometry, this module's limits)."""
+
+    def bad(what: str) -> HeaderFieldError:
+        return HeaderFieldError(f"bad header field: {what}")
+
+    if name_len == 0:
+        raise bad("empty model name")
+    if mode_code >= len(MODES):
+        raise bad(f"coding mode {mode_code} (0 = ans, 1 = fixed)")
+    if not 1 <= h.count <= MAX_IMAGES:
+        raise bad(f"image count {h.count} (1..{MAX_IMAGES})")
+    if h.image_size not in NETWORK_SIZES:
+        raise bad(f"network image size {h.image_size} (one of {NETWORK_SIZES})")
+    if not (1 <= h.height <= h.image_size and 1 <= h.width <= h.image_size):
+        raise bad(f"image size {h.height}x{h.width} (1..{h.image_size} each)")
+    if h.channels not in (1, 3):
+        raise bad(f"channels {h.channels} (1 or 3)")
+    if not 2 <= h.levels <= 256:
+        raise bad(f"quantizer levels {h.levels} (2..256)")
+    if h.code_channels > MAX_CODE_CHANNELS:
+        raise bad(f"code channels {h.code_channels} (0..{MAX_CODE_CHANNELS})")
+    if grid != CODE_GRID:
+        raise bad(f"code grid {grid} (must be {CODE_GRID})")
+    if h.count * h.code_channels * CODE_GRID * CODE_GRID > MAX_SYMBOLS:
+        raise bad(f"{h.count} images x {h.code_channels} channels exceed {MAX_SYMBOLS} symbols")
+    if h.mode == "fixed":
+        expected = (fixed_length_bits(h.count, h.code_channels, h.levels) + 7) // 8
+        if h.payload_length != expected:
+            raise bad(f"fixed-length payload of {h.payload_length} bytes, expected {expected}")
+    elif (h.code_channels == 0) != (h.payload_length == 0):
+        raise bad(f"ANS payload of {h.payload_length} bytes for {h.code_channels} code channels")
+
+
+def read_header(data: bytes) -> Header:
+    """Parse and verify a whole file (CRC included) and return its header."""
+    return unpack(data)[0]
+
+
+# ---------------------------------------------------------------------------- symbols
+
+
+def encode_payload(
+    symbols: np.ndarray, levels: int, mode: str, entropy: EntropyModel | None
+) -> bytes:
+    """Symbols (N, C, 4, 4) -> payload bytes in ``mode`` ("ans" needs the entropy model)."""
+    if mode == "fixed":
+        return pack_fixed(symbols, levels)
+    if mode != "ans":
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if entropy is None:
+        raise ValueError("ANS mode needs an entropy model")
+    return ans_encode(symbols, entropy)
+
+
+def decode_payload(header: Header, payload: bytes, entropy: EntropyModel | None) -> np.ndarray:
+    """Payload -> symbols (N, C, 4, 4) uint8, mapping every failure to a BitstreamError."""
+    try:
+        if header.mode == "fixed":
+            return unpack_fixed(payload, header.count, header.code_channels, header.levels)
+        if entropy is None:
+            raise ModelMismatchError("model mismatch: an ANS-coded file needs its entropy model")
+        _check_entropy(header, entropy)
+        return ans_decode(payload, entropy, header.count)
+    except SymbolOutOfRangeError as e:
+        raise SymbolRangeError(f"symbol out of range: {e}") from e
+    except PayloadDecodeError as e:
+        raise PayloadError(f"corrupt payload: {e}") from e
+
+
+def _check_entropy(header: Header, entropy: EntropyModel) -> None:
+    if entropy.model_id != header.entropy_id or entropy.channels != header.code_channels:
+        raise ModelMismatchError(
+            f"model mismatch: the file was entropy coded with model {header.entropy_id}, "
+            f"the given entropy model is {entropy.model_id}"
+        )
+
+
+def check_model(header: Header, codec: Codec, weights_sha256: str | None = None) -> None:
+    """Refuse a file made by another model (SPEC §7): weights hash and geometry must match."""
+    got = weights_sha256 or codec.weights_hash()
+    if got != header.weights_sha256:
+        raise ModelMismatchError(
+            f"model mismatch: the file was made by {header.model_name!r} version "
+            f"{header.model_version} (weights {header.weights_sha256[:12]}), but the given "
+            f"model's weights are {got[:12]}"
+        )
+    net = codec.net
+    geometry = (net.image_size, net.channels, net.levels, net.code_channels)
+    expected = (header.image_size, header.channels, header.levels, header.code_channels)
+    if geometry != expected:
+        raise ModelMismatchError(
+            f"model mismatch: the file needs (size, channels, levels, C) = {expected}, "
+            f"the model has {geometry}"
+        )
+
+
+# ------------------------------------------------------------------------ high level
+
+
+def _as_images(images: np.ndarray, codec: Codec) -> np.ndarray:
+    """uint8 (N, H, W, channels) (or (N, H, W) for one channel), checked against the codec."""
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise ImageInputError(f"images must be uint8, got {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4:
+        raise ImageInputError(f"images must have shape (N, H, W, channels), got {arr.shape}")
+    n, h, w, c = arr.shape
+    size, channels = codec.net.image_size, codec.net.channels
+    if not 1 <= n <= MAX_IMAGES:
+        raise ImageInputError(f"a file holds 1..{MAX_IMAGES} images, got {n}")
+    if c != channels:
+        raise ImageInputError(f"the model takes {channels}-channel images, got {c} channels")
+    if not (1 <= h <= size and 1 <= w <= size):
+        raise ImageInputError(f"the model takes images up to {size}x{size}, got {h}x{w}")
+    return arr
+
+
+def compress(
+    codec: Codec,
+    entropy_model: EntropyModel | None,
+    images: np.ndarray,
+    model_name: str,
+    model_version: int,
+    seed: int = 0,
+    mode: str = "ans",
+    weights_sha256: str | None = None,
+) -> bytes:
+    """uint8 images (N, H, W, channels), H, W ≤ S -> one ``.dplc`` file (module doc).
+
+    Images smaller than the network's S x S are zero-padded (:func:`dplc.data.to_tensor`) and
+    cropped back on decode. ``seed`` is the decoder-noise seed written in the header; ``mode``
+    is "ans", "fixed" or "auto" (whichever payload is smaller, so a file never exceeds the
+    fixed-length budget); ``weights_sha256`` may pass a precomputed :meth:`Codec.weights_hash`.
+    """
+    arr = _as_images(images, codec)
+    if mode == "ans" and entropy_model is None:
+        raise ValueError("ANS mode needs an entropy model; use mode='fixed' without one")
+    if entropy_model is not None and (
+        entropy_model.channels != codec.net.code_channels
+        or entropy_model.levels != codec.net.levels
+    ):
+        raise ValueError(
+            f"entropy model covers {entropy_model.channels} channels x {entropy_model.levels} "
+            f"levels, the codec has {codec.net.code_channels} x {codec.net.levels}"
+        )
+    n, h, w, c = arr.shape
+    symbols = codec.encode(to_float(to_tensor(arr, codec.net.image_size)), fused=True)
+    if mode == "auto":
+        fixed = encode_payload(symbols, codec.net.levels, "fixed", None)
+        ans = (
+            encode_payload(symbols, codec.net.levels, "ans", entropy_model)
+            if entropy_model
+            else fixed
+        )
+        mode, payload = ("ans", ans) if len(ans) < len(fixed) else ("fixed", fixed)
+    else:
+        payload = encode_payload(symbols, codec.net.levels, mode, entropy_model)
+    header = Header(
+        model_name=model_name,
+        model_version=int(model_version),
+        weights_sha256=weights_sha256 or codec.weights_hash(),
+        entropy_id=entropy_model.model_id if entropy_model is not None else "0" * 16,
+        count=n,
+        height=h,
+        width=w,
+        channels=c,
+        image_size=codec.net.image_size,
+        levels=codec.net.levels,
+        code_channels=codec.net.code_channels,
+        mode=mode,
+        seed=int(seed),
+    )
+    return pack(header, payload)
+
+
+def decompress(
+    data: bytes,
+    codec: Codec,
+    entropy_model: EntropyModel | None,
+    seed: int | None = None,
+    weights_sha256: str | None = None,
+    precision: str = "fp32",
+    fused: bool = True,
+) -> np.ndarray:
+    """A ``.dplc`` file -> uint8 images (N, H, W, channels) at the original geometry.
+
+    ``seed`` None decodes with the header's seed (a repeatable decode); another seed draws other
+    decoder noise (another sample of the conditional distribution). ``precision`` and ``fused``
+    are passed to :meth:`Codec.decode` (the fused fp32 inference copy by default: the same
+    images as the reference decoder up to float rounding, about twice as fast on a CPU).
+    """
+    header, payload = unpack(data)
+    check_model(header, codec, weights_sha256)
+    symbols = decode_payload(header, payload, entropy_model)
+    seed = header.seed if seed is None else seed
+    return decode_images(header, symbols, codec, seed, precision, fused)
+
+
+def decode_images(
+    header: Header,
+    symbols: np.ndarray,
+    codec: Codec,
+    seed: int,
+    precision: str = "fp32",
+    fused: bool = True,
+) -> np.ndarray:
+    """Symbols -> uint8 images (N, H, W, channels), cropped to the header's geometry."""
+    decoded = codec.decode(symbols, seed=int(seed) % (1 << 64), precision=precision, fused=fused)
+    pixels = crop_to(to_uint8(decoded), header.height, header.width)
+    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
+
+
+def crc_fix(data: bytes) -> bytes:
+    """Recompute the trailing CRC of ``data`` (for tests that forge files on purpose)."""
+    body = bytes(data[: -_CRC.size])
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+__all__ = [
+    "BadMagicError",
+    "BitstreamError",
+    "ChecksumError",
+    "Header",
+    "HeaderFieldError",
+    "ImageInputError",
+    "LengthError",
+    "ModelMismatchError",
+    "PayloadError",
+    "ShortFileError",
+    "SymbolRangeError",
+    "UnsupportedVersionError",
+    "compress",
+    "decompress",
+    "read_header",
+]

@@ -1,0 +1,249 @@
+"""The MLflow model registry for codecs: log, register, alias and load (SPEC §7).
+
+This is the only module of ``dplc`` that imports MLflow. A trained per-rate codec is a folder
+
+* ``codec.json`` and ``weights.safetensors`` (:meth:`dplc.codec.Codec.save`), and
+* ``entropy.json`` (:meth:`dplc.entropy.EntropyModel.save`), the ANS probability model.
+
+Workflow (MLflow 3.17, SQLite tracking store, see STACK.md):
+
+1. In an active run, :func:`log_codec` logs the folder as an MLflow ``pyfunc`` model:
+   :class:`CodecModel` (a ``mlflow.pyfunc.PythonModel``) carries the three files as artifacts,
+   so the original classes load it back without pickled weights.
+2. :func:`register` adds that model to the registry under a name and points an alias
+   (e.g. ``champion``) at the new version (``mlflow.register_model`` and
+   ``MlflowClient.set_registered_model_alias``).
+3. :func:`load_codec` resolves ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` through
+   ``MlflowClient`` (alias or version, then the version's download URI), downloads it with
+   ``mlflow.artifacts.download_artifacts`` and loads it with ``mlflow.pyfunc.load_model``; a local codec folder works as well. It returns
+   ``(codec, entropy_model, name, version)``; name and version go into every ``.dplc`` header.
+
+The tracking URI is the ``tracking_uri`` argument, else MLflow's own ``MLFLOW_TRACKING_URI``.
+A SQLite store that does not exist is reported as missing rather than created.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.artifacts
+import mlflow.pyfunc
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+
+import dplc
+from dplc.codec import Codec
+from dplc.entropy import ENTROPY_FILE, EntropyModel, load_entropy_model
+
+CODEC_ARTIFACT = "codec"
+CODEC_FILES = ("codec.json", "weights.safetensors", ENTROPY_FILE)
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+class ModelNotFoundError(LookupError):
+    """The model URI names nothing loadable (unknown name, alias, version, path or store)."""
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None] | None:
+    """``(name, alias, version)`` of a ``models:/`` URI; None for anything else (a path).
+
+    >>> parse_model_uri("models:/fmnist-dplc-c4@champion")
+    ('fmnist-dplc-c4', 'champion', None)
+    >>> parse_model_uri("models:/fmnist-dplc-c4/3")
+    ('fmnist-dplc-c4', None, '3')
+    >>> parse_model_uri("runs/codec") is None
+    True
+    >>> parse_model_uri("models:/fmnist-dplc-c4")
+    Traceback (most recent call last):
+    ...
+    dplc.registry.ModelNotFoundError: bad model URI 'models:/fmnist-dplc-c4': use models:/NAME@ALIAS or models:/NAME/VERSION
+    """
+    match = _MODELS_URI.match(uri)
+    if match is None:
+        if uri.startswith("models:/"):
+            raise ModelNotFoundError(
+                f"bad model URI {uri!r}: use models:/NAME@ALIAS or models:/NAME/VERSION"
+            )
+        return None
+    return match["name"], match["alias"], match["version"]
+
+
+class CodecModel(mlflow.pyfunc.PythonModel):
+    """An MLflow ``pyfunc`` wrapper of a saved codec folder (``artifacts={"codec": folder}``).
+
+    ``predict`` takes uint8 images (N, H, W, channels) and returns their reconstructions
+    (compress and decompress through the ``.dplc`` format); ``params`` may set ``seed`` and
+    ``mode`` ("ans" or "fixed").
+    """
+
+    def load_context(self, context: Any) -> None:
+        folder = Path(context.artifacts[CODEC_ARTIFACT])
+        self.codec = Codec.load(folder)
+        self.entropy = load_entropy_model(folder)
+
+    def predict(
+        self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        from dplc.bitstream import compress, decompress
+
+        params = params or {}
+        images = np.asarray(model_input, dtype=np.uint8)
+        mode = str(params.get("mode", "ans"))
+        data = compress(
+            self.codec, self.entropy, images, "pyfunc", 0, int(params.get("seed", 0)), mode
+        )
+        return decompress(data, self.codec, self.entropy)
+
+
+def codec_signature() -> ModelSignature:
+    """uint8 images (N, H, W, channels) in, reconstructions out; params ``seed`` and ``mode``."""
+    images = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, -1))])
+    params = ParamSchema([ParamSpec("seed", "long", 0), ParamSpec("mode", "string", "ans")])
+    return ModelSignature(inputs=images, outputs=images, params=params)
+
+
+def check_codec_dir(codec_dir: str | Path) -> Path:
+    """The folder, after checking that it holds the three codec files."""
+    d = Path(codec_dir)
+    missing = [f for f in CODEC_FILES if not (d / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{d} is not a complete codec folder: missing {', '.join(missing)}")
+    return d
+
+
+def log_codec(
+    codec_dir: str | Path,
+    name: str = "codec",
+    pip_requirements: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Any:
+    """Log a codec folder as a ``pyfunc`` model named ``name`` in the active run.
+
+    Returns MLflow's ``ModelInfo`` (its ``model_uri`` is what :func:`register` takes). The
+    codec's weight hash, entropy-model id, levels and code channels go into the model metadata.
+    """
+    d = check_codec_dir(codec_dir)
+    codec = Codec.load(d)
+    entropy = load_entropy_model(d)
+    meta = {
+        "weights_sha256": codec.weights_hash(),
+        "entropy_id": entropy.model_id,
+        "code_channels": codec.net.code_channels,
+        "levels": codec.net.levels,
+        "image_size": codec.net.image_size,
+        "channels": codec.net.channels,
+        "dplc_version": dplc.__version__,
+    } | dict(metadata or {})
+    requirements = pip_requirements or [
+        f"dplc=={dplc.__version__}",
+        "torch",
+        "numpy",
+        "safetensors",
+        "constriction>=0.4",
+    ]
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=CodecModel(),
+        artifacts={CODEC_ARTIFACT: str(d)},
+        pip_requirements=requirements,
+        signature=codec_signature(),
+        input_example=np.zeros((1, *codec.net.image_shape[1:], codec.net.channels), np.uint8),
+        metadata=meta,
+    )
+
+
+def register(
+    model_uri: str,
+    name: str,
+    alias: str | None = "champion",
+    tags: dict[str, str] | None = None,
+) -> Any:
+    """Register ``model_uri`` (a logged model) as a new version of ``name``; set ``alias``.
+
+    Works against the current tracking URI (``mlflow.set_tracking_uri`` or
+    ``MLFLOW_TRACKING_URI``). Returns MLflow's ``ModelVersion``. Uses ``mlflow.register_model``
+    and ``MlflowClient().set_registered_model_alias``.
+    """
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    if alias:
+        MlflowClient().set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def log_and_register(
+    codec_dir: str | Path, name: str, alias: str | None = "champion", artifact_name: str = "codec"
+) -> Any:
+    """:func:`log_codec` then :func:`register` in the active run; returns the ModelVersion."""
+    info = log_codec(codec_dir, artifact_name)
+    return register(info.model_uri, name, alias)
+
+
+def _tracking_uri(tracking_uri: str | None) -> str:
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :])
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"no MLflow store at {uri} (file missing); pass --tracking-uri or set MLFLOW_TRACKING_URI"
+            )
+    return uri
+
+
+def _from_folder(path: Path) -> tuple[Codec, EntropyModel]:
+    if (path / "MLmodel").is_file():
+        wrapped = mlflow.pyfunc.load_model(str(path)).unwrap_python_model()
+        if not isinstance(wrapped, CodecModel):
+            raise ModelNotFoundError(f"{path} is an MLflow model but not a dplc codec")
+        return wrapped.codec, wrapped.entropy
+    check_codec_dir(path)
+    return Codec.load(path), load_entropy_model(path)
+
+
+def load_codec(uri: str, tracking_uri: str | None = None) -> tuple[Codec, EntropyModel, str, int]:
+    """Load ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local codec folder.
+
+    Returns ``(codec, entropy_model, name, version)``; a local folder has its folder name and
+    version 0. Raises :class:`ModelNotFoundError` with MLflow's reason when nothing matches.
+    """
+    parsed = parse_model_uri(uri)
+    if parsed is None:
+        path = Path(uri)
+        if not path.is_dir():
+            raise ModelNotFoundError(
+                f"model not found: {uri} (not a models:/ URI nor a codec folder)"
+            )
+        try:
+            codec, entropy = _from_folder(path)
+        except FileNotFoundError as e:
+            raise ModelNotFoundError(f"model not found: {e}") from e
+        except (ValueError, KeyError) as e:  # malformed codec.json / entropy.json / weights
+            raise ModelNotFoundError(f"model at {uri} cannot be loaded: {e}") from e
+        return codec, entropy, path.resolve().name, 0
+    store = _tracking_uri(tracking_uri)
+    name, alias, version = parsed
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    try:
+        mv = (
+            client.get_model_version_by_alias(name, alias)
+            if alias is not None
+            else client.get_model_version(name, version)
+        )
+    except MlflowException as e:
+        reason = str(e.message).splitlines()[0]
+        raise ModelNotFoundError(f"model not found: {uri} in {store}: {reason}") from e
+    # the version's storage location, resolved by this store's client: a ``models:/`` artifact
+    # URI would be resolved against the global registry URI instead of ``store``
+    location = client.get_model_version_download_uri(name, mv.version)
+    with tempfile.TemporaryDirectory(prefix="dplc-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=tmp, tracking_uri=store
+        )
+        codec, entropy = _from_folder(Path(local))
+    return codec, entropy, name, int(mv.version)
