@@ -109,6 +109,18 @@ class Method:
         self._update("critic", loss_w + self.cfg.gp_weight * gp, critic)
         return -_num(loss_w), _num(gp)
 
+    def _train_critic(self, critic: nn.Module, batch: Batch, make_fake: Callable[[Tensor], Tensor]) -> tuple[float, float]:
+        """``n_critic`` WGAN-GP critic updates, each on a fresh real batch and the fakes
+        ``make_fake(real)`` (no gradient to the generator); the critic is frozen afterwards."""
+        _requires_grad(critic, True)
+        for _ in range(self.cfg.n_critic):
+            real = batch(self.cfg.critic_batch_size)
+            with torch.no_grad(), self.autocast():
+                fake = make_fake(real)
+            w, gp = self._critic_step(critic, real, fake.float())
+        _requires_grad(critic, False)
+        return w, gp
+
     def step(self, batch: Batch) -> dict[str, float]:
         """One optimisation step; returns the losses as floats."""
         raise NotImplementedError
@@ -159,15 +171,9 @@ class WGANGP(Method):
         self.schedulers["generator"] = _multistep(self.optimizers["generator"], cfg, total_steps)
 
     def step(self, batch: Batch) -> dict[str, float]:
-        m, cb = self.net.latent_dim, self.cfg.critic_batch_size
-        _requires_grad(self.critic, True)
-        for _ in range(self.cfg.n_critic):
-            real = batch(cb)
-            with torch.no_grad(), self.autocast():
-                fake = self.generator(torch.randn(cb, m))
-            w, gp = self._critic_step(self.critic, real, fake.float())
+        m = self.net.latent_dim
+        w, gp = self._train_critic(self.critic, batch, lambda real: self.generator(torch.randn(real.shape[0], m)))
         critic_loss = -w + self.cfg.gp_weight * gp
-        _requires_grad(self.critic, False)
         with self.autocast():
             loss_g = losses.generator_loss(
                 self.critic(self.generator(torch.randn(self.cfg.batch_size, m)))
@@ -226,13 +232,7 @@ class WassersteinPP(WAE):
 
     def step(self, batch: Batch) -> dict[str, float]:
         cb = self.cfg.critic_batch_size
-        _requires_grad(self.critic, True)
-        for _ in range(self.cfg.n_critic):
-            real = batch(cb)
-            with torch.no_grad(), self.autocast():
-                fake = self.generator(self._mixed_latent(self.encoder(real)))
-            w, gp = self._critic_step(self.critic, real, fake.float())
-        _requires_grad(self.critic, False)
+        w, gp = self._train_critic(self.critic, batch, lambda real: self.generator(self._mixed_latent(self.encoder(real))))
         x = batch(self.cfg.batch_size)
         with self.autocast():
             z_enc, rec, mmd = self._primal(x)
@@ -315,14 +315,7 @@ class GC(_RateMethod):
         self.schedulers["codec"] = _multistep(self.optimizers["codec"], cfg, total_steps)
 
     def step(self, batch: Batch) -> dict[str, float]:
-        cb = self.cfg.critic_batch_size
-        _requires_grad(self.critic, True)
-        for _ in range(self.cfg.n_critic):
-            real = batch(cb)
-            with torch.no_grad(), self.autocast():
-                fake = self._decode_train(real)[1]
-            w, gp = self._critic_step(self.critic, real, fake.float())
-        _requires_grad(self.critic, False)
+        w, gp = self._train_critic(self.critic, batch, lambda real: self._decode_train(real)[1])
         x = batch(self.cfg.batch_size)
         with self.autocast():
             _, x_hat = self._decode_train(x)
