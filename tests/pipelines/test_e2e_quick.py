@@ -53,16 +53,24 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     _run([sys.executable, "-m", "pipelines.profile", "quick"], repo)
     # 1. interrupt the first repro while a Ray training stage runs
     log = open(tmp_path / "first.log", "w")  # noqa: SIM115 - held open while the process runs
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=_env(repo), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 600
-    while not (repo / "runs" / "ray").exists():
-        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        assert time.time() < deadline
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=120)
-    log.close()
-    subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True)
+    # a shell that starts CI in the background ignores SIGINT, and children inherit that:
+    # restore the default so the interrupt below is a real Ctrl-C
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=_env(repo), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.time() + 600
+        while not (repo / "runs" / "ray").exists():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a repro running behind a failed test
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True)
     assert proc.returncode != 0
     assert (repo / "runs" / "featnet" / "metrics.json").is_file()
     assert not (repo / "runs" / "generator" / "wpp" / "codec").exists()
