@@ -33,6 +33,7 @@ import mlflow
 import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
+import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
@@ -196,12 +197,26 @@ def _tracking_uri(tracking_uri: str | None) -> str:
     return uri
 
 
+def _codec_artifact(model_dir: Path) -> Path:
+    """The codec folder inside a logged pyfunc model, read from its MLmodel file.
+
+    The model's ``python_model.pkl`` is never unpickled (a downloaded model is untrusted):
+    the codec is rebuilt from its JSON and safetensors artifacts only.
+    """
+    meta = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    pyfunc = (meta.get("flavors") or {}).get("python_function") or {}
+    artifact = ((pyfunc.get("artifacts") or {}).get(CODEC_ARTIFACT) or {}).get("path")
+    if not artifact:
+        raise ModelNotFoundError(f"{model_dir} is an MLflow model but not a dplc codec (no '{CODEC_ARTIFACT}' artifact)")
+    folder = (model_dir / artifact).resolve()
+    if model_dir.resolve() not in folder.parents:
+        raise ModelNotFoundError(f"{model_dir}: the codec artifact path {artifact!r} leaves the model folder")
+    return folder
+
+
 def _from_folder(path: Path) -> tuple[Codec, EntropyModel]:
     if (path / "MLmodel").is_file():
-        wrapped = mlflow.pyfunc.load_model(str(path)).unwrap_python_model()
-        if not isinstance(wrapped, CodecModel):
-            raise ModelNotFoundError(f"{path} is an MLflow model but not a dplc codec")
-        return wrapped.codec, wrapped.entropy
+        path = _codec_artifact(path)
     check_codec_dir(path)
     return Codec.load(path), load_entropy_model(path)
 

@@ -116,3 +116,28 @@ def test_only_the_registry_imports_mlflow() -> None:
     pattern = re.compile(r"^\s*(import mlflow|from mlflow)", re.MULTILINE)
     importers = sorted(p.name for p in DPLC.glob("*.py") if pattern.search(p.read_text()))
     assert importers == ["registry.py"]
+
+
+def test_logged_model_folder_loads_without_unpickling(tmp_path):
+    """A downloaded MLflow model is untrusted: its python_model.pkl must never be unpickled."""
+    import torch
+    import yaml as _yaml
+
+    from dplc.codec import build_codec
+    from dplc.config import NetConfig
+    from dplc.entropy import EntropyModel
+
+    torch.manual_seed(0)
+    model = tmp_path / "model"
+    codec = build_codec(NetConfig(width=8, latent_dim=16, code_channels=2), "map").eval()
+    codec.save(model / "artifacts" / "codec")
+    EntropyModel.uniform(2, 2).save(model / "artifacts" / "codec")
+    (model / "python_model.pkl").write_bytes(b"\x80\x04this would explode if unpickled")
+    flavor = {"python_function": {"artifacts": {"codec": {"path": "artifacts/codec"}}, "python_model": "python_model.pkl"}}
+    (model / "MLmodel").write_text(_yaml.safe_dump({"flavors": flavor}))
+    loaded, entropy, name, version = registry.load_codec(str(model))
+    assert loaded.weights_hash() == codec.weights_hash() and entropy.channels == 2 and version == 0
+    flavor["python_function"]["artifacts"]["codec"]["path"] = "../../etc"
+    (model / "MLmodel").write_text(_yaml.safe_dump({"flavors": flavor}))
+    with pytest.raises(registry.ModelNotFoundError, match="leaves the model folder"):
+        registry.load_codec(str(model))
