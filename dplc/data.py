@@ -36,7 +36,6 @@ import json
 import os
 import struct
 import urllib.request
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -491,9 +490,3 @@ class BatchSampler:
 
     def set_state(self, state: Tensor) -> None:
         self.gen.set_state(state)
-
-
-def iterate(images: Tensor, batch_size: int) -> Iterable[Tensor]:
-    """Float batches of a uint8 tensor in order (evaluation)."""
-    for i in range(0, images.shape[0], batch_size):
-        yield to_float(images[i : i + batch_size])
