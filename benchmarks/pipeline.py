@@ -145,10 +145,12 @@ def main() -> None:
         )
     if args.quick_repro:
         tmp = Path(tempfile.mkdtemp())
-        from tests.pipelines.test_e2e_quick import (  # the same copy the e2e test makes
-            _copy_repo,
-            _env,
-        )
+        import importlib.util  # the same copy of the repo the e2e test makes
+
+        spec = importlib.util.spec_from_file_location("e2e", ROOT / "tests" / "pipelines" / "test_e2e_quick.py")
+        e2e = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(e2e)
+        _copy_repo, _env = e2e._copy_repo, e2e._env
 
         repo = _copy_repo(tmp / "repo")
         subprocess.run(
