@@ -6,7 +6,7 @@ DDP's wrapper cannot differentiate the gradient penalty twice, so the library's 
 all-reduce hook is used instead), checkpoints reported through ``ray.train.report`` and a
 ``FailureConfig`` so a failed worker group restarts from the last checkpoint.
 
-The worker function only adapts: it loads data, runs :func:`dplc.train.train` with callbacks
+The worker function only adapts: it loads data, runs :func:`dplc.train.fit` with callbacks
 that turn the loop's checkpoints into Ray checkpoints, and nothing else. The driver exports the
 trained model from the final Ray checkpoint, so it works whether or not the workers share a
 filesystem with the driver.
@@ -32,14 +32,7 @@ from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, from_dict, to_dict
 from dplc.methods import build_method
-from dplc.train import (
-    CHECKPOINT_NAME,
-    NullCallback,
-    load_checkpoint,
-    seed_everything,
-    set_threads,
-    train,
-)
+from dplc.train import CHECKPOINT_NAME, NullCallback, fit, load_checkpoint, set_threads
 from pipelines.params import RUNS, RayParams, prepared_dir
 
 HISTORY_NAME = "history.json"
@@ -115,7 +108,7 @@ class _RayReporter(NullCallback):
 
 
 def _worker(config: dict[str, Any]) -> None:
-    """train_loop_per_worker: resume from Ray's checkpoint, run dplc.train.train, report."""
+    """train_loop_per_worker: resume from Ray's checkpoint, run dplc.train.fit, report."""
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     cfg = from_dict(TrainConfig, config["train"])
@@ -139,15 +132,11 @@ def _worker(config: dict[str, Any]) -> None:
         trace = {"rank": rank, "world": world, "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                  "resumed_from": history[-1]["step"] if history else 0}  # fmt: skip
         Path(config["trace_dir"], f"rank{rank}-{os.getpid()}.json").write_text(json.dumps(trace))
-    sync = allreduce_gradients if world > 1 else None
-    seed_everything(cfg.loop.seed)  # identical initial weights on every rank
-    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, sync)
     reporter = _RayReporter(rank, int(config["report_every"]), cfg.loop.steps, fail_at)
     reporter.history = history
-    sampler = data.BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
-    result = train(method, sampler, cfg.loop, local, [reporter])
-    if result.steps == 0 and restored is not None and rank == 0:
-        ray.train.report({"step": cfg.loop.steps, **reporter.last}, checkpoint=None)
+    sync = allreduce_gradients if world > 1 else None
+    # fit seeds every rank identically (same initial weights) and draws per-rank batches
+    fit(cfg, images, local, [reporter], generator=generator, grad_sync=sync, rank=rank)
     shutil.rmtree(local, ignore_errors=True)
 
 
