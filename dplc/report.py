@@ -94,6 +94,10 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if _finite(v) else "–"
 
 
+def _int(v: Any) -> str:
+    return f"{v:.0f}" if _finite(v) else "–"
+
+
 def markdown_table(results: dict[str, dict]) -> str:
     """The summary table: one row per learned codec and rate, then the classical points."""
     lines = [
@@ -247,3 +251,92 @@ def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]
             "rfid_dplc": rfid[1],
         }
     return out
+
+
+def headline(
+    results: dict[str, dict],
+    found: dict[str, Any],
+    featnet_accuracy: float,
+    gaussian: dict[str, Any] | None = None,
+    dplc: str = "dplc_wpp",
+) -> dict[str, Any]:
+    """The headline figures: lists aligned with the ladder ``bits_per_image``, plus numbers.
+
+    ``dplc`` is DPLC on the Wasserstein++ generator; ``sfid_generator`` is its rate-0 sFID.
+    Ratios: MSE_dplc / MSE_cae and rFID_dplc / sFID(G*) per rate, PV_dplc(top) / PV_dplc(first
+    positive rate).
+    """
+    bits = _series(results, dplc, "bits_fixed")
+    out: dict[str, Any] = {"bits_per_image": bits}
+    for key, name, field in (
+        ("mse_dplc", dplc, "mse"), ("mse_cae", "cae", "mse"), ("mse_gc", "gc", "mse"),
+        ("psnr_dplc", dplc, "psnr"), ("psnr_cae", "cae", "psnr"), ("psnr_gc", "gc", "psnr"),
+        ("rfid_dplc", dplc, "rfid_featnet"), ("rfid_cae", "cae", "rfid_featnet"),
+        ("rfid_gc", "gc", "rfid_featnet"), ("pv_dplc", dplc, "pv"), ("pv_gc", "gc", "pv"),
+        ("pv_cae", "cae", "pv"), ("bpp_payload_dplc", dplc, "bpp_payload"),
+    ):  # fmt: skip
+        out[key] = _series(results, name, field)
+    for g in ("wgan_gp", "wae"):
+        out[f"mse_dplc_{g}"] = _series(results, f"dplc_{g}", "mse")
+        out[f"rfid_dplc_{g}"] = _series(results, f"dplc_{g}", "rfid_featnet")
+        sf = _series(results, f"dplc_{g}", "sfid_featnet")
+        out[f"sfid_generator_{g}"] = sf[0] if sf else None
+    sfid = _series(results, dplc, "sfid_featnet")
+    out["sfid_generator"] = sfid[0] if sfid else None
+    out["featnet_test_accuracy"] = featnet_accuracy
+    out["mse_ratio_dplc_cae"] = [
+        a / b if _finite(a) and _finite(b) and b > 0 else None
+        for a, b in zip(out["mse_dplc"], out["mse_cae"], strict=False)
+    ]
+    out["rfid_dplc_over_sfid"] = [
+        r / out["sfid_generator"] if out["sfid_generator"] else None for r in out["rfid_dplc"]
+    ]
+    pv = out["pv_dplc"]
+    out["pv_dplc_top_over_first_positive"] = pv[-1] / pv[1] if len(pv) > 2 and pv[1] > 0 else None
+    out["findings"] = {k: bool(v["held"]) for k, v in found.items()}
+    if gaussian is not None:
+        out["gaussian_bits"] = gaussian["bits"]
+        out["gaussian_mse_ratio"] = gaussian["mse_ratio"]
+        out["gaussian_w2_over_sigma2"] = gaussian["w2_over_sigma2_max_dplc"]
+    return out
+
+
+def ratio_section(h: dict[str, Any]) -> str:
+    """Markdown: the ratios that matter most, per rate."""
+    lines = [
+        "",
+        "## Ratios (DPLC on the Wasserstein++ G*)",
+        "",
+        "| bits/image | MSE_DPLC / MSE_CAE | rFID_DPLC / sFID(G*) | PV_DPLC | PV_GC |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    n = len(h["bits_per_image"])
+    col = lambda k, i: h[k][i] if i < len(h[k]) else float("nan")  # noqa: E731
+    for i in range(n):
+        lines.append(
+            f"| {_int(h['bits_per_image'][i])} | {_fmt(col('mse_ratio_dplc_cae', i), 3)} | "
+            f"{_fmt(col('rfid_dplc_over_sfid', i), 3)} | {_fmt(col('pv_dplc', i))} | {_fmt(col('pv_gc', i))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def gaussian_section(g: dict[str, Any]) -> str:
+    """Markdown: the Gaussian source against its closed-form limits (SPEC §6)."""
+    v = g["config"]["variances"]
+    lines = [
+        "",
+        f"## Gaussian source (d = {len(v)}, σ² = {v}; MSE per dimension)",
+        "",
+        "| bits/vector | D(R) | 2·D(R) | D(R,0) | MSE CAE | MSE DPLC | DPLC / CAE | W₂²/σ² DPLC |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, b in enumerate(g["bits"]):
+        lines.append(
+            f"| {_int(b)} | {_fmt(g['d_opt'][i])} | {_fmt(g['d_private'][i])} | "
+            f"{_fmt(g['d_common'][i])} | {_fmt(g['mse_cae'][i])} | {_fmt(g['mse_dplc'][i])} | "
+            f"{_fmt(g['mse_ratio'][i], 3)} | {_fmt(g['w2_dplc'][i])} |"
+        )
+    lines.append(
+        f"\nG* alone: W₂²/σ² = {_fmt(g['generator_w2_over_sigma2'])}. Plot: plots/gaussian.png.\n"
+    )
+    return "\n".join(lines) + "\n"

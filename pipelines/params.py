@@ -78,10 +78,23 @@ def lambda_rate_for(best: dict, code_channels: int, default: float) -> float:
     return float(best["lambda_rate"]) * (c0 / code_channels) ** 0.5
 
 
+# At C = 0 dplc decodes G*(z) and cae the training mean: nothing is learned, so their jobs run
+# only the few steps that record the loss (cae: the running mean over 100 batches).
+RATE0_STEPS = {"dplc": 1, "cae": 100}
+
+
 def train_config(
-    params: dict, method: str, code_channels: int = 0, best: dict | None = None
+    params: dict,
+    method: str,
+    code_channels: int = 0,
+    best: dict | None = None,
+    generator: str | None = None,
 ) -> TrainConfig:
-    """The full TrainConfig of ``method`` (generator or per-rate) at ``code_channels``."""
+    """The full TrainConfig of ``method`` (generator or per-rate) at ``code_channels``.
+
+    ``train.dplc.steps_by_generator`` may give dplc a different step count per G* (the
+    comparison generators get fewer steps than the headline Wasserstein++ one).
+    """
     if method in params["generator"] and method in ("wpp", "wgan_gp", "wae"):
         section, common = params["generator"][method], params["generator"]
     else:
@@ -96,8 +109,13 @@ def train_config(
         )
     mcfg = from_dict(MethodConfig, method_defaults(method) | overrides)
     ray = ray_params(params)
+    steps = int(section["steps"])
+    if generator is not None:
+        steps = int(section.get("steps_by_generator", {}).get(generator, steps))
+    if code_channels == 0 and method in RATE0_STEPS:
+        steps = min(steps, RATE0_STEPS[method])
     loop = LoopConfig(
-        steps=int(section["steps"]),
+        steps=steps,
         seed=int(params["seed"]) + code_channels,
         checkpoint_every=int(common.get("checkpoint_every", 250)),
         log_every=int(common.get("log_every", 50)),

@@ -2,8 +2,10 @@
 
     python -m pipelines.report
 
-Reads runs/eval/*.json and writes reports/results/<codec>.json (one schema for learned and
-classical codecs), reports/plots/*.png|csv, reports/results.md and reports/metrics.json.
+Reads runs/eval/*.json (and runs/gaussian/results.json) and writes reports/results/<codec>.json
+(one schema for learned and classical codecs), reports/plots/*.png|csv, reports/results.md,
+reports/metrics.json and reports/results.json (the headline figures, lists aligned with the
+rate ladder; ``benchmarks/results.py`` adds the timings to make reports/bench/results.json).
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def main() -> None:
         )
         + f"\n\nFeature network test accuracy: {featnet['featnet_test_accuracy']:.4f}\n"
     )
+    gauss_path = P.RUNS / "gaussian" / "results.json"
+    gauss = json.loads(gauss_path.read_text()) if gauss_path.is_file() else None
+    headline_lists = report.headline(results, found, featnet["featnet_test_accuracy"], gauss)
+    extra += report.ratio_section(headline_lists)
+    if gauss is not None:
+        extra += report.gaussian_section(gauss)
+    (REPORTS / "results.json").write_text(json.dumps(headline_lists, indent=2))
     files = report.write_report(results, REPORTS, extra)
     dplc = results.get("dplc_wpp", {}).get("results", {})
     headline = {

@@ -91,7 +91,7 @@ def main() -> None:
     params = P.load()
     tracking.check_store(params)
     codec = codec_name(args.method, args.generator)
-    cfg = P.train_config(params, args.method, args.rate)
+    cfg = P.train_config(params, args.method, args.rate, generator=args.generator)
     out_dir = P.RUNS / "train" / codec / str(args.rate)
     gen_dir = P.RUNS / "generator" / args.generator / "codec" if args.method == "dplc" else None
     with tracking.stage_run(params, "train", run_name=f"train-{codec}-c{args.rate}") as run:

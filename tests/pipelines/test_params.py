@@ -48,3 +48,15 @@ def test_ray_address_from_environment(monkeypatch):
     params = P.load()
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert P.ray_params(params).address == "10.0.0.1:6379"
+
+
+def test_dplc_steps_per_generator_and_nothing_to_learn_at_rate0():
+    params = P.load()
+    params["train"]["dplc"]["steps"] = 1200
+    params["train"]["dplc"]["steps_by_generator"] = {"wae": 600}
+    assert P.train_config(params, "dplc", 4, best={}, generator="wpp").loop.steps == 1200
+    assert P.train_config(params, "dplc", 4, best={}, generator="wae").loop.steps == 600
+    # C = 0: dplc decodes G*(z), cae the mean; gc is a pure GAN there and trains in full
+    assert P.train_config(params, "dplc", 0, best={}, generator="wpp").loop.steps == 1
+    assert P.train_config(params, "cae", 0, best={}).loop.steps == 100
+    assert P.train_config(params, "gc", 0, best={}).loop.steps == params["train"]["gc"]["steps"]

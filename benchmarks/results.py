@@ -1,0 +1,48 @@
+"""Headline results of the default profile + the costs, as reports/bench/results.json.
+
+    python benchmarks/results.py
+
+Merges what the `report` stage wrote (reports/results.json: the table's headline lists,
+findings, the Gaussian check) with the measured costs: the wall time of `dvc repro` of the
+default profile and of every stage (reports/bench/pipeline.json, from
+``benchmarks/pipeline.py --default-repro``), training images/s per method
+(reports/bench/train.json), compress/decompress images/s (reports/bench/codec.json) and the Ray
+overhead ratio. Prints the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "reports" / "bench"
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run the stage or benchmark that writes it first")
+    return json.loads(path.read_text())
+
+
+def main() -> None:
+    out = _load(ROOT / "reports" / "results.json")
+    pipe = _load(BENCH / "pipeline.json")
+    train = _load(BENCH / "train.json")
+    codec = _load(BENCH / "codec.json")
+    out["default_profile_seconds"] = pipe.get("default_repro_seconds")
+    out["default_stage_seconds"] = pipe.get("default_stage_seconds", {})
+    out["ray_2workers_vs_plain_throughput_ratio"] = pipe.get("ray_2workers_vs_plain_throughput_ratio")
+    out["train_images_per_s"] = {
+        k[: -len("_images_per_s")]: v
+        for k, v in train.items()
+        if k.endswith("_images_per_s") and "bf16" not in k and "64px" not in k
+    }
+    out["compress_images_per_s"] = codec.get("compress_images_per_s")
+    out["decompress_images_per_s"] = codec.get("decompress_images_per_s")
+    (BENCH / "results.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
