@@ -103,6 +103,9 @@ class MethodConfig:
     Defaults are the authors' 64x64 CelebA settings for ``wpp``; see :func:`method_defaults`
     for the per-method ones. ``lambda_adv`` multiplies the critic term of ``wpp``;
     ``lambda_rate`` the MMD term of ``dplc``; ``lambda_gan`` the GAN term of ``gc``.
+    ``ema_decay`` > 0 keeps an exponential moving average of the generator's weights for the
+    generative methods (wgan_gp, wae, wpp); the average is what G* exports (Yazıcı et al. 2019,
+    "The Unusual Effectiveness of Averaging in GAN Training"). 0 (the authors' setting) is off.
     """
 
     name: str = "wpp"
@@ -121,8 +124,11 @@ class MethodConfig:
     critic_betas: tuple[float, float] = (0.5, 0.9)
     critic_batch_size: int = 64
     mmd_scales: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if self.name not in METHODS:
             raise ConfigError(f"unknown method {self.name!r}; choose one of {list(METHODS)}")
         if self.batch_size < 2 or self.critic_batch_size < 2:

@@ -28,6 +28,7 @@ proper WGAN on one distribution and the prior samples G(z) get an adversarial si
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterator
 
 import torch
@@ -121,6 +122,30 @@ class Method:
         _requires_grad(critic, False)
         return w, gp
 
+    def _init_ema(self, generator: nn.Module) -> None:
+        """Keep ``generator_ema``, a weight average of ``generator``, when ``cfg.ema_decay`` > 0."""
+        if self.cfg.ema_decay <= 0:
+            return
+        ema = copy.deepcopy(generator).eval()
+        _requires_grad(ema, False)
+        self.modules["generator_ema"] = ema
+        self._ema_updates = 0
+
+    @torch.no_grad()
+    def _update_ema(self, generator: nn.Module) -> None:
+        """θ_ema ← d·θ_ema + (1 − d)·θ with d = min(decay, (1 + t)/(10 + t)) (a warm-up so the
+        average forgets the random initialisation); BatchNorm statistics are copied."""
+        ema = self.modules.get("generator_ema")
+        if ema is None:
+            return
+        self._ema_updates += 1
+        t = self._ema_updates
+        d = min(self.cfg.ema_decay, (1 + t) / (10 + t))
+        for pe, p in zip(ema.parameters(), generator.parameters(), strict=True):
+            pe.lerp_(p.detach(), 1.0 - d)
+        for be, b in zip(ema.buffers(), generator.buffers(), strict=True):
+            be.copy_(b)
+
     def step(self, batch: Batch) -> dict[str, float]:
         """One optimisation step; returns the losses as floats."""
         raise NotImplementedError
@@ -131,8 +156,8 @@ class Method:
             s.step()
 
     def train(self, mode: bool = True) -> None:
-        for m in self.modules.values():
-            m.train(mode)
+        for k, m in self.modules.items():
+            m.train(mode and k != "generator_ema")
 
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict:
@@ -140,6 +165,7 @@ class Method:
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "ema_updates": getattr(self, "_ema_updates", 0),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -149,6 +175,8 @@ class Method:
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
+        if "generator_ema" in self.modules:
+            self._ema_updates = int(state.get("ema_updates", 0))
 
     def trainable_parameters(self) -> int:
         return sum(
@@ -166,6 +194,7 @@ class WGANGP(Method):
         self.generator = Generator(net)
         self.critic = Critic(net)
         self.modules = {"generator": self.generator, "critic": self.critic}
+        self._init_ema(self.generator)
         self._adam("generator", self.generator.parameters(), cfg.lr, cfg.betas)
         self._adam("critic", self.critic.parameters(), cfg.critic_lr, cfg.critic_betas)
         self.schedulers["generator"] = _multistep(self.optimizers["generator"], cfg, total_steps)
@@ -179,6 +208,7 @@ class WGANGP(Method):
                 self.critic(self.generator(torch.randn(self.cfg.batch_size, m)))
             )
         self._update("generator", loss_g, self.generator)
+        self._update_ema(self.generator)
         return {"loss": _num(loss_g), "critic_loss": critic_loss, "wasserstein": w, "gp": gp}
 
 
@@ -192,6 +222,7 @@ class WAE(Method):
         self.encoder = Encoder(net, "latent")
         self.generator = Generator(net)
         self.modules = {"encoder": self.encoder, "generator": self.generator}
+        self._init_ema(self.generator)
         params = list(self.encoder.parameters()) + list(self.generator.parameters())
         self._adam("autoencoder", iter(params), cfg.lr, cfg.betas)
         self.schedulers["autoencoder"] = _multistep(
@@ -211,6 +242,7 @@ class WAE(Method):
             _, rec, mmd = self._primal(x)
             loss = rec + self.cfg.lambda_mmd * mmd
         self._update("autoencoder", loss, self.encoder, self.generator)
+        self._update_ema(self.generator)
         return {"loss": _num(loss), "sqrt_mse": _num(rec), "mmd": _num(mmd)}
 
 
@@ -239,6 +271,7 @@ class WassersteinPP(WAE):
             adv = losses.generator_loss(self.critic(self.generator(self._mixed_latent(z_enc[:cb]))))
             loss = rec + self.cfg.lambda_mmd * mmd + self.cfg.lambda_adv * adv
         self._update("autoencoder", loss, self.encoder, self.generator)
+        self._update_ema(self.generator)
         return {
             "loss": _num(loss),
             "sqrt_mse": _num(rec),
@@ -382,8 +415,11 @@ def build_method(
     return cls(net, cfg, total_steps, **kw)
 
 
-def generator_of(method: Method) -> Generator:
-    """The trained G of a generative method (wgan_gp, wae, wpp)."""
+def generator_of(method: Method, average: bool = True) -> Generator:
+    """The trained G of a generative method (wgan_gp, wae, wpp): its weight average when the
+    method keeps one (``cfg.ema_decay`` > 0) and ``average``, else the live weights."""
     if method.name not in GENERATIVE:
         raise ValueError(f"{method.name} does not train an unconstrained generator")
+    if average and "generator_ema" in method.modules:
+        return method.modules["generator_ema"]  # type: ignore[return-value]
     return method.generator  # type: ignore[attr-defined]

@@ -118,3 +118,33 @@ def test_unknown_method_rejected():
 
     with pytest.raises(ConfigError, match="unknown method"):
         MethodConfig(name="vae")
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "wae", "wpp"])
+def test_generator_weight_average(name):
+    """ema_decay > 0: G* is the average θ_ema ← d·θ_ema + (1 − d)·θ with the warm-up
+    d = min(decay, (1 + t)/(10 + t)); BatchNorm statistics follow the live generator."""
+    x = fixed_batch(16)
+    torch.manual_seed(0)
+    m = build_method(tiny_net(), tiny_method(name, ema_decay=0.99, lr=3e-3), 10)
+    assert generator_of(m) is not generator_of(m, average=False)
+    ema_params = lambda: [p.detach().clone() for p in generator_of(m).parameters()]  # noqa: E731
+    live_params = lambda: [p.detach().clone() for p in generator_of(m, average=False).parameters()]  # noqa: E731
+    before = ema_params()
+    assert all(torch.equal(a, b) for a, b in zip(before, live_params(), strict=True))
+    for t in (1, 2):
+        prev = ema_params()
+        _run(m, 1, lambda n: x[:n])
+        d = min(0.99, (1 + t) / (10 + t))
+        for e, p, q in zip(ema_params(), live_params(), prev, strict=True):
+            torch.testing.assert_close(e, d * q + (1 - d) * p)
+    assert not all(torch.equal(a, b) for a, b in zip(ema_params(), live_params(), strict=True))
+    live_bufs = dict(generator_of(m, average=False).named_buffers())
+    for k, b in generator_of(m).named_buffers():
+        assert torch.equal(b, live_bufs[k]), k
+    assert not any(p.requires_grad for p in generator_of(m).parameters())
+
+
+def test_no_weight_average_by_default():
+    m = build_method(tiny_net(), tiny_method("wpp"), 10)
+    assert "generator_ema" not in m.modules and generator_of(m) is m.generator

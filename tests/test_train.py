@@ -36,15 +36,16 @@ def _params(method):
     }
 
 
-@pytest.mark.parametrize("name,c", [("wpp", 0), ("dplc", 2)])
-def test_resume_continues_bit_identically(tmp_path, name, c):
+@pytest.mark.parametrize("name,c,ema", [("wpp", 0, 0.0), ("wpp", 0, 0.9), ("dplc", 2, 0.0)])
+def test_resume_continues_bit_identically(tmp_path, name, c, ema):
     loop = LoopConfig(steps=6, seed=3, checkpoint_every=3, log_every=1, progress=False)
     from dplc.nets import Generator
 
     def make():
         torch.manual_seed(3)
         gen = Generator(tiny_net()).eval() if name == "dplc" else None
-        m = build_method(tiny_net(code_channels=c), tiny_method(name), loop.steps, generator=gen)
+        cfg = tiny_method(name, ema_decay=ema)
+        m = build_method(tiny_net(code_channels=c), cfg, loop.steps, generator=gen)
         return m, BatchSampler(_images(), seed=3)
 
     full, s_full = make()
@@ -62,6 +63,7 @@ def test_resume_continues_bit_identically(tmp_path, name, c):
     assert result.resumed_from == 3 and result.steps == 3
     a, b = _params(full), _params(resumed)
     assert a.keys() == b.keys()
+    assert any(k.startswith("generator_ema.") for k in a) == (ema > 0)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert rec_full.steps[3:] == rec_res.steps
