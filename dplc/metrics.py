@@ -13,7 +13,11 @@ Inception-v3 when its weights file is available locally.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import math
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +66,28 @@ class _Uint8Set(torch.utils.data.Dataset):
         return self.images[i]
 
 
+_CACHE_DIR: Path | None = None
+
+
+def _real_cache(real: Tensor, *weights: str | Path | None) -> dict:
+    """torch-fidelity options that cache the features of ``real`` within this process.
+
+    Every codec (and every classical quality point) is compared with the same test images, so
+    their features are extracted once. The key hashes the images and the feature weights; the
+    cache lives in a private temporary folder of this process, removed at exit, so nothing
+    stale or foreign is ever read back (torch-fidelity's cache files are pickles).
+    """
+    global _CACHE_DIR
+    if _CACHE_DIR is None:
+        _CACHE_DIR = Path(tempfile.mkdtemp(prefix="dplc-fid-"))
+        atexit.register(shutil.rmtree, _CACHE_DIR, True)
+    h = hashlib.sha256(_Uint8Set(real).images.contiguous().numpy().tobytes())
+    for w in weights:
+        if w is not None:
+            h.update(Path(w).read_bytes())
+    return {"cache": True, "cache_root": str(_CACHE_DIR), "input1_cache_name": f"real-{h.hexdigest()[:24]}"}
+
+
 def fid_kid(
     real: Tensor,
     fake: Tensor,
@@ -75,6 +101,7 @@ def fid_kid(
     Uses the domain feature network at ``featnet_path`` (keys ``fid_featnet``, ``kid_featnet``)
     and, when ``inception_path`` names a local weights file, Inception-v3 as well
     (``fid_inception``, ``kid_inception``; 3-channel 299x299 resizing is torch-fidelity's).
+    The features of ``real`` are cached for the rest of the process (:func:`_real_cache`).
     """
     import torch_fidelity
 
@@ -85,12 +112,13 @@ def fid_kid(
     common = dict(
         input1=_Uint8Set(real), input2=_Uint8Set(fake), cuda=False, fid=True, kid=True,
         kid_subset_size=min(kid_subset_size, n), batch_size=batch_size, verbose=False,
-        save_cpu_ram=True, cache=False,
+        save_cpu_ram=True,
     )  # fmt: skip
     if featnet_path is not None:
         featnet.register()
         m = torch_fidelity.calculate_metrics(
             **common,
+            **_real_cache(real, featnet_path),
             feature_extractor=featnet.EXTRACTOR_NAME,
             feature_extractor_weights_path=str(featnet_path),
             feature_layer_fid=featnet.FEATURE_LAYER,
@@ -111,6 +139,7 @@ def fid_kid(
                     "input1": _Uint8Set(rgb(_Uint8Set(real).images)),
                     "input2": _Uint8Set(rgb(_Uint8Set(fake).images)),
                 }
+                | _real_cache(real, inception_path)
             ),
             feature_extractor="inception-v3-compat",
             feature_extractor_weights_path=str(inception_path),

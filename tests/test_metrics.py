@@ -68,3 +68,25 @@ def test_evaluate_codec_reports_every_metric(featnet_path):
     assert m["bits_fixed"] == 32 and m["bpp_fixed"] == pytest.approx(32 / 784)
     assert m["bpp_file"] > m["bpp_payload"]
     assert m["pv"] > 0
+
+
+def test_real_features_are_cached_per_images_and_weights(featnet_path, monkeypatch, tmp_path):
+    """The test set's features are extracted once per process; a cached result equals an
+    uncached one, and other images or other feature weights get their own cache entry."""
+    path, images = featnet_path
+    monkeypatch.setattr(metrics, "_CACHE_DIR", None)  # a fresh cache folder for this test
+    g = torch.Generator().manual_seed(2)
+    noisy = (images.float() + 30 * torch.randn(images.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+    metrics.fid_kid(images, images, path)  # fills the cache for `images`
+    cached = metrics.fid_kid(images, noisy, path)
+    names = {p.name.split("-dplc")[0] for p in metrics._CACHE_DIR.glob("real-*")}
+    metrics.fid_kid(noisy, images, path)  # other real images: a second key
+    other = tmp_path / "other.safetensors"
+    net, _ = featnet.train_featnet(images[:128], torch.zeros(128, dtype=torch.long), epochs=1, batch_size=64, flip=False)
+    featnet.save_featnet(net, other)
+    metrics.fid_kid(images, noisy, other)  # other weights: a third key
+    after = {p.name.split("-dplc")[0] for p in metrics._CACHE_DIR.glob("real-*")}
+    assert len(names) == 1 and len(after) == 3 and names < after
+    monkeypatch.setattr(metrics, "_real_cache", lambda *a: {"cache": False})
+    plain = metrics.fid_kid(images, noisy, path)
+    assert cached == pytest.approx(plain, rel=1e-9, abs=1e-12)
