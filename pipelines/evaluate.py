@@ -31,6 +31,9 @@ def _test_images(params: dict):
 
 
 def evaluate_rate(params: dict, rate: int) -> dict:
+    """Every learned codec at code size ``rate``. The sample FID is a property of G* alone, the
+    same at every rate, so it is computed once, with the rate-0 codec (whose decodes are G*'s
+    samples)."""
     e = params["evaluate"]
     test = _test_images(params)
     inception = params["featnet"].get("inception_weights")
@@ -43,7 +46,7 @@ def evaluate_rate(params: dict, rate: int) -> dict:
         m = metrics.evaluate_codec(
             codec, entropy, test, _featnet(), model_name=name,
             pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
-            inception_path=inception, sample_fid=name.startswith("dplc"),
+            inception_path=inception, sample_fid=name.startswith("dplc") and rate == 0,
         )  # fmt: skip
         m["seconds"] = time.perf_counter() - t0
         results[name] = m

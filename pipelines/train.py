@@ -21,9 +21,10 @@ from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
 from dplc.methods import Method
-from dplc.train import export_codec, export_generator
+from dplc.train import NullCallback, export_codec, export_generator, fit
 from pipelines import params as P
 from pipelines import ray_jobs, tracking
+from pipelines.params import RayParams
 
 
 def codec_name(method: str, generator: str | None) -> str:
@@ -55,15 +56,23 @@ def run_job(
     generator_dir: Path | None = None,
     run: tracking.StageRun | None = None,
 ) -> tuple[Method, dict]:
-    """Train ``cfg`` through Ray, restore it on the driver, log history; returns (method, info)."""
+    """Train ``cfg`` through Ray, restore it on the driver, log history; returns (method, info).
+
+    A rate-0 dplc or cae codec learns nothing (G*'s sampler, the training mean): it is built
+    in this process by the same library loop, without starting a Ray job for it.
+    """
     rp = P.ray_params(params)
     t0 = time.perf_counter()
-    result = ray_jobs.run_training(
-        cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
-    )
-    if result.error is not None:
-        raise RuntimeError(f"training job {name} failed: {result.error}")
-    method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
+    if cfg.net.code_channels == 0 and cfg.method.name in P.RATE0_STEPS:
+        method, step, history = _fit_in_process(params, cfg, generator_dir)
+        rp = RayParams(**{**rp.__dict__, "num_workers": 0})
+    else:
+        result = ray_jobs.run_training(
+            cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
+        )
+        if result.error is not None:
+            raise RuntimeError(f"training job {name} failed: {result.error}")
+        method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
     seconds = time.perf_counter() - t0
     if run is not None:
         for h in history:
@@ -78,6 +87,25 @@ def run_job(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train.json").write_text(json.dumps(info, indent=2))
     return method, info
+
+
+class _History(NullCallback):
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.rows.append({"step": step, **metrics})
+
+
+def _fit_in_process(params: dict, cfg: TrainConfig, generator_dir: Path | None):
+    """(method, steps, history) of :func:`dplc.train.fit` run here, without checkpoints."""
+    split = data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit"))
+    generator = Codec.load(generator_dir).generator if generator_dir else None
+    history = _History()
+    method, result = fit(
+        cfg, data.to_tensor(split.images, cfg.net.image_size), None, [history], generator
+    )
+    return method, result.steps, history.rows
 
 
 def main() -> None:
