@@ -19,6 +19,7 @@ import io
 import shutil
 import struct
 from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -171,8 +172,22 @@ def available() -> list[str]:
     return names
 
 
-def code_images(name: str, images: np.ndarray, quality: int) -> tuple[np.ndarray, int, int]:
-    """Encode and decode every image; returns (decodes, total file bytes, total payload bytes)."""
+def code_images(
+    name: str, images: np.ndarray, quality: int, pool: Executor | None = None
+) -> tuple[np.ndarray, int, int]:
+    """Encode and decode every image; returns (decodes, total file bytes, total payload bytes).
+
+    With ``pool`` (a process pool) the images go to its workers in 8 contiguous chunks; the
+    codecs are single-threaded C libraries, so this scales with the cores.
+    """
+    if pool is not None:
+        chunks = [c for c in np.array_split(images, 8) if len(c)]
+        parts = list(pool.map(code_images, [name] * len(chunks), chunks, [quality] * len(chunks)))
+        return (
+            np.concatenate([p[0] for p in parts]),
+            sum(p[1] for p in parts),
+            sum(p[2] for p in parts),
+        )
     enc, dec, payload = _codec_table()[name]
     out = np.empty_like(images)
     total = total_payload = 0
@@ -190,8 +205,29 @@ def evaluate_classical(
     names: list[str] | None = None,
     image_size: int = 32,
     qualities: dict[str, list[int]] | None = None,
+    workers: int = 1,
 ) -> dict[str, list[dict[str, float]]]:
-    """Sweep each codec's quality on uint8 images (N, H, W, C); the metrics of every point."""
+    """Sweep each codec's quality on uint8 images (N, H, W, C); the metrics of every point.
+
+    ``workers`` > 1 encodes and decodes in that many processes (the metrics stay here).
+    """
+    if workers > 1:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            return _evaluate_classical(images, featnet_path, names, image_size, qualities, pool)
+    return _evaluate_classical(images, featnet_path, names, image_size, qualities, None)
+
+
+def _evaluate_classical(
+    images: np.ndarray,
+    featnet_path: str | Path | None,
+    names: list[str] | None,
+    image_size: int,
+    qualities: dict[str, list[int]] | None,
+    pool: Executor | None,
+) -> dict[str, list[dict[str, float]]]:
     n, h, w, c = images.shape
     pixels = n * h * w
     usable = set(available())
@@ -202,7 +238,7 @@ def evaluate_classical(
             continue
         points = []
         for q in (qualities or QUALITIES)[name]:
-            dec, total, payload = code_images(name, images, q)
+            dec, total, payload = code_images(name, images, q, pool)
             x_hat = to_float(torch.from_numpy(dec).permute(0, 3, 1, 2))
             point = {
                 "quality": float(q),

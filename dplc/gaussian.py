@@ -67,6 +67,9 @@ class GaussianConfig:
     test_size: int = 100_000
     seed: int = 0
     threads: int = 2
+    workers: int = 1
+    """Processes that train the per-rate codecs side by side (each with ``threads // workers``
+    torch threads); the results do not depend on it beyond float rounding of the thread count."""
 
     def __post_init__(self) -> None:
         if not self.variances or any(not (v > 0 and math.isfinite(v)) for v in self.variances):
@@ -75,6 +78,8 @@ class GaussianConfig:
             raise ValueError(f"rates (code scalars) must be >= 0, got {self.rates}")
         if self.levels < 2:
             raise ValueError(f"levels must be >= 2, got {self.levels}")
+        if self.workers < 1 or self.threads < 1:
+            raise ValueError(f"workers and threads must be >= 1, got {self.workers}, {self.threads}")
 
     @property
     def dim(self) -> int:
@@ -307,6 +312,24 @@ def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed
     }
 
 
+def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[str, Any]:
+    """Train and evaluate one codec (``cae`` or ``dplc`` at C = c) from its own seeds, so the
+    result does not depend on which process runs it or in what order."""
+    cfg, c, name, g_state = job
+    torch.set_num_threads(max(1, cfg.threads // cfg.workers))
+    offset = 2 * c + (name == "dplc")
+    torch.manual_seed(cfg.seed + 100 + offset)  # the codec's initial weights
+    source = Source(cfg.variances, cfg.seed + 1_000 + offset)
+    generator = None
+    if name == "dplc":
+        generator = mlp(cfg.dim, cfg.dim, cfg.hidden)
+        generator.load_state_dict(g_state)
+        generator.eval()
+    codec = train_codec(cfg, c, source, generator)
+    test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
+    return evaluate(codec, test, cfg.variances, cfg.seed + 3)
+
+
 def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     """Train G*, then CAE and DPLC at every rate; measured curves beside the closed forms.
 
@@ -318,7 +341,6 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     source = Source(cfg.variances, cfg.seed)
-    test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
     generator = train_generator(cfg, source)
     with torch.no_grad():
         g_samples = generator(torch.randn(cfg.test_size, cfg.dim, generator=torch.Generator().manual_seed(7)))
@@ -334,10 +356,20 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     }
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}")
     rows: dict[str, list] = {k: [] for k in ("mse_cae", "mse_dplc", "w2_cae", "w2_dplc", "var_cae", "var_dplc")}
+    jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in ("cae", "dplc")]
+    if cfg.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(cfg.workers, mp_context=ctx) as pool:
+            done = list(pool.map(_codec_job, jobs))
+    else:
+        done = [_codec_job(job) for job in jobs]
+    torch.set_num_threads(cfg.threads)
     for i, c in enumerate(cfg.rates):
-        for name, g in (("cae", None), ("dplc", generator)):
-            codec = train_codec(cfg, c, source, g)
-            m = evaluate(codec, test, cfg.variances, cfg.seed + 3)
+        for j, name in enumerate(("cae", "dplc")):
+            m = done[2 * i + j]
             rows[f"mse_{name}"].append(m["mse"])
             rows[f"w2_{name}"].append(m["w2_over_sigma2"])
             rows[f"var_{name}"].append(m["decode_variance"])

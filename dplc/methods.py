@@ -159,6 +159,12 @@ class Method:
         for k, m in self.modules.items():
             m.train(mode and k != "generator_ema")
 
+    def to_memory_format(self, memory_format: torch.memory_format) -> None:
+        """Lay out every module's 4-D weights as ``memory_format`` (the optimiser state follows
+        lazily; values are unchanged, only the strides)."""
+        for m in self.modules.values():
+            m.to(memory_format=memory_format)
+
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict:
         return {

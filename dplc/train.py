@@ -23,7 +23,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -140,6 +140,10 @@ def train(
     if resume and ckpt is not None and ckpt.is_file():
         start = load_checkpoint(ckpt, method, sampler)
     method.train(True)
+    batch: Callable[[int], torch.Tensor] = sampler
+    if loop.channels_last:
+        method.to_memory_format(torch.channels_last)
+        batch = lambda n: sampler(n).contiguous(memory_format=torch.channels_last)  # noqa: E731
     progress = None
     if loop.progress:
         from tqdm.auto import tqdm
@@ -150,7 +154,7 @@ def train(
     t0 = time.perf_counter()
     step = start
     for step in range(start + 1, loop.steps + 1):
-        metrics = method.step(sampler)
+        metrics = method.step(batch)
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
             where = (
@@ -177,6 +181,8 @@ def train(
             progress.update(1)
     if progress is not None:
         progress.close()
+    if loop.channels_last:
+        method.to_memory_format(torch.contiguous_format)
     method.train(False)
     seconds = time.perf_counter() - t0
     done = max(step - start, 0)

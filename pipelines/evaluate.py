@@ -76,7 +76,8 @@ def main() -> None:
         result = {
             "features": "featnet",
             "codecs": codecs.evaluate_classical(
-                _test_images(params), _featnet(), e["classical"], params["data"]["image_size"]
+                _test_images(params), _featnet(), e["classical"], params["data"]["image_size"],
+                workers=int(e.get("workers", 1)),
             ),
         }
         out, stage = out_dir / "classical.json", "evaluate-classical"

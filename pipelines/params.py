@@ -120,6 +120,7 @@ def train_config(
         checkpoint_every=int(common.get("checkpoint_every", 250)),
         log_every=int(common.get("log_every", 50)),
         precision=common.get("precision", "fp32"),
+        channels_last=bool(common.get("channels_last", True)),
         threads=ray.threads_per_worker,
         progress=False,
     )

@@ -24,7 +24,6 @@ from dplc.methods import Method
 from dplc.train import NullCallback, export_codec, export_generator, fit
 from pipelines import params as P
 from pipelines import ray_jobs, tracking
-from pipelines.params import RayParams
 
 
 def codec_name(method: str, generator: str | None) -> str:
@@ -62,10 +61,11 @@ def run_job(
     in this process by the same library loop, without starting a Ray job for it.
     """
     rp = P.ray_params(params)
+    workers = rp.num_workers
     t0 = time.perf_counter()
     if cfg.net.code_channels == 0 and cfg.method.name in P.RATE0_STEPS:
         method, step, history = _fit_in_process(params, cfg, generator_dir)
-        rp = RayParams(**{**rp.__dict__, "num_workers": 0})
+        workers = 0
     else:
         result = ray_jobs.run_training(
             cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
@@ -81,7 +81,7 @@ def run_job(
     info = {
         "steps": step,
         "wall_seconds": seconds,
-        "workers": rp.num_workers,
+        "workers": workers,
         "final": history[-1] if history else {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,13 @@ def test_evaluate_classical_sweeps_quality(images):
     bpps = [p["bpp_file"] for p in res["jpeg"]]
     assert bpps == sorted(bpps)
     assert all(p["bpp_payload"] < p["bpp_file"] for p in res["webp"])
+
+
+def test_process_pool_gives_the_same_sweep(images):
+    """Coding in worker processes changes where the work runs, not one byte of the result."""
+    q = {"jpeg": [10, 90], "webp": [20]}
+    one = codecs.evaluate_classical(images, None, ["jpeg", "webp"], qualities=q)
+    two = codecs.evaluate_classical(images, None, ["jpeg", "webp"], qualities=q, workers=2)
+    assert one == two
+    dec1, total1, payload1 = codecs.code_images("jpeg", images, 30)
+    assert total1 > payload1 > 0 and dec1.shape == images.shape

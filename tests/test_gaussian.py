@@ -64,6 +64,18 @@ def test_small_run_codes_and_keeps_the_distribution():
     assert all(r >= d for r, d in zip(res["mse_cae"], res["d_opt"], strict=True))
 
 
+def test_two_worker_processes_give_the_same_results():
+    """Each codec is trained from its own seeds: spreading them over processes changes nothing."""
+    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=60, generator_steps=60, hidden=16,
+              batch_size=64, test_size=2_000, threads=1)  # fmt: skip
+    one = G.run(G.GaussianConfig(**kw), log=lambda *_: None)
+    two = G.run(G.GaussianConfig(**kw, workers=2), log=lambda *_: None)
+    for key in ("mse_cae", "mse_dplc", "w2_dplc", "var_dplc"):
+        assert one[key] == two[key], key
+    with pytest.raises(ValueError, match="workers"):
+        G.GaussianConfig(workers=0)
+
+
 def test_nan_loss_is_reported():
     cfg = G.GaussianConfig(variances=(1.0,), rates=(1,), steps=5, generator_steps=5, hidden=8, batch_size=16)
     src = G.Source(cfg.variances, 0)

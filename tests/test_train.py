@@ -131,3 +131,24 @@ def test_to_tensor_is_used_for_sampler():
     imgs = to_tensor(_images(4).permute(0, 2, 3, 1).numpy(), 32)
     s = BatchSampler(imgs, 0)
     assert s(3).shape == (3, 1, 32, 32)
+
+
+@pytest.mark.parametrize("name,c", [("wpp", 0), ("gc", 2), ("cae", 2)])
+def test_channels_last_layout_trains_the_same_and_ends_in_standard_layout(name, c):
+    """The NHWC training layout changes strides, not the mathematics: from the same seed the
+    two layouts end within float rounding of each other (far closer than the training moved
+    the weights), and the weights come back in the standard layout."""
+    results, start = {}, None
+    for flag in (False, True):
+        method, sampler = _setup(name, steps=4, c=c)
+        start = _params(method)
+        loop = LoopConfig(steps=4, log_every=2, progress=False, channels_last=flag)
+        train(method, sampler, loop)
+        results[flag] = _params(method)
+        four_d = [t for k, t in results[flag].items() if t.dim() == 4]
+        assert four_d and all(t.is_contiguous() for t in four_d)
+    keys = [k for k, t in start.items() if t.is_floating_point()]
+    flat = lambda d: torch.cat([d[k].reshape(-1).float() for k in keys])  # noqa: E731
+    moved = (flat(results[False]) - flat(start)).norm()
+    apart = (flat(results[False]) - flat(results[True])).norm()
+    assert moved > 0 and apart < 0.02 * moved, (float(apart), float(moved))
