@@ -14,6 +14,7 @@ filesystem with the driver.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -140,6 +141,42 @@ def _worker(config: dict[str, Any]) -> None:
     shutil.rmtree(local, ignore_errors=True)
 
 
+def job_name(
+    name: str,
+    cfg: TrainConfig,
+    generator_dir: Path | None,
+    train_limit: int | None,
+    data_dir: Path,
+) -> str:
+    """``name`` plus a fingerprint of everything the job's result depends on.
+
+    Ray Train resumes a run whose storage folder already exists. Keying the folder on the
+    training config, G*'s weight hash and the prepared data's manifest means only an
+    interrupted run of the *same* job is resumed; a job with other params starts afresh.
+    """
+    gen_hash = None
+    if generator_dir is not None:
+        desc = Path(generator_dir) / "codec.json"
+        gen_hash = json.loads(desc.read_text()).get("weights_sha256") if desc.is_file() else None
+    manifest = Path(data_dir) / "manifest.json"
+    key = {
+        "train": to_dict(cfg),
+        "generator": gen_hash,
+        "train_limit": train_limit,
+        "data": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return f"{name}-{digest[:12]}"
+
+
+def discard_run(result: ray.train.Result) -> None:
+    """Delete a finished job's Ray storage folder (checkpoints already exported), so that a later
+    forced rerun of the same job trains again instead of resuming at its last step."""
+    path = Path(result.path) if getattr(result, "path", None) else None
+    if path is not None and path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def run_training(
     cfg: TrainConfig,
     rp: RayParams,
@@ -160,12 +197,14 @@ def run_training(
     init_ray(rp)
     storage = (storage or RUNS / "ray").resolve()
     storage.mkdir(parents=True, exist_ok=True)
+    data_dir = (data_dir or prepared_dir()).resolve()
+    name = job_name(name, cfg, generator_dir, train_limit, data_dir)
     threads = max(1, cfg.loop.threads)
     trainer = TorchTrainer(
         _worker,
         train_loop_config={
             "train": to_dict(cfg),
-            "data_dir": str((data_dir or prepared_dir()).resolve()),
+            "data_dir": str(data_dir),
             "generator_dir": str(generator_dir.resolve()) if generator_dir else None,
             "report_every": max(
                 cfg.loop.checkpoint_every,

@@ -73,6 +73,7 @@ def run_job(
         if result.error is not None:
             raise RuntimeError(f"training job {name} failed: {result.error}")
         method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
+        ray_jobs.discard_run(result)  # exported below; a forced rerun must train again
     seconds = time.perf_counter() - t0
     if run is not None:
         for h in history:

@@ -80,6 +80,9 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     assert "Stage 'featnet' didn't change, skipping" in second
     assert "Running stage 'generator@wpp'" in second
     assert "Running stage 'report'" in second
+    # finished jobs leave no Ray run folder behind (a forced rerun must train, not resume)
+    leftover = [p.name for p in (repo / "runs" / "ray").glob("*") if p.name.startswith(("train-", "generator-"))]
+    assert leftover == [], leftover
     # 3. metrics, plots and results
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
     assert 0 <= metrics["featnet_test_accuracy"] <= 1 and "dplc_wpp.c4.mse" in metrics

@@ -15,7 +15,7 @@ import ray
 from _tiny import tiny_method, tiny_net
 from conftest import ray_params
 
-from dplc.config import LoopConfig, TrainConfig
+from dplc.config import LoopConfig, TrainConfig, from_dict, to_dict
 from pipelines import ray_jobs
 
 pytestmark = pytest.mark.slow
@@ -99,3 +99,19 @@ def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp
             capture_output=True,
             env=env,
         )
+
+
+def test_job_name_changes_with_anything_the_result_depends_on(tiny_prepared, tmp_path):
+    """Ray resumes a run whose folder exists: the folder name must change with the job."""
+    cfg = _cfg()
+    base = ray_jobs.job_name("j", cfg, None, None, tiny_prepared)
+    assert base == ray_jobs.job_name("j", cfg, None, None, tiny_prepared)
+    other_steps = from_dict(TrainConfig, to_dict(cfg) | {"loop": to_dict(cfg.loop) | {"steps": 9}})
+    assert ray_jobs.job_name("j", other_steps, None, None, tiny_prepared) != base
+    assert ray_jobs.job_name("j", cfg, None, 100, tiny_prepared) != base
+    gen = tmp_path / "g"
+    gen.mkdir()
+    (gen / "codec.json").write_text(json.dumps({"weights_sha256": "a"}))
+    with_a = ray_jobs.job_name("j", cfg, gen, None, tiny_prepared)
+    (gen / "codec.json").write_text(json.dumps({"weights_sha256": "b"}))
+    assert with_a != ray_jobs.job_name("j", cfg, gen, None, tiny_prepared) != base
