@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup main quick test lint bench ui
+.PHONY: setup main quick test lint bench ui lock
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,13 @@ quick: setup
 test: setup
 	$(VENV)/ruff check dplc pipelines tests benchmarks
 	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q --timeout 1800
+
+# Refresh requirements.lock (uv: resolves the whole tree in seconds and writes a plain
+# requirements file that pip installs; torch/torchvision pinned by scripts/lock-constraints.txt)
+lock:
+	$(VENV)/python -m pip install -q uv
+	$(VENV)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
+	  -c scripts/lock-constraints.txt -o requirements.lock
 
 ui:
 	$(VENV)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

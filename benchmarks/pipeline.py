@@ -132,7 +132,7 @@ def main() -> None:
         log_every=5,
         precision=base.loop.precision,
         threads=2,
-        progress=False,
+        progress_every_s=0,
     )
     cfg = TrainConfig(base.net, base.method, loop)
     data_dir, images = _images()

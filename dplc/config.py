@@ -166,7 +166,10 @@ class LoopConfig:
     log_every: int = 50
     precision: str = "fp32"
     threads: int = 0
-    progress: bool = True
+    progress_every_s: float = 15.0
+    """Seconds between progress lines (step, losses, images/s, ETA) on stdout; 0 turns them off."""
+    label: str = ""
+    """The name progress lines carry (the method's name when empty)."""
     channels_last: bool = True
     """Train in the channels-last memory layout (NHWC): oneDNN's convolutions skip their layout
     reorders. On 2 CPU cores the isolated step was 10-17% faster for dplc, cae, wpp and gc; in the

@@ -19,6 +19,7 @@ Typical use::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -35,6 +36,7 @@ from dplc.codec import Codec
 from dplc.config import LoopConfig, NetConfig, TrainConfig
 from dplc.data import BatchSampler
 from dplc.methods import GradSync, Method, build_method, generator_of
+from dplc.progress import ProgressLine
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -144,11 +146,10 @@ def train(
     if loop.channels_last:
         method.to_memory_format(torch.channels_last)
         batch = lambda n: sampler(n).contiguous(memory_format=torch.channels_last)  # noqa: E731
-    progress = None
-    if loop.progress:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=loop.steps, initial=start, desc=method.name, unit="step", leave=False)
+    if loop.progress_every_s > 0:
+        line = ProgressLine(loop.label or method.name, loop.steps, _images_per_step(method),
+                            start=start, every_s=loop.progress_every_s)  # fmt: skip
+        callbacks = [*callbacks, line]
     window: dict[str, list[float]] = {}
     last: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -171,16 +172,10 @@ def train(
             window = {}
             for cb in callbacks:
                 cb.on_step(step, last)
-            if progress is not None:
-                progress.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
         if ckpt is not None and (step % loop.checkpoint_every == 0 or step == loop.steps):
             save_checkpoint(ckpt, step, method, sampler)
             for cb in callbacks:
                 cb.on_checkpoint(step, ckpt)
-        if progress is not None:
-            progress.update(1)
-    if progress is not None:
-        progress.close()
     if loop.channels_last:
         method.to_memory_format(torch.contiguous_format)
     method.train(False)
@@ -215,7 +210,8 @@ def fit(
         cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync
     )
     sampler = BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
-    result = train(method, sampler, cfg.loop, checkpoint_dir, callbacks)
+    loop = cfg.loop if rank == 0 else dataclasses.replace(cfg.loop, progress_every_s=0)
+    result = train(method, sampler, loop, checkpoint_dir, callbacks)  # rank 0 reports progress
     return method, result
 
 

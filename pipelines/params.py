@@ -114,6 +114,10 @@ def train_config(
         steps = int(section.get("steps_by_generator", {}).get(generator, steps))
     if code_channels == 0 and method in RATE0_STEPS:
         steps = min(steps, RATE0_STEPS[method])
+    if code_channels:
+        label = f"{method}_{generator} C={code_channels}" if generator else f"{method} C={code_channels}"
+    else:
+        label = f"{method}_{generator}" if generator else method
     loop = LoopConfig(
         steps=steps,
         seed=int(params["seed"]) + code_channels,
@@ -122,7 +126,7 @@ def train_config(
         precision=common.get("precision", "fp32"),
         channels_last=bool(common.get("channels_last", True)),
         threads=ray.threads_per_worker,
-        progress=False,
+        label=label,
     )
     return TrainConfig(net_config(params, code_channels, noise=method != "cae"), mcfg, loop)
 

@@ -159,8 +159,11 @@ def job_name(
         desc = Path(generator_dir) / "codec.json"
         gen_hash = json.loads(desc.read_text()).get("weights_sha256") if desc.is_file() else None
     manifest = Path(data_dir) / "manifest.json"
+    train = to_dict(cfg)
+    for cosmetic in ("progress_every_s", "label"):  # how progress is shown changes no result
+        train["loop"].pop(cosmetic, None)
     key = {
-        "train": to_dict(cfg),
+        "train": train,
         "generator": gen_hash,
         "train_limit": train_limit,
         "data": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,

@@ -19,7 +19,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from dplc.train import NullCallback
+from pipelines import environment
 from pipelines.params import ROOT
 
 
@@ -110,20 +110,13 @@ class StageRun:
 def stage_run(
     params: dict, stage: str, run_name: str | None = None, nested: bool = False
 ) -> Iterator[StageRun]:
-    """An MLflow run for one stage (tagged with the stage and the profile)."""
+    """An MLflow run for one stage, tagged with the stage, the profile and the environment
+    (CPU model, versions of torch, ray, mlflow, dvc..., the lock file's digest)."""
     check_store(params)
     with mlflow.start_run(run_name=run_name or stage, nested=nested) as run:
         mlflow.set_tags(
             {"dplc.stage": stage, "dplc.profile": str(params.get("profile_name", "default"))}
+            | environment.as_tags()
         )
         yield StageRun(run)
 
-
-class MlflowCallback(NullCallback):
-    """dplc.train callback: the loop's windowed metrics as MLflow metrics per step."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-
-    def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        mlflow.log_metrics({f"{self.prefix}{k}": float(v) for k, v in metrics.items()}, step=step)

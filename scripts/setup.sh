@@ -19,6 +19,11 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-# torch the ordinary way (a CUDA build that runs on the CPU at full speed; torchvision matches it)
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+# Exactly the versions of requirements.lock (made by `make lock`: uv pip compile of pyproject.toml
+# with the test extras), then the project itself without resolving anything again. torch is the
+# ordinary registry build (CUDA, runs on the CPU at full speed; torchvision matches it).
+.venv/bin/python -m pip install -q --no-deps -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
+# (setuptools says, as a warning, only that the install is editable: silenced here)
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip check
 .venv/bin/python -c "import dplc, torch, torchvision, ray, mlflow, dvc; print('dplc', dplc.__version__, 'torch', torch.__version__)"

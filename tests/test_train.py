@@ -38,7 +38,7 @@ def _params(method):
 
 @pytest.mark.parametrize("name,c,ema", [("wpp", 0, 0.0), ("wpp", 0, 0.9), ("dplc", 2, 0.0)])
 def test_resume_continues_bit_identically(tmp_path, name, c, ema):
-    loop = LoopConfig(steps=6, seed=3, checkpoint_every=3, log_every=1, progress=False)
+    loop = LoopConfig(steps=6, seed=3, checkpoint_every=3, log_every=1, progress_every_s=0)
     from dplc.nets import Generator
 
     def make():
@@ -72,7 +72,7 @@ def test_resume_continues_bit_identically(tmp_path, name, c, ema):
 def test_checkpoints_written_and_reported(tmp_path):
     method, sampler = _setup(steps=5)
     rec = Recorder()
-    loop = LoopConfig(steps=5, checkpoint_every=2, log_every=2, progress=False)
+    loop = LoopConfig(steps=5, checkpoint_every=2, log_every=2, progress_every_s=0)
     result = train(method, sampler, loop, tmp_path, [rec])
     assert [s for s, _ in rec.ckpts] == [2, 4, 5]
     assert [s for s, _ in rec.steps] == [2, 4, 5]
@@ -84,7 +84,7 @@ def test_checkpoints_written_and_reported(tmp_path):
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
     method, sampler = _setup(name="cae", c=1, steps=10)
-    loop = LoopConfig(steps=10, checkpoint_every=2, log_every=1, progress=False)
+    loop = LoopConfig(steps=10, checkpoint_every=2, log_every=1, progress_every_s=0)
     real_step = method.step
     calls = {"n": 0}
 
@@ -115,16 +115,16 @@ def test_nan_from_poisoned_data_is_caught(tmp_path):
             return x
 
     with pytest.raises(NonFiniteLossError):
-        train(method, NaNSampler(images, 0), LoopConfig(steps=3, progress=False), tmp_path)
+        train(method, NaNSampler(images, 0), LoopConfig(steps=3, progress_every_s=0), tmp_path)
     assert not (tmp_path / CHECKPOINT_NAME).exists()
 
 
 def test_checkpoint_of_other_method_is_refused(tmp_path):
     m1, s1 = _setup(name="wae")
-    train(m1, s1, LoopConfig(steps=1, progress=False), tmp_path)
+    train(m1, s1, LoopConfig(steps=1, progress_every_s=0), tmp_path)
     m2, s2 = _setup(name="wpp")
     with pytest.raises(ValueError, match="is for method 'wae'"):
-        train(m2, s2, LoopConfig(steps=2, progress=False), tmp_path)
+        train(m2, s2, LoopConfig(steps=2, progress_every_s=0), tmp_path)
 
 
 def test_to_tensor_is_used_for_sampler():
@@ -142,7 +142,7 @@ def test_channels_last_layout_trains_the_same_and_ends_in_standard_layout(name, 
     for flag in (False, True):
         method, sampler = _setup(name, steps=4, c=c)
         start = _params(method)
-        loop = LoopConfig(steps=4, log_every=2, progress=False, channels_last=flag)
+        loop = LoopConfig(steps=4, log_every=2, progress_every_s=0, channels_last=flag)
         train(method, sampler, loop)
         results[flag] = _params(method)
         four_d = [t for k, t in results[flag].items() if t.dim() == 4]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _cfg(steps: int = 8, name: str = "cae", c: int = 1) -> TrainConfig:
     loop = LoopConfig(
-        steps=steps, seed=1, checkpoint_every=2, log_every=1, threads=1, progress=False
+        steps=steps, seed=1, checkpoint_every=2, log_every=1, threads=1, progress_every_s=0
     )
     return TrainConfig(
         tiny_net(code_channels=c, noise=name != "cae"), tiny_method(name, batch_size=8), loop
