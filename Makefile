@@ -4,19 +4,22 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 export DVC_NO_ANALYTICS := 1
+# Ray's default (token authentication), said explicitly so that Ray does not warn it chose it
+export RAY_AUTH_MODE := token
 
 .PHONY: setup main quick test lint bench ui lock
 
 setup:
 	bash scripts/setup.sh
 
+# pipelines.repro = dvc repro with one Ray runtime that every stage joins
 main: setup
 	$(VENV)/python -m pipelines.profile default
-	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/dvc repro
+	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pipelines.repro
 
 quick: setup
 	$(VENV)/python -m pipelines.profile quick
-	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/dvc repro
+	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pipelines.repro
 
 test: setup
 	$(VENV)/ruff check dplc pipelines tests benchmarks

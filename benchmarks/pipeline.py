@@ -2,6 +2,8 @@
 library's plain loop at the same total threads, and the wall time of `dvc repro`.
 
     python benchmarks/pipeline.py [--steps 60] [--method dplc] [--quick-repro]
+    python benchmarks/pipeline.py --peak            # train_step_peak_fraction (benchmarks/flops.py)
+    python benchmarks/pipeline.py --default-repro   # default_repro_seconds, per-job overheads
 
 Throughput is images/s while training (between the first and the last logged step, so Ray's
 start-up is excluded and reported separately as ``ray_startup_seconds``). The plain loop uses
@@ -9,9 +11,12 @@ start-up is excluded and reported separately as ``ray_startup_seconds``). The pl
 all-reduced over gloo). ``--quick-repro`` also times `dvc repro` of the quick profile in a copy
 of the repo; ``default_repro_seconds`` is read from reports/bench/pipeline.json when a default
 run recorded it: ``--default-repro`` runs `dvc repro` of the committed (default) params in
-this repo, timestamps every stage from DVC's "Running stage" lines, and writes
-``default_repro_seconds`` and ``default_stage_seconds`` (the log goes to
-reports/bench/default_repro.log).
+this repo (through ``pipelines.repro``: one Ray runtime for all stages), timestamps every stage
+from DVC's "Running stage" lines, and writes ``default_repro_seconds``,
+``default_stage_seconds`` and ``per_job_overhead_seconds`` (each training stage's wall time
+minus its training steps, from the ``timing`` of its train.json; the log goes to
+reports/bench/default_repro.log). Every run records ``cpu_model`` and the package versions
+(``environment``) beside its figures.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ from dplc.codec import Codec  # noqa: E402
 from dplc.config import LoopConfig, TrainConfig  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 from dplc.train import NullCallback, fit  # noqa: E402
+from pipelines import environment, ray_jobs  # noqa: E402
 from pipelines import params as P  # noqa: E402
-from pipelines import ray_jobs  # noqa: E402
 from pipelines.params import RayParams  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "pipeline.json"
@@ -85,8 +90,9 @@ def time_repro(repo: Path, log_path: Path) -> tuple[float, dict[str, float]]:
     t0 = time.perf_counter()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            ["dvc", "repro", "--force", "--no-run-cache"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            [sys.executable, "-m", "pipelines.repro", "--force", "--no-run-cache"], cwd=repo,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             now = time.perf_counter()
@@ -106,19 +112,50 @@ def time_repro(repo: Path, log_path: Path) -> tuple[float, dict[str, float]]:
     return total, stages
 
 
+def job_overheads(runs: Path) -> dict[str, float]:
+    """{stage run folder: overhead seconds} from every train.json a repro wrote under ``runs``."""
+    out = {}
+    for path in sorted(runs.glob("*/**/train.json")):
+        timing = json.loads(path.read_text()).get("timing")
+        if timing:
+            out[str(path.parent.relative_to(runs))] = timing["overhead_seconds"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--method", default="dplc")
     ap.add_argument("--quick-repro", action="store_true")
     ap.add_argument("--default-repro", action="store_true", help="time `dvc repro` here")
+    ap.add_argument("--peak", action="store_true", help="FLOPs per step against the sgemm peak")
     args = ap.parse_args()
     out = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    env = environment.describe()
+    out |= {"cpu_model": env["cpu_model"], "environment": env}
+    if args.peak:
+        import flops
+
+        torch.set_num_threads(2)
+        out |= flops.peak_fractions(P.load())
+        OUT.write_text(json.dumps(out, indent=2))
+        print(f"wrote {OUT}")
+        return
     if args.default_repro:
         total, stages = time_repro(ROOT, ROOT / "reports" / "bench" / "default_repro.log")
         out = json.loads(OUT.read_text()) if OUT.is_file() else {}
         out["default_repro_seconds"] = total
         out["default_stage_seconds"] = stages
+        jobs = job_overheads(ROOT / "runs")
+        out["per_job_overhead_seconds"] = {
+            "median": round(float(np.median(list(jobs.values()))), 2) if jobs else None,
+            "max": max(jobs.values()) if jobs else None,
+            "jobs": jobs,
+        }
+        if out.get("fp32_matmul_peak_gflops"):
+            out["default_repro_seconds_at_105_gflops"] = round(
+                total * out["fp32_matmul_peak_gflops"] / 105.0, 1
+            )
         OUT.write_text(json.dumps(out, indent=2))
         print(f"dvc repro (default): {total} s; wrote {OUT}")
         return

@@ -30,6 +30,8 @@ import torch_fidelity
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from dplc.progress import ProgressLine
+
 EXTRACTOR_NAME = "dplc-featnet"
 FEATURE_LAYER = "penultimate"
 FEATURE_DIM = 128
@@ -98,8 +100,12 @@ def train_featnet(
     seed: int = 0,
     test: tuple[Tensor, Tensor] | None = None,
     flip: bool = True,
+    progress_every_s: float = 15.0,
 ) -> tuple[FeatNet, FeatNetReport]:
-    """Train the classifier with Adam and a one-cycle schedule; random horizontal flips."""
+    """Train the classifier with Adam and a one-cycle schedule; random horizontal flips.
+
+    Writes a progress line (step, loss, images/s, ETA) every ``progress_every_s`` seconds.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = int(labels.max()) + 1
@@ -108,9 +114,11 @@ def train_featnet(
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     t0 = time.perf_counter()
+    line = ProgressLine("featnet", steps, batch_size, every_s=progress_every_s)
+    step = 0
     net.train()
     net.to(memory_format=torch.channels_last)  # NHWC: faster oneDNN convolutions on the CPU
-    for _ in range(epochs):
+    for epoch in range(epochs):
         perm = torch.randperm(images.shape[0], generator=gen)
         for i in range(0, images.shape[0], batch_size):
             idx = perm[i : i + batch_size]
@@ -123,6 +131,9 @@ def train_featnet(
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
+            if progress_every_s > 0:
+                line.on_step(step, {"epoch": epoch + 1, "loss": loss.item()})
     net.to(memory_format=torch.contiguous_format)
     net.eval()
     acc = accuracy(net, *test) if test is not None else float("nan")

@@ -357,15 +357,23 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}")
     rows: dict[str, list] = {k: [] for k in ("mse_cae", "mse_dplc", "w2_cae", "w2_dplc", "var_cae", "var_dplc")}
     jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in ("cae", "dplc")]
+    done: list[dict[str, Any]] = []
+
+    def collect(results: Any) -> None:  # one line per finished codec (results come in order)
+        for (_, c, name, _), m in zip(jobs, results, strict=False):
+            done.append(m)
+            log(f"gaussian: {name} C={c} trained ({len(done)}/{len(jobs)}, "
+                f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
+
     if cfg.workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
         with ProcessPoolExecutor(cfg.workers, mp_context=ctx) as pool:
-            done = list(pool.map(_codec_job, jobs))
+            collect(pool.map(_codec_job, jobs))
     else:
-        done = [_codec_job(job) for job in jobs]
+        collect(_codec_job(job) for job in jobs)
     torch.set_num_threads(cfg.threads)
     for i, c in enumerate(cfg.rates):
         for j, name in enumerate(("cae", "dplc")):

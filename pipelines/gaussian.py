@@ -5,22 +5,22 @@
 Trains G*, then CAE and DPLC at every rate of ``gaussian.rates`` on a synthetic
 d-dimensional Gaussian with unequal variances (small MLPs, in process: a few minutes on one
 core, too small for a Ray job to pay its start-up), and writes ``runs/gaussian/results.json``
-and the plot ``reports/plots/gaussian.png`` of measured MSE against the closed-form curves.
+and the plot ``<report_dir>/plots/gaussian.png`` of measured MSE against the closed-form curves.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dplc import gaussian
 from pipelines import params as P
 from pipelines import tracking
 
 OUT = P.RUNS / "gaussian" / "results.json"
-PLOT = P.ROOT / "reports" / "plots" / "gaussian.png"
 
 
-def plot(res: dict, path=PLOT) -> None:
+def plot(res: dict, path: Path) -> None:
     """Measured MSE per dimension (CAE, DPLC) with D(R), 2·D(R) and D(R, 0) against bits."""
     import matplotlib
 
@@ -55,7 +55,8 @@ def main() -> None:
         res = gaussian.run(cfg)
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(res, indent=2))
-        plot(res)
+        plot_path = P.report_dir(params) / "plots" / "gaussian.png"
+        plot(res, plot_path)
         for i, c in enumerate(res["code_scalars"]):
             run.log_metrics(
                 {
@@ -68,7 +69,7 @@ def main() -> None:
             )
         run.log_metrics({"seconds": res["seconds"], "generator_w2_over_sigma2": res["generator_w2_over_sigma2"]})
         run.log_artifact(OUT)
-        run.log_artifact(PLOT)
+        run.log_artifact(plot_path)
 
 
 if __name__ == "__main__":

@@ -143,5 +143,11 @@ def ray_params(params: dict) -> RayParams:
     )
 
 
+def report_dir(params: dict) -> Path:
+    """Where the report and gaussian stages write (``report_dir``: ``reports`` for the default
+    profile, a folder under runs/ for the others, so they never overwrite the committed ones)."""
+    return ROOT / params.get("report_dir", "reports")
+
+
 def prepared_dir() -> Path:
     return RUNS.parent / "data" / "prepared"

@@ -26,7 +26,14 @@ from typing import Any
 import ray
 import ray.train
 import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    LoggingConfig,
+    RunConfig,
+    ScalingConfig,
+)
 from ray.train.torch import TorchTrainer
 
 from dplc import data
@@ -39,20 +46,44 @@ from pipelines.params import RUNS, RayParams, prepared_dir
 HISTORY_NAME = "history.json"
 
 
+# Settings for the processes Ray starts (controller, workers), chosen so that a `dvc repro` log
+# shows training, not Ray's internals: print() in a worker goes to stdout once (Ray Train's print
+# patch would echo each line a second time through its logger), and a local runtime, which
+# nothing can preempt, runs no preemption watcher (its actor makes the core worker log an error
+# about restartable actors).
+WORKER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+LOCAL_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+TRAIN_LOG_LEVEL = "WARNING"
+"""Ray Train's own log level on the console: its per-report INFO lines ("Reporting training
+result", "Checkpoint successfully created") are replaced by the loop's progress lines."""
+
+
+def runtime_settings(address: str | None) -> dict[str, str]:
+    """Environment for Ray's processes: :data:`WORKER_ENV`, plus :data:`LOCAL_ENV` when no
+    cluster address is given (or it names this machine's own runtime)."""
+    local = not address or address.startswith(("127.", "localhost"))
+    return WORKER_ENV | (LOCAL_ENV if local else {})
+
+
 def init_ray(rp: RayParams) -> None:
-    """Join the cluster at ``rp.address`` (or ``RAY_ADDRESS``), else start a local runtime."""
+    """Join the cluster at ``rp.address`` (or ``RAY_ADDRESS``), else start a local runtime.
+
+    A local runtime starts with the dashboard, whose State API Ray Train's placement-group
+    cleaner polls every second (without it, each poll logs a warning). ``python -m
+    pipelines.repro`` starts one runtime for a whole ``dvc repro`` and every stage joins it;
+    it (and the Makefile) set ``RAY_AUTH_MODE=token`` in the environment, which keeps Ray's
+    default token authentication without its warning that it chose it.
+    """
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-    env = {
-        "env_vars": {
-            "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]
-        }
-    }
+    settings = runtime_settings(rp.address)
+    os.environ.update(settings)  # the driver's own Ray Train controller reads them too
+    env = {"env_vars": settings}
     if rp.address:
         ray.init(address=rp.address, runtime_env=env, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, runtime_env=env, log_to_driver=True)
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", runtime_env=env,
+                 log_to_driver=True)  # fmt: skip
 
 
 def allreduce_gradients(module: torch.nn.Module) -> None:
@@ -228,6 +259,7 @@ def run_training(
             failure_config=FailureConfig(max_failures=rp.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=1),
             callbacks=callbacks,
+            logging_config=LoggingConfig(log_level=TRAIN_LOG_LEVEL),
         ),
     )
     return trainer.fit()

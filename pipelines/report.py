@@ -2,10 +2,12 @@
 
     python -m pipelines.report
 
-Reads runs/eval/*.json (and runs/gaussian/results.json) and writes reports/results/<codec>.json
-(one schema for learned and classical codecs), reports/plots/*.png|csv, reports/results.md,
-reports/metrics.json and reports/results.json (the headline figures, lists aligned with the
-rate ladder; ``benchmarks/results.py`` adds the timings to make reports/bench/results.json).
+Reads runs/eval/*.json (and runs/gaussian/results.json) and writes, under ``report_dir``
+(``reports/`` for the default profile, ``runs/reports/<profile>/`` for the others):
+results/<codec>.json (one schema for learned and classical codecs), plots/*.png|csv,
+results.md, metrics.json, results.json (the headline figures, lists aligned with the rate
+ladder; ``benchmarks/results.py`` adds the timings to make reports/bench/results.json) and
+environment.json (CPU model, package versions, lock digest of the run).
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import json
 from pathlib import Path
 
 from dplc import report
+from pipelines import environment, tracking
 from pipelines import params as P
-from pipelines import tracking
-
-REPORTS = P.ROOT / "reports"
 
 
 def main() -> None:
     params = P.load()
     tracking.check_store(params)
+    reports = P.report_dir(params)
+    reports.mkdir(parents=True, exist_ok=True)
     eval_dir = P.RUNS / "eval"
     rate_files = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("c[0-9]*.json"))]
     classical_path = eval_dir / "classical.json"
@@ -44,8 +46,8 @@ def main() -> None:
     extra += report.ratio_section(headline_lists)
     if gauss is not None:
         extra += report.gaussian_section(gauss)
-    (REPORTS / "results.json").write_text(json.dumps(headline_lists, indent=2))
-    files = report.write_report(results, REPORTS, extra)
+    (reports / "results.json").write_text(json.dumps(headline_lists, indent=2))
+    files = report.write_report(results, reports, extra)
     dplc = results.get("dplc_wpp", {}).get("results", {})
     headline = {
         "featnet_test_accuracy": featnet["featnet_test_accuracy"],
@@ -58,13 +60,14 @@ def main() -> None:
         for i, c in enumerate(res.get("code_channels", [])):
             headline[f"{name}.c{c}.mse"] = res["mse"][i]
             headline[f"{name}.c{c}.rfid"] = res["rfid_featnet"][i]
-    (REPORTS / "metrics.json").write_text(json.dumps(headline, indent=2))
-    (REPORTS / "findings.json").write_text(json.dumps(found, indent=2, default=float))
+    (reports / "metrics.json").write_text(json.dumps(headline, indent=2))
+    (reports / "environment.json").write_text(json.dumps(environment.describe(), indent=2))
+    (reports / "findings.json").write_text(json.dumps(found, indent=2, default=float))
     with tracking.stage_run(params, "report") as run:
         run.log_metrics({k: v for k, v in headline.items() if isinstance(v, (int, float))})
         for p in files.values():
             run.log_artifact(Path(p), "report")
-    print((REPORTS / "results.md").read_text())
+    print((reports / "results.md").read_text())
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ and registers the codec as a version of ``<dataset>-<codec>`` with the alias ``c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import torch
 
 from dplc import data
@@ -47,6 +50,38 @@ def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4)
     return path
 
 
+class Timing:
+    """Wall seconds of a stage's phases, from the process's creation (so imports count), for
+    ``train.json``: what a job costs besides its training steps."""
+
+    def __init__(self) -> None:
+        self.created = psutil.Process().create_time()
+        self.phases: dict[str, float] = {"start_and_imports": round(time.time() - self.created, 2)}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - t0, 2)
+
+    def summary(self, training_seconds: float) -> dict[str, float | dict[str, float]]:
+        total = time.time() - self.created
+        return {"total_seconds": round(total, 2), "training_seconds": round(training_seconds, 2),
+                "overhead_seconds": round(total - training_seconds, 2), "phases": self.phases}  # fmt: skip
+
+
+def training_seconds(history: list[dict]) -> float:
+    """Seconds the steps took, from the loop's logged (step, time) rows: the span between the
+    first and the last row, scaled up to all steps (the first window's time is not logged)."""
+    rows = [h for h in history if "time" in h]
+    if len(rows) < 2 or rows[-1]["step"] == rows[0]["step"]:
+        return 0.0
+    per_step = (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
+    return per_step * rows[-1]["step"]
+
+
 def run_job(
     params: dict,
     cfg: TrainConfig,
@@ -54,6 +89,7 @@ def run_job(
     out_dir: Path,
     generator_dir: Path | None = None,
     run: tracking.StageRun | None = None,
+    timing: Timing | None = None,
 ) -> tuple[Method, dict]:
     """Train ``cfg`` through Ray, restore it on the driver, log history; returns (method, info).
 
@@ -61,28 +97,34 @@ def run_job(
     in this process by the same library loop, without starting a Ray job for it.
     """
     rp = P.ray_params(params)
+    timing = timing or Timing()
     workers = rp.num_workers
     t0 = time.perf_counter()
     if cfg.net.code_channels == 0 and cfg.method.name in P.RATE0_STEPS:
-        method, step, history = _fit_in_process(params, cfg, generator_dir)
+        with timing.phase("in_process_fit"):
+            method, step, history = _fit_in_process(params, cfg, generator_dir)
         workers = 0
     else:
-        result = ray_jobs.run_training(
-            cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
-        )
+        with timing.phase("ray_job"):
+            result = ray_jobs.run_training(
+                cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
+            )
         if result.error is not None:
             raise RuntimeError(f"training job {name} failed: {result.error}")
-        method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
-        ray_jobs.discard_run(result)  # exported below; a forced rerun must train again
+        with timing.phase("restore"):
+            method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
+            ray_jobs.discard_run(result)  # exported below; a forced rerun must train again
     seconds = time.perf_counter() - t0
     if run is not None:
-        for h in history:
-            run.log_metrics({k: v for k, v in h.items() if k not in ("step", "time")}, step=int(h["step"]))
-        run.log_metrics({"wall_seconds": seconds, "steps": step})
+        with timing.phase("mlflow"):
+            for h in history:
+                run.log_metrics({k: v for k, v in h.items() if k not in ("step", "time")}, step=int(h["step"]))
+            run.log_metrics({"wall_seconds": seconds, "steps": step})
     info = {
         "steps": step,
         "wall_seconds": seconds,
         "workers": workers,
+        "training_seconds": round(training_seconds(history), 2),
         "final": history[-1] if history else {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +137,7 @@ class _History(NullCallback):
         self.rows: list[dict] = []
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        self.rows.append({"step": step, **metrics})
+        self.rows.append({"step": step, "time": time.time(), **metrics})
 
 
 def _fit_in_process(params: dict, cfg: TrainConfig, generator_dir: Path | None):
@@ -110,6 +152,7 @@ def _fit_in_process(params: dict, cfg: TrainConfig, generator_dir: Path | None):
 
 
 def main() -> None:
+    timing = Timing()
     ap = argparse.ArgumentParser(description="train one per-rate codec")
     ap.add_argument("--method", required=True, choices=["dplc", "gc", "cae"])
     ap.add_argument("--generator", default=None, help="G* for dplc: wpp, wgan_gp or wae")
@@ -118,31 +161,46 @@ def main() -> None:
     if args.method == "dplc" and not args.generator:
         ap.error("--generator is required for dplc")
     params = P.load()
-    tracking.check_store(params)
+    with timing.phase("mlflow"):
+        tracking.check_store(params)
     codec = codec_name(args.method, args.generator)
     cfg = P.train_config(params, args.method, args.rate, generator=args.generator)
     out_dir = P.RUNS / "train" / codec / str(args.rate)
     gen_dir = P.RUNS / "generator" / args.generator / "codec" if args.method == "dplc" else None
     with tracking.stage_run(params, "train", run_name=f"train-{codec}-c{args.rate}") as run:
-        run.log_params(to_dict(cfg) | {"codec": codec, "rate_bits": cfg.net.bits_per_image})
-        method, info = run_job(params, cfg, f"train-{codec}-c{args.rate}", out_dir, gen_dir, run)
-        trained = export_codec(method, out_dir / "codec")
-        test = data.read_split(P.prepared_dir(), "test", limit=64)
-        grid = _sample_grid(
-            trained, data.to_tensor(test.images, cfg.net.image_size), out_dir / "decodes.png"
+        with timing.phase("mlflow"):
+            run.log_params(to_dict(cfg) | {"codec": codec, "rate_bits": cfg.net.bits_per_image})
+        method, info = run_job(
+            params, cfg, f"train-{codec}-c{args.rate}", out_dir, gen_dir, run, timing
         )
-        _fit_entropy(trained, params, out_dir / "codec")
-        run.log_artifact(grid)
-        run.log_artifact(out_dir / "train.json")
-        if params["mlflow"].get("register", True):
-            from dplc import registry
+        with timing.phase("export"):
+            trained = export_codec(method, out_dir / "codec")
+            test = data.read_split(P.prepared_dir(), "test", limit=64)
+            grid = _sample_grid(
+                trained, data.to_tensor(test.images, cfg.net.image_size), out_dir / "decodes.png"
+            )
+        with timing.phase("entropy_model"):
+            _fit_entropy(trained, params, out_dir / "codec")
+        with timing.phase("mlflow"):
+            run.log_artifact(grid)
+            if params["mlflow"].get("register", True):
+                from dplc import registry
 
-            mv = registry.log_and_register(
-                out_dir / "codec", registered_name(params, codec), alias=f"c{args.rate}"
-            )
-            run.set_tags(
-                {"dplc.registered": f"models:/{registered_name(params, codec)}/{mv.version}"}
-            )
+                mv = registry.log_and_register(
+                    out_dir / "codec", registered_name(params, codec), alias=f"c{args.rate}"
+                )
+                run.set_tags(
+                    {"dplc.registered": f"models:/{registered_name(params, codec)}/{mv.version}"}
+                )
+        _write_timing(out_dir, info, timing, run)
+
+
+def _write_timing(out_dir: Path, info: dict, timing: Timing, run: tracking.StageRun) -> None:
+    """train.json with the stage's timing (what the job cost besides training), also in MLflow."""
+    info = info | {"timing": timing.summary(info["training_seconds"])}
+    (out_dir / "train.json").write_text(json.dumps(info, indent=2))
+    run.log_metrics({"overhead_seconds": info["timing"]["overhead_seconds"]})
+    run.log_artifact(out_dir / "train.json")
 
 
 def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
@@ -157,25 +215,31 @@ def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
 
 def main_generator() -> None:
     """DVC stage `generator`: G* by wpp, wgan_gp or wae (``--method``), saved as a prior codec."""
+    timing = Timing()
     ap = argparse.ArgumentParser(description="train one unconstrained generator G*")
     ap.add_argument("--method", required=True, choices=["wpp", "wgan_gp", "wae"])
     args = ap.parse_args()
     params = P.load()
-    tracking.check_store(params)
+    with timing.phase("mlflow"):
+        tracking.check_store(params)
     cfg = P.train_config(params, args.method)
     out_dir = P.RUNS / "generator" / args.method
     with tracking.stage_run(params, "generator", run_name=f"generator-{args.method}") as run:
-        run.log_params(to_dict(cfg))
-        method, _ = run_job(params, cfg, f"generator-{args.method}", out_dir, None, run)
-        g = export_generator(method, out_dir / "codec")
-        import torchvision
+        with timing.phase("mlflow"):
+            run.log_params(to_dict(cfg))
+        method, info = run_job(params, cfg, f"generator-{args.method}", out_dir, None, run, timing)
+        with timing.phase("export"):
+            g = export_generator(method, out_dir / "codec")
+            import torchvision
 
-        samples = g.sample(64, seed=0)
-        torchvision.utils.save_image(
-            samples * 0.5 + 0.5, str(out_dir / "samples.png"), nrow=8, padding=1
-        )
-        run.log_artifact(out_dir / "samples.png")
-        run.log_artifact(out_dir / "codec", "generator")
+            samples = g.sample(64, seed=0)
+            torchvision.utils.save_image(
+                samples * 0.5 + 0.5, str(out_dir / "samples.png"), nrow=8, padding=1
+            )
+        with timing.phase("mlflow"):
+            run.log_artifact(out_dir / "samples.png")
+            run.log_artifact(out_dir / "codec", "generator")
+        _write_timing(out_dir, info, timing, run)
 
 
 if __name__ == "__main__":

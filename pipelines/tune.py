@@ -28,6 +28,7 @@ trial is logged to MLflow as a nested run.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,9 @@ def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, ge
               holdout: int, train_limit: int | None, score: dict[str, float], trial_dir: str) -> None:  # fmt: skip
     """One trial: train ``base`` + ``overrides`` on all but ``holdout`` images, report to Tune."""
     cfg = trial_config(from_dict(TrainConfig, base), overrides, int(base["loop"]["steps"]))
+    label = "tune " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in overrides.items())  # fmt: skip
+    cfg = TrainConfig(cfg.net, cfg.method, dataclasses.replace(cfg.loop, label=label))
     set_threads(cfg.loop.threads)
     split = data.read_split(data_dir, "train", limit=train_limit)
     images = data.to_tensor(split.images, cfg.net.image_size)
@@ -218,7 +222,8 @@ def main() -> None:
                 reduction_factor=2,
             ),
         ),
-        run_config=tune.RunConfig(name="tune", storage_path=str(storage)),
+        # verbose=1: Tune's status table now and then; each trial prints its own progress lines
+        run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=1),
     )
     results = tuner.fit()
     seconds = time.perf_counter() - t0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -74,8 +75,20 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     assert proc.returncode != 0
     assert (repo / "runs" / "featnet" / "metrics.json").is_file()
     assert not (repo / "runs" / "generator" / "wpp" / "codec").exists()
-    # 2. the rerun redoes only what is missing
-    second = _run(["dvc", "repro"], repo, timeout=1200)
+    # 2. the rerun redoes only what is missing, in one Ray runtime that every stage joins
+    second = _run([sys.executable, "-m", "pipelines.repro"], repo, timeout=1200)
+    assert "Ray runtime for this repro at 127.0.0.1:" in second
+    assert "Started a local Ray instance" not in second  # no stage started a runtime of its own
+    # the log reads like a story: progress lines, none of Ray's known-harmless warnings
+    assert "[wpp] step 60/60 (100%)" in second and "img/s" in second
+    for noise in ("PlacementGroupCleaner", "Token authentication is enabled", "PreemptionWatcher",
+                  "Reporting training result", "BuildBackendWarning"):
+        assert noise not in second, noise
+    assert second.count("[wpp] step 60/60") == 1  # a worker's line is forwarded once
+    port = re.search(r"Ray runtime for this repro at 127\.0\.0\.1:(\d+)", second).group(1)
+    probe = subprocess.run([str(Path(sys.executable).with_name("ray")), "status", f"--address=127.0.0.1:{port}"],
+                           env=_env(repo), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert probe.returncode != 0, "the repro's Ray runtime outlived it"
     assert "Stage 'prepare' didn't change, skipping" in second
     assert "Stage 'featnet' didn't change, skipping" in second
     assert "Running stage 'generator@wpp'" in second
@@ -83,12 +96,18 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     # finished jobs leave no Ray run folder behind (a forced rerun must train, not resume)
     leftover = [p.name for p in (repo / "runs" / "ray").glob("*") if p.name.startswith(("train-", "generator-"))]
     assert leftover == [], leftover
-    # 3. metrics, plots and results
-    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    # 3. metrics, plots and results, under the quick profile's own report folder
+    reports = repo / "runs" / "reports" / "quick"
+    assert not (repo / "reports").exists()  # the committed default-profile reports stay as they are
+    metrics = json.loads((reports / "metrics.json").read_text())
     assert 0 <= metrics["featnet_test_accuracy"] <= 1 and "dplc_wpp.c4.mse" in metrics
     for name in ("mse", "psnr", "rfid", "pv"):
-        assert (repo / "reports" / "plots" / f"{name}.png").stat().st_size > 1000
-    assert "dplc_wpp" in (repo / "reports" / "results.md").read_text()
+        assert (reports / "plots" / f"{name}.png").stat().st_size > 1000
+    assert "dplc_wpp" in (reports / "results.md").read_text()
+    env = json.loads((reports / "environment.json").read_text())
+    assert env["cpu_model"] and env["versions"]["torch"] != "absent"
+    timing = json.loads((repo / "runs" / "train" / "cae" / "4" / "train.json").read_text())["timing"]
+    assert 0 < timing["training_seconds"] < timing["total_seconds"]
     shown = _run(["dvc", "metrics", "show", "--json"], repo)
     assert "featnet_test_accuracy" in shown
     _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)

@@ -6,7 +6,7 @@ from pipelines import params as P
 from pipelines import profile
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "celeba64", "lsun64"])
+@pytest.mark.parametrize("name", profile.PROFILES)
 def test_every_profile_composes_into_valid_train_configs(tmp_path, name):
     out = profile.compose(name, output=tmp_path / "params.yaml")
     params = yaml.safe_load(out.read_text())
@@ -60,3 +60,10 @@ def test_dplc_steps_per_generator_and_nothing_to_learn_at_rate0():
     assert P.train_config(params, "dplc", 0, best={}, generator="wpp").loop.steps == 1
     assert P.train_config(params, "cae", 0, best={}).loop.steps == 100
     assert P.train_config(params, "gc", 0, best={}).loop.steps == params["train"]["gc"]["steps"]
+
+
+def test_only_the_default_profile_writes_the_committed_reports(tmp_path):
+    for name in profile.PROFILES:
+        params = yaml.safe_load(profile.compose(name, output=tmp_path / f"{name}.yaml").read_text())
+        expected = "reports" if name == "default" else f"runs/reports/{name}"
+        assert params["report_dir"] == expected, name
