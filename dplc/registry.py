@@ -103,6 +103,15 @@ class CodecModel(mlflow.pyfunc.PythonModel):
         return decompress(data, self.codec, self.entropy)
 
 
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+"""The file MLflow stores as the model's code; it calls :func:`serve_codec_model`."""
+
+
+def serve_codec_model() -> None:
+    """Declare :class:`CodecModel` as the model of a "model from code" file (MLflow 3)."""
+    mlflow.models.set_model(CodecModel())
+
+
 def codec_signature() -> ModelSignature:
     """uint8 images (N, H, W, channels) in, reconstructions out; params ``seed`` and ``mode``."""
     images = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, -1))])
@@ -151,7 +160,7 @@ def log_codec(
     ]
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=CodecModel(),
+        python_model=str(MODEL_CODE),  # a model "from code": no pickled CodecModel is stored
         artifacts={CODEC_ARTIFACT: str(d)},
         pip_requirements=requirements,
         signature=codec_signature(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -139,8 +140,19 @@ class _RayReporter(NullCallback):
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
 
 
+def _quiet_report_logger() -> None:
+    """Ray Train logs "Reporting training result ..." (with every metric) at each report through
+    a logger named after its source *file* (``logging.getLogger(__file__)`` in
+    ``ray.train.v2._internal.execution.context``), so :data:`TRAIN_LOG_LEVEL` misses it: set
+    that one logger's level here, in the worker."""
+    from ray.train.v2._internal.execution import context
+
+    logging.getLogger(context.__file__).setLevel(TRAIN_LOG_LEVEL)
+
+
 def _worker(config: dict[str, Any]) -> None:
     """train_loop_per_worker: resume from Ray's checkpoint, run dplc.train.fit, report."""
+    _quiet_report_logger()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     cfg = from_dict(TrainConfig, config["train"])

@@ -95,8 +95,8 @@ def objective(metrics: dict[str, float], mmd_limit: float, penalty: float) -> fl
 class _TuneReporter(NullCallback):
     """At every checkpoint: validate on the held-out images and ``tune.report`` the score."""
 
-    def __init__(self, method, val_images, mmd_limit: float, penalty: float) -> None:
-        self.method, self.val_images = method, val_images
+    def __init__(self, method, val_images, mmd_limit: float, penalty: float, label: str = "tune") -> None:
+        self.method, self.val_images, self.label = method, val_images, label
         self.mmd_limit, self.penalty = mmd_limit, penalty
         self.last: dict[str, float] = {}
 
@@ -106,6 +106,8 @@ class _TuneReporter(NullCallback):
     def on_checkpoint(self, step: int, path: Path) -> None:
         m = {"step": step, **self.last, **validate(self.method, self.val_images)}
         m["score"] = objective(m, self.mmd_limit, self.penalty)
+        print(f"[{self.label}] step {step} validation: mse {m['val_mse']:.4g} "
+              f"mmd {m.get('val_mmd', float('nan')):.4g} score {m['score']:.4g}", flush=True)
         tune.report(m)
 
 
@@ -123,7 +125,7 @@ def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, ge
     generator = Codec.load(generator_dir).generator if generator_dir else None
     seed_everything(cfg.loop.seed)
     method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator)
-    reporter = _TuneReporter(method, val_images, score["mmd_limit"], score["penalty"])
+    reporter = _TuneReporter(method, val_images, score["mmd_limit"], score["penalty"], label)
     train(
         method,
         data.BatchSampler(train_images, cfg.loop.seed),
@@ -222,8 +224,8 @@ def main() -> None:
                 reduction_factor=2,
             ),
         ),
-        # verbose=1: Tune's status table now and then; each trial prints its own progress lines
-        run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=1),
+        # verbose=0: no Tune tables; each trial prints its progress and validation lines itself
+        run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=0),
     )
     results = tuner.fit()
     seconds = time.perf_counter() - t0

@@ -66,6 +66,8 @@ def test_local_folders_load_too(store, tmp_path: Path) -> None:
     )
     exported, entropy2, _, _ = load_codec(local)  # an exported MLflow model folder
     assert exported.weights_hash() == codec.weights_hash() and entropy2 == entropy
+    # a model "from code": the logged model holds no pickle at all
+    assert not list(Path(local).rglob("*.pkl")) and list(Path(local).rglob("mlflow_model.py"))
 
 
 def test_logged_metadata_and_pyfunc_predict(store) -> None:
