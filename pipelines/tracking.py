@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,18 @@ class StageRun:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
         mlflow.log_metrics(clean, step=step)
+
+    def log_history(self, rows: list[dict[str, Any]]) -> None:
+        """Metrics of many steps (``{"step": s, name: value, ...}`` rows) in one batch call:
+        one write to the store instead of one per row."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, int(row["step"])) for row in rows for k, v in row.items()
+                   if k not in ("step", "time") and isinstance(v, (int, float)) and v == v]  # fmt: skip
+        client = MlflowClient()
+        for i in range(0, len(metrics), 1000):  # MLflow accepts at most 1000 metrics a call
+            client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         p = Path(path)

@@ -117,8 +117,7 @@ def run_job(
     seconds = time.perf_counter() - t0
     if run is not None:
         with timing.phase("mlflow"):
-            for h in history:
-                run.log_metrics({k: v for k, v in h.items() if k not in ("step", "time")}, step=int(h["step"]))
+            run.log_history(history)
             run.log_metrics({"wall_seconds": seconds, "steps": step})
     info = {
         "steps": step,

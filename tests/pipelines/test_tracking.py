@@ -39,12 +39,18 @@ def test_stage_run_logs_params_metrics_and_artifacts(tmp_path, monkeypatch):
         run.log_metrics({"loss": 1.0}, step=1)
         run.log_metrics({"loss": 0.5}, step=2)
         run.log_artifact(tmp_path / "a.txt")
+        run.log_history([{"step": s, "time": 0.0, "mse": 1.0 / s, "bad": float("nan")}
+                         for s in range(1, 1502)])  # fmt: skip - over one batch of 1000
         run_id = run.run_id
     client = mlflow.tracking.MlflowClient(params["mlflow"]["tracking_uri"])
     r = client.get_run(run_id)
     assert r.data.params["net.width"] == "8" and json.loads(r.data.params["net.betas"]) == [0.5, 0.9]
     assert [m.value for m in client.get_metric_history(run_id, "loss")] == [1.0, 0.5]
     assert r.data.tags["dplc.stage"] == "unit"
+    assert r.data.tags["dplc.env.torch"] and r.data.tags["dplc.env.cpu_model"]
+    history = client.get_metric_history(run_id, "mse")
+    assert sorted(m.step for m in history) == list(range(1, 1502))
+    assert not client.get_metric_history(run_id, "bad") and not client.get_metric_history(run_id, "time")
     assert [a.path for a in client.list_artifacts(run_id)] == ["a.txt"]
 
 
