@@ -61,9 +61,14 @@ result", "Checkpoint successfully created") are replaced by the loop's progress 
 
 def runtime_settings(address: str | None) -> dict[str, str]:
     """Environment for Ray's processes: :data:`WORKER_ENV`, plus :data:`LOCAL_ENV` when no
-    cluster address is given (or it names this machine's own runtime)."""
-    local = not address or address.startswith(("127.", "localhost"))
-    return WORKER_ENV | (LOCAL_ENV if local else {})
+    cluster address is given or it names a runtime on this machine; then also ``RAY_ADDRESS``,
+    so that Ray Train's helpers that query the State API find *this* runtime even when
+    another one runs on the same machine."""
+    if not address:
+        return WORKER_ENV | LOCAL_ENV
+    if address.startswith(("127.", "localhost")):
+        return WORKER_ENV | LOCAL_ENV | {"RAY_ADDRESS": address}
+    return dict(WORKER_ENV)
 
 
 def init_ray(rp: RayParams) -> None:

@@ -13,6 +13,7 @@ down when ``dvc repro`` ends, however it ends. With ``RAY_ADDRESS`` already set 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,15 +55,18 @@ def start_head(env: dict[str, str], timeout_s: float = 120.0) -> tuple[subproces
     raise RuntimeError(f"Ray head at {address} did not answer within {timeout_s:.0f} s")
 
 
-def stop_head(head: subprocess.Popen) -> None:
-    """Stop the head and every process it started (its process group), SIGKILL after 30 s."""
+def stop_head(head: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """Stop the head and every process it started (its process group): SIGTERM, then SIGKILL
+    for what is left after ``grace_s`` (``ray start --block`` itself lingers ~30 s once its
+    children have gone)."""
     if head.poll() is not None:
         return
     os.killpg(head.pid, signal.SIGTERM)
     try:
-        head.wait(timeout=30)
+        head.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
         head.wait()
 
 

@@ -115,3 +115,13 @@ def test_job_name_changes_with_anything_the_result_depends_on(tiny_prepared, tmp
     with_a = ray_jobs.job_name("j", cfg, gen, None, tiny_prepared)
     (gen / "codec.json").write_text(json.dumps({"weights_sha256": "b"}))
     assert with_a != ray_jobs.job_name("j", cfg, gen, None, tiny_prepared) != base
+
+
+def test_runtime_settings_keep_cluster_features_and_pin_a_local_address():
+    local = ray_jobs.runtime_settings(None)
+    assert local["RAY_TRAIN_ENABLE_PRINT_PATCH"] == "0" and "RAY_ADDRESS" not in local
+    assert local["RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"] == "0"  # nothing preempts a laptop
+    joined = ray_jobs.runtime_settings("127.0.0.1:6380")
+    assert joined["RAY_ADDRESS"] == "127.0.0.1:6380"
+    remote = ray_jobs.runtime_settings("10.0.0.5:6379")  # a real cluster may be preempted
+    assert "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER" not in remote and "RAY_ADDRESS" not in remote
