@@ -36,7 +36,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "pipelines" / "cluster_local.yaml"
 BIN = Path(sys.executable).parent
-SKIP = {".venv", ".git", "data", "runs", "mlartifacts", "reports", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 TARGET = "train_baseline@cae-4"  # one Ray training stage; its only upstream is `prepare`
 SMALL = [  # the quick profile, smaller still: a minute of work on two cores
     "data.train_limit=1000", "data.test_limit=100", "train.cae.steps=20", "train.checkpoint_every=10",
@@ -67,16 +66,12 @@ def test_cluster_local_yaml_validates_against_ray_schema():
 
 
 def _copy_repo(dest: Path) -> Path:
-    """As in test_e2e_quick: tracked and untracked-not-ignored files, no outputs, no caches."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for rel in files.stdout.splitlines():
-        if rel.split("/")[0] in SKIP or rel == "mlflow.db" or not (ROOT / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
-    shutil.copytree(ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"), dirs_exist_ok=True)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    (dest / ".venv").symlink_to(ROOT / ".venv")  # the checkout's environment, as for a user
+    """The copy test_e2e_quick makes (sources, no outputs, no caches), plus this checkout's
+    environment linked in, as a user's checkout has it."""
+    from test_e2e_quick import _copy_repo as copy_sources  # pytest puts this folder on sys.path
+
+    copy_sources(dest)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
     return dest
 
 
