@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,14 +35,21 @@ def free_port() -> int:
 
 
 def start_head(env: dict[str, str], timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """Start a blocking Ray head in a new session; return (process, address) once it answers."""
+    """Start a blocking Ray head in a new session; return (process, address) once it answers.
+
+    The head keeps its session files in a temporary folder of its own (``--temp-dir``), not in
+    /tmp/ray: ``ray start`` records its address there as "the current cluster", which a later
+    plain ``ray.init()`` would try to join, and hang on, after this head is gone.
+    """
     port, dash = free_port(), free_port()
-    cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
+    temp = tempfile.mkdtemp(prefix="dplc-ray-", dir="/tmp")  # short: Ray's socket paths
+    cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp}",
            "--node-ip-address=127.0.0.1", "--include-dashboard=true",
            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats",
            f"--num-cpus={os.cpu_count() or 1}"]  # fmt: skip
     head = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)  # fmt: skip
+    head.temp_dir = temp  # type: ignore[attr-defined] - removed by stop_head
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -59,9 +68,16 @@ def stop_head(head: subprocess.Popen, grace_s: float = 5.0) -> None:
     """Stop the head and every process it started (its process group): SIGTERM, then SIGKILL
     for what is left after ``grace_s`` (``ray start --block`` itself lingers ~30 s once its
     children have gone)."""
-    if head.poll() is not None:
-        return
-    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        if head.poll() is not None:
+            return
+        os.killpg(head.pid, signal.SIGTERM)
+        _wait_or_kill(head, grace_s)
+    finally:
+        shutil.rmtree(getattr(head, "temp_dir", ""), ignore_errors=True)
+
+
+def _wait_or_kill(head: subprocess.Popen, grace_s: float) -> None:
     try:
         head.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
