@@ -1,4 +1,4 @@
-"""Codec throughput, rates and robustness of the ``.dplc`` format (SPEC §4 "wall-clock", §7).
+"""Codec throughput, rates and robustness of the ``.dplc`` format (wall-clock cost and format robustness).
 
 For every rate of the default 32x32 ladder (C ∈ {0, 1, 4, 16, 64}, L = 2) and the default
 widths (``NetConfig(width=32, latent_dim=32, critic_width=16)``), with an untrained codec

@@ -78,7 +78,7 @@ def main() -> None:
         "net_32": small,
         "net_64": large,
         "code_channels_rate_methods": 4,
-        "note": "images/s = (batch + n_critic x critic batch) per step / s per step; 32px: default profile settings; 64px: the authors' (SPEC 2)",
+        "note": "images/s = (batch + n_critic x critic batch) per step / s per step; 32px: default profile settings; 64px: the authors' (Tschannen et al. 2018, Sec. 5)",
     }
     print(f"{'method':8s} {'geometry':9s} {'precision':9s} {'images/s':>10s}")
     for name in ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae"):
