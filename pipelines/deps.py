@@ -129,16 +129,16 @@ def write_deps(dvc_yaml: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> None:
     commands = stage_commands(dvc_yaml)
     out: list[str] = []
     stage: str | None = None
-    pending: list[str] | None = None
+    written: set[str] = set()
     for line in lines:
         head = re.match(r"^  ([\w-]+):\s*$", line)
         if head:
             stage = head.group(1)
         item = re.match(r"^(\s+)- ([^\s:]+)\s*$", line)
         if stage in commands and item and _is_code(item.group(2)):
-            if pending is None or pending is not commands[stage]:
-                pending = commands[stage]  # first code dep of this stage: write the closure
-                out += [f"{item.group(1)}- {d}" for d in code_deps(pending[0], root)]
+            if stage not in written:  # first code dep of this stage: write the closure
+                written.add(stage)
+                out += [f"{item.group(1)}- {d}" for d in code_deps(commands[stage][0], root)]
             continue
         out.append(line)
     dvc_yaml.write_text("\n".join(out) + "\n")

@@ -114,10 +114,9 @@ def train_config(
         steps = int(section.get("steps_by_generator", {}).get(generator, steps))
     if code_channels == 0 and method in RATE0_STEPS:
         steps = min(steps, RATE0_STEPS[method])
+    label = f"{method}_{generator}" if generator else method
     if code_channels:
-        label = f"{method}_{generator} C={code_channels}" if generator else f"{method} C={code_channels}"
-    else:
-        label = f"{method}_{generator}" if generator else method
+        label += f" C={code_channels}"
     loop = LoopConfig(
         steps=steps,
         seed=int(params["seed"]) + code_channels,

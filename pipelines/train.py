@@ -127,8 +127,7 @@ def run_job(
         "final": history[-1] if history else {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "train.json").write_text(json.dumps(info, indent=2))
-    return method, info
+    return method, info  # the caller writes train.json, with the stage's timing (_write_timing)
 
 
 class _History(NullCallback):
