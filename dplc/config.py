@@ -30,6 +30,12 @@ from typing import Any, TypeVar
 METHODS = ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae")
 """The six training objectives of SPEC §2."""
 
+ADV_TARGETS = ("mixture", "encoded")
+"""wpp's generator adversarial term: on the critic's mixture z̃, or on G(sg E(x)) (the paper)."""
+
+REALISM_GRADS = ("decoder", "all")
+"""Which of dplc's modules the realism (MMD) term trains: B only, or E and B."""
+
 CODE_GRID = 4
 """The code is C x 4 x 4 scalars at every resolution (SPEC §3)."""
 
@@ -125,8 +131,37 @@ class MethodConfig:
     critic_batch_size: int = 64
     mmd_scales: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
     ema_decay: float = 0.0
+    adv_target: str = "mixture"
+    """wpp's generator adversarial term: ``mixture`` (−f(G(z̃)) on the critic's own mixture z̃)
+    or ``encoded`` (−f(G(sg E(x))), the term as the paper writes it)."""
+    mmd_epsilon: float = 1.0
+    """dplc's realism constraint: held-out latent MMD ≤ ``mmd_epsilon`` null standard deviations,
+    enforced by dual ascent on λ_rate (``lambda_rate`` is its start); 0 keeps λ_rate fixed."""
+    dual_every: int = 50
+    """Steps between two held-out MMD measurements (and λ updates)."""
+    dual_step: float = 0.25
+    """η of the dual update log λ ← log λ + η·clip(MMD_sd − ε)."""
+    realism_holdout: int = 2000
+    """Training images held out of dplc's batches to measure the latent MMD on."""
+    realism_draws: int = 1
+    """Noise draws per code in dplc's MMD term: B's marginal seen through more latents a step."""
+    realism_grad: str = "decoder"
+    """Where the MMD term's gradient goes: ``decoder`` (B only; the code is detached in the
+    MMD path, so E learns from distortion alone) or ``all`` (E through the quantizer too)."""
 
     def __post_init__(self) -> None:
+        if self.adv_target not in ADV_TARGETS:
+            raise ConfigError(f"adv_target must be one of {list(ADV_TARGETS)}, got {self.adv_target!r}")
+        if self.realism_grad not in REALISM_GRADS:
+            raise ConfigError(
+                f"realism_grad must be one of {list(REALISM_GRADS)}, got {self.realism_grad!r}"
+            )
+        if self.mmd_epsilon < 0 or self.dual_every < 1 or self.dual_step < 0:
+            raise ConfigError("mmd_epsilon and dual_step must be >= 0 and dual_every >= 1")
+        if self.realism_draws < 1:
+            raise ConfigError(f"realism_draws must be >= 1, got {self.realism_draws}")
+        if self.mmd_epsilon > 0 and self.realism_holdout < 2:
+            raise ConfigError(f"realism_holdout must be >= 2, got {self.realism_holdout}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if self.name not in METHODS:

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer
+from dplc.realism import DualLambda, NullSpread, latent_mmd_sd, mmd_null
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,18 @@ class GaussianConfig:
     lr: float = 1e-3
     lambda_mmd: float = 100.0
     lambda_rate: float = 100.0
+    """DPLC's λ_rate: the start of its dual ascent (``mmd_epsilon`` > 0) or its fixed value."""
     rate_warmup: float = 0.5
+    mmd_epsilon: float = 1.0
+    """Realism constraint: held-out latent MMD ≤ ``mmd_epsilon`` null s.d. (0: λ_rate fixed)."""
+    dual_every: int = 50
+    dual_step: float = 0.25
+    realism_holdout: int = 2000
+    """Source vectors held out to measure the latent MMD on (and to fit the null spread)."""
+    realism_draws: int = 4
+    """Noise draws per code in the MMD term: B's marginal seen through more latents per step."""
+    realism_grad: str = "decoder"
+    """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
     test_size: int = 100_000
     seed: int = 0
     threads: int = 2
@@ -80,6 +92,10 @@ class GaussianConfig:
             raise ValueError(f"levels must be >= 2, got {self.levels}")
         if self.workers < 1 or self.threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {self.workers}, {self.threads}")
+        if self.realism_grad not in ("decoder", "all"):
+            raise ValueError(f"realism_grad must be 'decoder' or 'all', got {self.realism_grad!r}")
+        if self.realism_draws < 1 or self.dual_every < 1 or self.realism_holdout < 2:
+            raise ValueError("realism_draws and dual_every must be >= 1, realism_holdout >= 2")
 
     @property
     def dim(self) -> int:
@@ -160,6 +176,39 @@ def realism_common_randomness(variances: tuple[float, ...], rate_bits: float) ->
 def realism_private_noise(variances: tuple[float, ...], rate_bits: float) -> float:
     """Perfect realism with private decoder noise only (DPLC's setting): 2·D(R)."""
     return 2.0 * water_filling(variances, rate_bits)
+
+
+def lloyd_distortion(variances: tuple[float, ...], bits: float, n: int = 100_000, iters: int = 80,
+                     seed: int = 0) -> float:  # fmt: skip
+    """D_K per dimension: the MSE of a K = 2^bits-cell vector quantizer of the source, by Lloyd's
+    algorithm (k-means; Lloyd 1982) on ``n`` samples, measured on ``n`` fresh ones.
+
+    The best code with K cells at this rate; any codec (CAE) has MSE ≥ D_K, and one with exact
+    realism and private decoder noise has MSE ≥ 2·D_K (each cell's posterior sampled: the
+    cell's variance twice). Lloyd finds a local optimum, so this D_K is an upper estimate.
+    """
+    k = int(round(2**bits))
+    std = torch.tensor(variances).sqrt()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, len(variances), generator=gen) * std
+    if k <= 1:
+        return float(sum(variances) / len(variances))
+    centres = x[torch.randperm(n, generator=gen)[:k]].clone()
+    for _ in range(iters):
+        assign = torch.cdist(x, centres).argmin(1)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).unsqueeze(1)
+        centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
+    test = torch.randn(n, len(variances), generator=gen) * std
+    return float((test - centres[torch.cdist(test, centres).argmin(1)]).pow(2).mean())
+
+
+def quantile_w2_squared(a: Tensor, b: Tensor) -> list[float]:
+    """Per component, W₂² between the empirical distributions of ``a`` and ``b`` (n, d each):
+    the mean squared gap of their sorted values (the 1-D quantile coupling is optimal)."""
+    if a.shape != b.shape:
+        raise ValueError(f"quantile W2 needs samples of the same shape, got {a.shape} and {b.shape}")
+    return [float(v) for v in (a.sort(0).values - b.sort(0).values).pow(2).mean(0)]
 
 
 def gaussian_w2_squared(x: Tensor, variances: tuple[float, ...]) -> float:
@@ -275,41 +324,88 @@ def train_generator(cfg: GaussianConfig, source: Source) -> nn.Module:
     return gen.eval()
 
 
+def _realism_latents(codec: GaussianCodec, q: Tensor, cfg: GaussianConfig, gen: torch.Generator) -> Tensor:
+    """Latents of the realism term: ``realism_draws`` fresh noise draws per code, the code
+    detached when ``realism_grad == 'decoder'`` (the MMD gradient then trains B alone)."""
+    q = q.detach() if cfg.realism_grad == "decoder" else q
+    q = q.repeat(cfg.realism_draws, 1)
+    return codec.latent(q, torch.randn(q.shape[0], codec.noise_dim, generator=gen))
+
+
+@torch.no_grad()
+def holdout_mmd_sd(codec: GaussianCodec, holdout: Tensor, null: NullSpread, seed: int) -> float:
+    """B's latents on the held-out source vectors against N(0, I), in null s.d."""
+    gen = torch.Generator().manual_seed(seed)
+    z = codec.latent(codec.code(holdout), torch.randn(holdout.shape[0], codec.noise_dim, generator=gen))
+    return latent_mmd_sd(z, null, seed=seed + 1)
+
+
 def train_codec(
     cfg: GaussianConfig, c: int, source: Source, generator: nn.Module | None = None
-) -> GaussianCodec:
-    """One per-rate codec: CAE (``generator`` None) or DPLC into the frozen ``generator``."""
+) -> tuple[GaussianCodec, dict[str, float | None]]:
+    """One per-rate codec: CAE (``generator`` None) or DPLC into the frozen ``generator``.
+
+    DPLC minimises MSE subject to "held-out latent MMD ≤ ε null s.d." (:mod:`dplc.realism`):
+    λ_rate ramps in over ``rate_warmup`` of the steps, then follows dual ascent every
+    ``dual_every`` steps. Returns the codec and {λ_rate, last held-out MMD in null s.d.}.
+    """
     codec = GaussianCodec(cfg, c, generator)
     params = [p for p in codec.parameters() if p.requires_grad]
     opt, sched = _adam(params, cfg, cfg.steps)
     prior = torch.Generator().manual_seed(cfg.seed + 2 + c)
+    dplc = generator is not None
+    dual = DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
+    measured: float | None = None
+    null = holdout = None
+    if dplc and c > 0 and cfg.mmd_epsilon > 0:
+        holdout = source.sample(cfg.realism_holdout)
+        null = mmd_null(cfg.realism_holdout, cfg.dim, seed=cfg.seed)
+    warmup = cfg.rate_warmup * cfg.steps
     for step in range(cfg.steps):
         x = source.sample(cfg.batch_size)
-        x_hat, z = codec(x, prior)
+        q = codec.code(x)
+        if dplc:
+            x_hat = codec.generator(codec.latent(q, torch.randn(x.shape[0], cfg.dim, generator=prior)))
+        else:
+            x_hat = codec.decoder(q) if codec.decoder is not None else codec.mean.expand(x.shape[0], -1)
         loss = (x_hat - x).pow(2).mean()
-        if z is not None:
-            ramp = min(1.0, step / max(1.0, cfg.rate_warmup * cfg.steps))
-            loss = loss + ramp * cfg.lambda_rate * mmd_imq(
-                z, torch.randn(x.shape[0], z.shape[1], generator=prior)
-            )
-        _check(loss, f"{'dplc' if generator is not None else 'cae'} C={c}", step)
+        if dplc:
+            z = _realism_latents(codec, q, cfg, prior)
+            ramp = min(1.0, step / max(1.0, warmup))
+            loss = loss + ramp * dual.lam * mmd_imq(z, torch.randn(z.shape, generator=prior))
+        _check(loss, f"{'dplc' if dplc else 'cae'} C={c}", step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return codec.eval()
+        if null is not None and step >= warmup and (step + 1) % cfg.dual_every == 0:
+            measured = holdout_mmd_sd(codec.eval(), holdout, null, seed=step)
+            codec.train()
+            dual.update(measured)
+    info = {"lambda_rate": dual.lam if dplc else None, "holdout_mmd_sd": measured}
+    return codec.eval(), info
 
 
 @torch.no_grad()
-def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed: int) -> dict[str, float]:
-    """Per-dimension MSE on ``x`` and W₂²(decodes, source) / mean σ²."""
+def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed: int,
+             reference: Tensor | None = None) -> dict[str, Any]:  # fmt: skip
+    """Per-dimension MSE on ``x``, W₂²(decodes, source) / mean σ², each decoded component's
+    relative variance error, and per-component quantile W₂² of the decodes against
+    ``reference`` (a second source sample of the same size) beside the same statistic of ``x``
+    against ``reference`` (the spread of two exact samples)."""
     x_hat, _ = codec(x, torch.Generator().manual_seed(seed))
     mean_var = sum(variances) / len(variances)
-    return {
+    var = x_hat.var(0)
+    out = {
         "mse": float((x_hat - x).pow(2).mean()),
         "w2_over_sigma2": gaussian_w2_squared(x_hat, variances) / len(variances) / mean_var,
-        "decode_variance": [float(v) for v in x_hat.var(0)],
+        "decode_variance": [float(v) for v in var],
+        "variance_error": [float(v / s - 1.0) for v, s in zip(var, variances, strict=True)],
     }
+    if reference is not None:
+        out["quantile_w2"] = quantile_w2_squared(x_hat, reference)
+        out["quantile_w2_null"] = quantile_w2_squared(x, reference)
+    return out
 
 
 def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[str, Any]:
@@ -325,16 +421,19 @@ def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[
         generator = mlp(cfg.dim, cfg.dim, cfg.hidden)
         generator.load_state_dict(g_state)
         generator.eval()
-    codec = train_codec(cfg, c, source, generator)
+    codec, info = train_codec(cfg, c, source, generator)
     test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
-    return evaluate(codec, test, cfg.variances, cfg.seed + 3)
+    reference = Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
+    return evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info
 
 
 def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     """Train G*, then CAE and DPLC at every rate; measured curves beside the closed forms.
 
     Returns a JSON-able dict: per rate (aligned with ``bits``) the measured MSE of both codecs,
-    their ratio, W₂²/σ² of the decodes, and D(R), 2·D(R), D(R, 0) per dimension.
+    their ratio, W₂²/σ² of the decodes, D(R), 2·D(R), D(R, 0) and the Lloyd D_K per dimension,
+    each codec against its own bound (DPLC/(2·D_K), CAE/D_K), the decodes' per-component
+    variance errors and quantile W₂² (beside two exact samples'), and DPLC's final λ_rate.
     ``w2_over_sigma2`` is W₂² per dimension over the mean variance σ² = (1/d)·Σσᵢ².
     """
     torch.manual_seed(cfg.seed)
@@ -353,9 +452,11 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
         "d_opt": [water_filling(cfg.variances, cfg.bits(c)) for c in cfg.rates],
         "d_private": [realism_private_noise(cfg.variances, cfg.bits(c)) for c in cfg.rates],
         "d_common": [realism_common_randomness(cfg.variances, cfg.bits(c)) for c in cfg.rates],
+        "d_k": [lloyd_distortion(cfg.variances, cfg.bits(c), seed=cfg.seed + 5) for c in cfg.rates],
     }
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}")
-    rows: dict[str, list] = {k: [] for k in ("mse_cae", "mse_dplc", "w2_cae", "w2_dplc", "var_cae", "var_dplc")}
+    keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd")
+    rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in ("cae", "dplc")}
     jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in ("cae", "dplc")]
     done: list[dict[str, Any]] = []
 
@@ -378,16 +479,21 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     for i, c in enumerate(cfg.rates):
         for j, name in enumerate(("cae", "dplc")):
             m = done[2 * i + j]
-            rows[f"mse_{name}"].append(m["mse"])
-            rows[f"w2_{name}"].append(m["w2_over_sigma2"])
-            rows[f"var_{name}"].append(m["decode_variance"])
+            m = m | {"w2": m["w2_over_sigma2"], "var": m["decode_variance"]}
+            for k in keys:
+                rows[f"{k}_{name}"].append(m.get(k))
+        dk = out["d_k"][i]
         log(
             f"gaussian C={c} ({out['bits'][i]:g} bits): MSE cae {rows['mse_cae'][-1]:.4f} "
-            f"dplc {rows['mse_dplc'][-1]:.4f} ratio {rows['mse_dplc'][-1] / rows['mse_cae'][-1]:.3f} "
-            f"W2²/σ² dplc {rows['w2_dplc'][-1]:.4f}; D(R) {out['d_opt'][i]:.4f}"
+            f"(/D_K {rows['mse_cae'][-1] / dk:.3f}) dplc {rows['mse_dplc'][-1]:.4f} "
+            f"(/2D_K {rows['mse_dplc'][-1] / (2 * dk):.3f}), dplc variance error "
+            f"{max(abs(e) for e in rows['variance_error_dplc'][-1]):.3f}, λ {rows['lambda_rate_dplc'][-1]:.4g}"
         )
     out.update(rows)
     out["mse_ratio"] = [a / b for a, b in zip(rows["mse_dplc"], rows["mse_cae"], strict=True)]
     out["w2_over_sigma2_max_dplc"] = max(rows["w2_dplc"])
+    out["gaussian_dplc_over_2dk"] = [m / (2 * d) for m, d in zip(rows["mse_dplc"], out["d_k"], strict=True)]
+    out["gaussian_cae_over_dk"] = [m / d for m, d in zip(rows["mse_cae"], out["d_k"], strict=True)]
+    out["gaussian_variance_error_max"] = max(abs(e) for v in rows["variance_error_dplc"] for e in v)
     out["seconds"] = time.perf_counter() - t0
     return out

@@ -12,17 +12,18 @@ wgan_gp    WGAN-GP on prior samples (Gulrajani et al. 2017): n_critic critic ste
 wae        WAE-MMD (Tolstikhin et al. 2018): sqrt-MSE(G(E(x)), x) + λ_mmd·MMD(E(x), z).
 wpp        Wasserstein++ (Tschannen et al. 2018, §4): the WAE terms − λ_adv·f(G(z̃)),
            z̃ = α·sg(E(x)) + (1−α)·z, α ~ U[0, 1]; the critic sees real x against G(z̃).
-dplc       Per rate, into a frozen G*: sqrt-MSE(G*(B(Q(E(x)), u)), x) + λ_rate·MMD(B(·), z).
-           At C = 0 the decoder is G*'s prior sampler and nothing is trained.
+dplc       Per rate, into a frozen G*: sqrt-MSE(G*(B(Q(E(x)), u)), x) + λ_rate·MMD(B(·), z),
+           λ_rate the multiplier of the constraint "held-out latent MMD ≤ ε null s.d." (dual
+           ascent). At C = 0 the decoder is G*'s prior sampler and nothing is trained.
 gc         Per rate (Agustsson et al. 2018): MSE(G(B(Q(E(x)), u)), x) + λ_gan·(−f(x̂)), a
            WGAN-GP critic on x vs x̂; at C = 0 the distortion term carries no information
            and is dropped (a pure GAN on the noise).
 cae        Per rate: MSE only, no noise; at C = 0 the decoder is the running training mean.
 =========  ==================================================================================
 
-Where SPEC §2 is ambiguous about wpp's adversarial term (f(G(E(x))) vs the critic's own
-mixture), the generator is trained on the same mixture z̃ the critic sees, so the dual term is a
-proper WGAN on one distribution and the prior samples G(z) get an adversarial signal too.
+wpp's generator adversarial term is ``cfg.adv_target``: ``mixture`` trains G on the same mixture z̃
+the critic sees (a WGAN on one distribution, so prior samples G(z) get an adversarial signal
+too); ``encoded`` is the paper's −f(G(sg E(x))).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from dplc import losses
+from dplc import losses, realism
 from dplc.codec import Codec, ConstantImage, build_codec
 from dplc.config import MethodConfig, NetConfig
+from dplc.data import to_float
 from dplc.nets import Critic, Encoder, Generator
 
 Batch = Callable[[int], Tensor]
@@ -268,13 +270,20 @@ class WassersteinPP(WAE):
         alpha = torch.rand(z_enc.shape[0], 1)
         return alpha * z_enc.detach().float() + (1 - alpha) * torch.randn(z_enc.shape)
 
+    def _adversarial_latent(self, z_enc: Tensor) -> Tensor:
+        """The latent of the generator's adversarial term: the critic's mixture z̃ (``mixture``)
+        or sg(E(x)) itself (``encoded``, the paper's f(G(sg E(x))))."""
+        if self.cfg.adv_target == "encoded":
+            return z_enc.detach()
+        return self._mixed_latent(z_enc)
+
     def step(self, batch: Batch) -> dict[str, float]:
         cb = self.cfg.critic_batch_size
         w, gp = self._train_critic(self.critic, batch, lambda real: self.generator(self._mixed_latent(self.encoder(real))))
         x = batch(self.cfg.batch_size)
         with self.autocast():
             z_enc, rec, mmd = self._primal(x)
-            adv = losses.generator_loss(self.critic(self.generator(self._mixed_latent(z_enc[:cb]))))
+            adv = losses.generator_loss(self.critic(self.generator(self._adversarial_latent(z_enc[:cb]))))
             loss = rec + self.cfg.lambda_mmd * mmd + self.cfg.lambda_adv * adv
         self._update("autoencoder", loss, self.encoder, self.generator)
         self._update_ema(self.generator)
@@ -301,12 +310,26 @@ class _RateMethod(Method):
 
 
 class DPLC(_RateMethod):
-    """DPLC: E and B trained into a frozen G* (Tschannen et al. 2018, §3–4)."""
+    """DPLC: E and B trained into a frozen G* (Tschannen et al. 2018, §3–4), realism enforced as
+    a constraint: minimise √MSE subject to the held-out latent MMD ≤ ε null standard deviations,
+    with λ_rate the Lagrange multiplier updated by dual ascent (:mod:`dplc.realism`).
+
+    ``holdout`` (uint8 or float images kept out of training) is where the latent MMD is measured
+    every ``cfg.dual_every`` steps; without it, or with ``cfg.mmd_epsilon`` = 0, λ_rate stays at
+    ``cfg.lambda_rate``. With ``cfg.realism_grad == 'decoder'`` the MMD term's gradient reaches B
+    only (the code is detached in that path), so E is trained for distortion alone.
+    """
 
     name = "dplc"
 
     def __init__(
-        self, net: NetConfig, cfg: MethodConfig, total_steps: int, generator: nn.Module, **kw
+        self,
+        net: NetConfig,
+        cfg: MethodConfig,
+        total_steps: int,
+        generator: nn.Module,
+        holdout: Tensor | None = None,
+        **kw,
     ) -> None:
         super().__init__(net, cfg, total_steps, **kw)
         mode = "prior" if net.code_channels == 0 else "map"
@@ -319,24 +342,73 @@ class DPLC(_RateMethod):
         if trainable:
             self._adam("codec", iter(trainable), cfg.lr, cfg.betas)
             self.schedulers["codec"] = _multistep(self.optimizers["codec"], cfg, total_steps)
+        self.dual = realism.DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
+        self.holdout: Tensor | None = None
+        self.null: realism.NullSpread | None = None
+        self.steps_done = 0
+        if holdout is not None and cfg.mmd_epsilon > 0 and mode == "map":
+            self.holdout = holdout if holdout.is_floating_point() else to_float(holdout)
+            self.null = realism.mmd_null(self.holdout.shape[0], net.latent_dim, seed=0)
 
     def train(self, mode: bool = True) -> None:
         super().train(mode)
         self.codec.generator.eval()  # G* is frozen: BatchNorm uses its running statistics
 
+    @torch.no_grad()
+    def holdout_mmd_sd(self, seed: int = 0) -> float:
+        """The held-out latent MMD of B(Q(E(x)), u) against N(0, I), in null s.d. (eval mode)."""
+        assert self.holdout is not None and self.null is not None
+        was_training = self.codec.training
+        self.codec.eval()
+        gen = torch.Generator().manual_seed(seed)
+        x = self.holdout
+        latent = self.codec.latent(self.codec.code(x), self.codec.draw_noise(x.shape[0], gen))
+        self.codec.train(was_training)
+        return realism.latent_mmd_sd(latent, self.null, seed=seed + 1)
+
+    def _realism_mmd(self, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
+        """MMD(B(·), N(0, I)) over ``cfg.realism_draws`` noise draws per code (the step's own
+        latents when 1), the code detached when ``cfg.realism_grad == 'decoder'``."""
+        k, cut = self.cfg.realism_draws, self.cfg.realism_grad == "decoder"
+        if k > 1:
+            code = code.detach() if cut else code
+            code = code.repeat(k, *([1] * (code.dim() - 1)))
+            latent = self.codec.latent(code, self.codec.draw_noise(code.shape[0]))
+        elif cut:
+            latent = self.codec.latent(code.detach(), noise)
+        return losses.mmd_imq(latent, torch.randn(latent.shape), self.cfg.mmd_scales)
+
     def step(self, batch: Batch) -> dict[str, float]:
         x = batch(self.cfg.batch_size)
+        self.steps_done += 1
         if self.codec.mode == "prior":
             with torch.no_grad():
                 x_hat = self.codec.generator(torch.randn(x.shape[0], self.net.latent_dim))
             return {"loss": float(losses.mse(x_hat, x)), "mse": float(losses.mse(x_hat, x))}
+        lam = self.dual.lam
         with self.autocast():
-            latent, x_hat = self._decode_train(x)
-            rec = losses.sqrt_mse(x_hat, x)
-            mmd = losses.mmd_imq(latent, torch.randn(latent.shape), self.cfg.mmd_scales)
-            loss = rec + self.cfg.lambda_rate * mmd
+            code = self.codec.code(x)
+            noise = self.codec.draw_noise(x.shape[0])
+            latent = self.codec.latent(code, noise)
+            rec = losses.sqrt_mse(self.codec.generator(latent), x)
+            mmd = self._realism_mmd(code, noise, latent)
+            loss = rec + lam * mmd
         self._update("codec", loss, self.codec)
-        return {"loss": _num(loss), "sqrt_mse": _num(rec), "mmd": _num(mmd), "mse": _num(rec) ** 2}
+        out = {"loss": _num(loss), "sqrt_mse": _num(rec), "mmd": _num(mmd),
+               "mse": _num(rec) ** 2, "lambda_rate": lam}  # fmt: skip
+        if self.holdout is not None and self.steps_done % self.cfg.dual_every == 0:
+            out["holdout_mmd_sd"] = self.holdout_mmd_sd(seed=self.steps_done)
+            out["lambda_rate"] = self.dual.update(out["holdout_mmd_sd"])
+        return out
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"dual": self.dual.state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "dual" in state:
+            self.dual.load_state_dict(state["dual"])
+            self.steps_done = int(state["steps_done"])
 
 
 class GC(_RateMethod):
@@ -410,14 +482,16 @@ def build_method(
     precision: str = "fp32",
     generator: nn.Module | None = None,
     grad_sync: GradSync | None = None,
+    holdout: Tensor | None = None,
 ) -> Method:
-    """The method named ``cfg.name``; ``dplc`` needs the frozen ``generator`` G*."""
+    """The method named ``cfg.name``; ``dplc`` needs the frozen ``generator`` G* and measures
+    its realism constraint on the ``holdout`` images."""
     cls = METHOD_CLASSES[cfg.name]
     kw = dict(precision=precision, grad_sync=grad_sync)
     if cls is DPLC:
         if generator is None:
             raise ValueError("dplc needs a trained generator G* (from wpp, wgan_gp or wae)")
-        return DPLC(net, cfg, total_steps, generator=generator, **kw)
+        return DPLC(net, cfg, total_steps, generator=generator, holdout=holdout, **kw)
     return cls(net, cfg, total_steps, **kw)
 
 

@@ -159,6 +159,7 @@ def evaluate_codec(
     pv_repeats: int = 100,
     inception_path: str | Path | None = None,
     sample_fid: bool = False,
+    realism_n: int = 2000,
 ) -> dict[str, float]:
     """Every SPEC §4 metric of one codec on uint8 test images (N, H, W, C) at their own size.
 
@@ -167,8 +168,10 @@ def evaluate_codec(
     ``bpp_fixed`` (C·16·log2 L), ``bpp_ideal`` (the entropy model's information content),
     ``bpp_payload`` (ANS payload bytes) and ``bpp_file`` (whole file, header included, the N
     images in one file). rFID/KID compare the test images with their decodes (seed 0), sFID
-    with as many generator samples (``sample_fid``); PV decodes the first ``pv_batch`` test
-    images ``pv_repeats`` times with seeds 0..repeats-1.
+    with as many generator samples (``sample_fid``, which also measures G*'s
+    :func:`inversion_floor` on the PV images); PV decodes the first ``pv_batch`` test images
+    ``pv_repeats`` times with seeds 0..repeats-1 (:func:`noise_split`); ``latent_mmd_sd`` is
+    the latent realism of the first ``realism_n`` test images (:func:`latent_realism`).
     """
     from dplc import bitstream
 
@@ -211,7 +214,66 @@ def evaluate_codec(
             out |= {f"s{k}": v for k, v in s.items()}
     first = to_float(to_tensor(test_images[:pv_batch], size))
     symbols_pv = codec.encode(first)
-    out["pv"] = conditional_pixel_variance(
-        lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w), pv_repeats
+    out |= noise_split(
+        lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w), crop_to(first, h, w), pv_repeats
     )
+    if codec.mode == "map" and realism_n >= 2:
+        out["latent_mmd_sd"] = latent_realism(codec, to_float(to_tensor(test_images[:realism_n], size)))
+    if sample_fid:
+        out["inversion_floor_mse"] = inversion_floor(codec.generator, first)
     return out
+
+
+def noise_split(decode: Callable[[int], Tensor], x: Tensor, repeats: int) -> dict[str, float]:
+    """PV and the split of the MSE into the noise-averaged decode's error plus PV.
+
+    For one image, E_u‖x − x̂_u‖² = ‖x − x̄‖² + E_u‖x̂_u − x̄‖² with x̄ = E_u[x̂_u]: the error
+    of the mean decode plus the conditional variance (per pixel: ``mse_mean_decode`` and
+    ``pv``, over ``repeats`` decodes with seeds 0..repeats-1; ``pv`` is the unbiased variance
+    of SPEC §4's definition, so ``mse_pv_images`` ≈ ``mse_mean_decode`` + ``pv``·(R−1)/R).
+    """
+    decodes = torch.stack([decode(seed).double() for seed in range(repeats)])
+    x = x.double()
+    return {
+        "pv": float(decodes.var(dim=0, unbiased=repeats > 1).mean()),
+        "mse_mean_decode": float((decodes.mean(0) - x).pow(2).mean()),
+        "mse_pv_images": float((decodes - x).pow(2).mean()),
+    }
+
+
+def latent_realism(codec: Codec, images: Tensor, seed: int = 0) -> float:
+    """The latent MMD of B(Q(E(x)), u) on ``images`` against N(0, I), in null s.d. at that
+    sample size (:func:`dplc.realism.latent_mmd_sd`): how far the decoder's input is from the
+    prior G* was trained on, the quantity DPLC's realism constraint holds down."""
+    from dplc import realism
+
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(seed)
+        latent = codec.latent(codec.code(images), codec.draw_noise(images.shape[0], gen))
+    null = realism.mmd_null(images.shape[0], codec.net.latent_dim, seed=seed)
+    return realism.latent_mmd_sd(latent, null, seed=seed + 1)
+
+
+def inversion_floor(generator: torch.nn.Module, x: Tensor, steps: int = 300, lr: float = 0.05,
+                    restarts: int = 2, seed: int = 0) -> float:  # fmt: skip
+    """G*'s inversion floor: the MSE of min_z ‖G(z) − x‖² per image, by Adam from ``restarts``
+    N(0, I) starts (the best kept per image). No code through G* can do better, so a DPLC MSE
+    above twice the CAE's can be traced to G* when this floor is high."""
+    generator = generator.eval()
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    x = x.float()
+    dim = int(generator.latent_dim)
+    best = torch.full((x.shape[0],), float("inf"))
+    for _ in range(restarts):
+        z = torch.randn(x.shape[0], dim, generator=gen).requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            err = (generator(z) - x).pow(2).flatten(1).mean(1)
+            err.sum().backward()
+            opt.step()
+        with torch.no_grad():
+            best = torch.minimum(best, (generator(z) - x).pow(2).flatten(1).mean(1))
+    return float(best.mean())

@@ -23,6 +23,7 @@ from typing import Any
 LEARNED_KEYS = (
     "bits_fixed", "bits_ideal", "bits_payload", "bpp_fixed", "bpp_ideal", "bpp_payload", "bpp_file",
     "mse", "psnr", "rfid_featnet", "rkid_featnet", "sfid_featnet", "skid_featnet", "pv",
+    "mse_mean_decode", "mse_pv_images", "latent_mmd_sd", "lambda_rate", "inversion_floor_mse",
 )  # fmt: skip
 
 
@@ -46,6 +47,10 @@ def build_results(
         res = {k: [p.get(k, float("nan")) for p in points] for k in keys}
         out[name] = {"name": name, "kind": "classical", "features": "featnet", "results": res}
     return out
+
+
+FID_TOLERANCE = 0.1
+"""δ of finding (iii): the relative FID difference treated as noise."""
 
 
 def _finite(v: float) -> bool:
@@ -205,8 +210,10 @@ def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]
     """The paper's five findings (SPEC §5), each True/False with the numbers behind it.
 
     Thresholds (stated so they can be argued with): (i) MSE_dplc(0) / MSE_cae(0) in [1.5, 2.5];
-    (ii) MSE non-increasing in rate for every learned codec; (iii) |rFID_dplc(R) − sFID(G*)| ≤
-    max(0.5·sFID, 2) at every rate; (iv) PV_gc(R) ≤ 0.1·PV_gc(0) for R > 0 while PV_dplc is
+    (ii) MSE non-increasing in rate for every learned codec; (iii) as the paper states it, the
+    decodes are at least as realistic as G*'s samples: rFID_dplc(R) ≤ sFID(G*)·(1 + δ) at every
+    rate and rFID non-increasing in rate within the same δ (δ = ``FID_TOLERANCE``, a fixed 10%,
+    not a bootstrap estimate); (iv) PV_gc(R) ≤ 0.1·PV_gc(0) for R > 0 while PV_dplc is
     non-increasing and PV_dplc(first R > 0) ≥ 0.1·PV_dplc(0); (v) rFID_cae ≥ 2·rFID_dplc at the
     lowest positive rate.
     """
@@ -225,9 +232,13 @@ def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]
     rfid, sfid = _series(results, dplc, "rfid_featnet"), _series(results, dplc, "sfid_featnet")
     if rfid and sfid:
         s = sfid[0]
-        gaps = [abs(r - s) for r in rfid]
-        out["iii_rfid_near_sfid"] = {
-            "held": all(g <= max(0.5 * s, 2.0) for g in gaps),
+        bounded = all(r <= s * (1 + FID_TOLERANCE) for r in rfid)
+        falling = all(b <= a * (1 + FID_TOLERANCE) for a, b in zip(rfid, rfid[1:], strict=False))
+        out["iii_rfid_at_most_sfid"] = {
+            "held": bool(bounded and falling),
+            "bounded_by_sfid": bounded,
+            "non_increasing": falling,
+            "delta": FID_TOLERANCE,
             "sfid": s,
             "rfid": rfid,
         }
@@ -293,11 +304,18 @@ def headline(
     ]
     pv = out["pv_dplc"]
     out["pv_dplc_top_over_first_positive"] = pv[-1] / pv[1] if len(pv) > 2 and pv[1] > 0 else None
+    out["latent_mmd_sd_dplc"] = _series(results, dplc, "latent_mmd_sd")
+    out["lambda_rate_dplc"] = _series(results, dplc, "lambda_rate")
+    out["mse_mean_decode_dplc"] = _series(results, dplc, "mse_mean_decode")
+    floor = _series(results, dplc, "inversion_floor_mse")
+    out["inversion_floor_mse"] = floor[0] if floor and _finite(floor[0]) else None
     out["findings"] = {k: bool(v["held"]) for k, v in found.items()}
     if gaussian is not None:
         out["gaussian_bits"] = gaussian["bits"]
         out["gaussian_mse_ratio"] = gaussian["mse_ratio"]
         out["gaussian_w2_over_sigma2"] = gaussian["w2_over_sigma2_max_dplc"]
+        for key in ("gaussian_dplc_over_2dk", "gaussian_cae_over_dk", "gaussian_variance_error_max"):
+            out[key] = gaussian.get(key)
     return out
 
 
@@ -321,22 +339,28 @@ def ratio_section(h: dict[str, Any]) -> str:
 
 
 def gaussian_section(g: dict[str, Any]) -> str:
-    """Markdown: the Gaussian source against its closed-form limits (SPEC §6)."""
+    """Markdown: the Gaussian source against its closed-form limits and its one-shot bounds."""
     v = g["config"]["variances"]
     lines = [
         "",
         f"## Gaussian source (d = {len(v)}, σ² = {v}; MSE per dimension)",
         "",
-        "| bits/vector | D(R) | 2·D(R) | D(R,0) | MSE CAE | MSE DPLC | DPLC / CAE | W₂²/σ² DPLC |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| bits/vector | D(R) | 2·D(R) | D(R,0) | D_K | MSE CAE | CAE / D_K | MSE DPLC | DPLC / 2·D_K "
+        "| DPLC max variance error | λ_rate DPLC |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, b in enumerate(g["bits"]):
+        lam = g.get("lambda_rate_dplc", [None] * len(g["bits"]))[i]
+        verr = max(abs(e) for e in g["variance_error_dplc"][i])
         lines.append(
             f"| {_int(b)} | {_fmt(g['d_opt'][i])} | {_fmt(g['d_private'][i])} | "
-            f"{_fmt(g['d_common'][i])} | {_fmt(g['mse_cae'][i])} | {_fmt(g['mse_dplc'][i])} | "
-            f"{_fmt(g['mse_ratio'][i], 3)} | {_fmt(g['w2_dplc'][i])} |"
+            f"{_fmt(g['d_common'][i])} | {_fmt(g['d_k'][i])} | {_fmt(g['mse_cae'][i])} | "
+            f"{_fmt(g['gaussian_cae_over_dk'][i], 3)} | {_fmt(g['mse_dplc'][i])} | "
+            f"{_fmt(g['gaussian_dplc_over_2dk'][i], 3)} | {_fmt(verr, 3)} | "
+            f"{_fmt(lam, 3) if i else '–'} |"
         )
     lines.append(
-        f"\nG* alone: W₂²/σ² = {_fmt(g['generator_w2_over_sigma2'])}. Plot: plots/gaussian.png.\n"
+        f"\nG* alone: W₂²/σ² = {_fmt(g['generator_w2_over_sigma2'])}. D_K: Lloyd's K = 2^R-cell "
+        "quantizer; with exact realism and private noise MSE ≥ 2·D_K. Plot: plots/gaussian.png.\n"
     )
     return "\n".join(lines) + "\n"

@@ -185,6 +185,20 @@ def train(
     return TrainResult(done, seconds, ips, last, ckpt, start)
 
 
+def split_holdout(cfg: TrainConfig, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(training images, held-out images): dplc with a realism constraint keeps the last
+    ``cfg.method.realism_holdout`` images out of its batches to measure the latent MMD on."""
+    m = cfg.method
+    if m.name != "dplc" or m.mmd_epsilon <= 0 or cfg.net.code_channels == 0:
+        return images, None
+    if images.shape[0] < 2 * m.realism_holdout:
+        raise ValueError(
+            f"dplc holds out {m.realism_holdout} images for its realism constraint and needs at "
+            f"least twice that many training images, got {images.shape[0]}"
+        )
+    return images[: -m.realism_holdout], images[-m.realism_holdout :]
+
+
 def fit(
     cfg: TrainConfig,
     images: torch.Tensor,
@@ -198,6 +212,8 @@ def fit(
 
     Every rank builds identical initial weights (seeded with ``cfg.loop.seed``) and draws its
     own batches (seed + 1000·rank); ``grad_sync`` averages gradients across ranks when set.
+    Every rank holds out the same images (:func:`split_holdout`), so every rank measures the
+    same latent MMD and takes the same dual step.
     """
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != cfg.net.image_shape:
         raise ValueError(
@@ -206,8 +222,9 @@ def fit(
         )
     seed_everything(cfg.loop.seed)
     set_threads(cfg.loop.threads)
+    images, holdout = split_holdout(cfg, images)
     method = build_method(
-        cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync
+        cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync, holdout
     )
     sampler = BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
     loop = cfg.loop if rank == 0 else dataclasses.replace(cfg.loop, progress_every_s=0)

@@ -48,6 +48,8 @@ def evaluate_rate(params: dict, rate: int) -> dict:
             pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
             inception_path=inception, sample_fid=name.startswith("dplc") and rate == 0,
         )  # fmt: skip
+        if "lambda_rate" in codec.meta:  # dplc's final Lagrange multiplier (train stage)
+            m["lambda_rate"] = float(codec.meta["lambda_rate"])
         m["seconds"] = time.perf_counter() - t0
         results[name] = m
         print(name, rate, {k: round(v, 4) for k, v in m.items()})

@@ -1,4 +1,4 @@
-"""DVC stage `gaussian`: the Gaussian source with a known answer (SPEC §6).
+"""DVC stage `gaussian`: the Gaussian source with a known answer (closed-form limits).
 
     python -m pipelines.gaussian
 
@@ -32,6 +32,8 @@ def plot(res: dict, path: Path) -> None:
     ax.plot(bits, res["d_opt"], "k-", label="D(R): MSE-optimal")
     ax.plot(bits, res["d_private"], "k--", label="2·D(R): realism, private noise")
     ax.plot(bits, res["d_common"], "k:", label="D(R,0): realism, common randomness")
+    ax.plot(bits, res["d_k"], "-", color="0.6", label="D_K: best 2^R-cell quantizer (Lloyd)")
+    ax.plot(bits, [2 * d for d in res["d_k"]], "--", color="0.6", label="2·D_K: its realism bound")
     ax.plot(bits, res["mse_cae"], "o-", color="tab:blue", label="CAE (measured)")
     ax.plot(bits, res["mse_dplc"], "s-", color="tab:red", label="DPLC (measured)")
     ax.set_xlabel("bits per vector")
@@ -64,10 +66,15 @@ def main() -> None:
                     "mse_dplc": res["mse_dplc"][i],
                     "mse_ratio": res["mse_ratio"][i],
                     "w2_over_sigma2_dplc": res["w2_dplc"][i],
-                },
+                    "dplc_over_2dk": res["gaussian_dplc_over_2dk"][i],
+                    "cae_over_dk": res["gaussian_cae_over_dk"][i],
+                    "variance_error_max_dplc": max(abs(e) for e in res["variance_error_dplc"][i]),
+                }
+                | ({"lambda_rate_dplc": res["lambda_rate_dplc"][i]} if c else {}),
                 step=c,
             )
-        run.log_metrics({"seconds": res["seconds"], "generator_w2_over_sigma2": res["generator_w2_over_sigma2"]})
+        run.log_metrics({"seconds": res["seconds"], "generator_w2_over_sigma2": res["generator_w2_over_sigma2"],
+                         "gaussian_variance_error_max": res["gaussian_variance_error_max"]})  # fmt: skip
         run.log_artifact(OUT)
         run.log_artifact(plot_path)
 

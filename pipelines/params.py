@@ -2,7 +2,9 @@
 
 Every stage calls :func:`load` and then asks for what it needs, e.g. :func:`train_config` for
 one method at one rate. Tuned values written by the ``tune`` stage (``runs/tune/best.yaml``)
-are merged in for ``dplc`` when present, so the DAG carries the search result to training.
+are merged in for ``dplc`` when present, so the DAG carries the search result to training; the
+same tuned values serve every rate (λ_rate is not among them: each rate's realism constraint
+sets its own by dual ascent).
 """
 
 from __future__ import annotations
@@ -66,16 +68,10 @@ def tuned(path: Path = TUNED) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
 
 
-def lambda_rate_for(best: dict, code_channels: int, default: float) -> float:
-    """λ_rate for a rate: the tuned value at the tuned rate, scaled by sqrt(C_tuned / C).
-
-    MMD's weight must fall as the code carries more information (SPEC §8: a smaller λ_rate at
-    high rates); the square-root law interpolates between the tuned point and the others.
-    """
-    if "lambda_rate" not in best or code_channels == 0:
-        return default
-    c0 = max(1, int(best.get("rate", code_channels)))
-    return float(best["lambda_rate"]) * (c0 / code_channels) ** 0.5
+def tuned_overrides(best: dict[str, Any]) -> dict[str, Any]:
+    """The MethodConfig fields the tune stage chose (its summary's other keys are reports)."""
+    fields = MethodConfig.__dataclass_fields__
+    return {k: v for k, v in best.items() if k in fields and k != "name"}
 
 
 # At C = 0 dplc decodes G*(z) and cae the training mean: nothing is learned, so their jobs run
@@ -101,12 +97,7 @@ def train_config(
         section, common = params["train"][method], params["train"]
     overrides = dict(section.get("method", {}))
     if method == "dplc":
-        best = tuned() if best is None else best
-        if "lr" in best:
-            overrides["lr"] = float(best["lr"])
-        overrides["lambda_rate"] = lambda_rate_for(
-            best, code_channels, overrides.get("lambda_rate", 300.0)
-        )
+        overrides |= tuned_overrides(tuned() if best is None else best)
     mcfg = from_dict(MethodConfig, method_defaults(method) | overrides)
     ray = ray_params(params)
     steps = int(section["steps"])

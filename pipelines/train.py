@@ -23,7 +23,7 @@ import torch
 from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
-from dplc.methods import Method
+from dplc.methods import DPLC, Method
 from dplc.train import NullCallback, export_codec, export_generator, fit
 from pipelines import params as P
 from pipelines import ray_jobs, tracking
@@ -171,6 +171,9 @@ def main() -> None:
         method, info = run_job(
             params, cfg, f"train-{codec}-c{args.rate}", out_dir, gen_dir, run, timing
         )
+        if isinstance(method, DPLC):  # the realism constraint's multiplier is an output
+            info["lambda_rate"] = method.codec.meta["lambda_rate"] = method.dual.lam
+            run.log_metrics({"lambda_rate_final": method.dual.lam})
         with timing.phase("export"):
             trained = export_codec(method, out_dir / "codec")
             test = data.read_split(P.prepared_dir(), "test", limit=64)

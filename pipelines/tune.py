@@ -1,27 +1,28 @@
-"""DVC stage `tune`: Ray Tune search over the per-rate method's settings, ASHA early stopping.
+"""DVC stage `tune`: a seeded Ray Tune search over what the realism constraint leaves open.
 
     python -m pipelines.tune
 
 Each trial is a Tune function trainable that runs the library's training loop in the trial's
 own actor (its CPUs reserved by ``tune.with_resources``) and reports validation metrics to Tune
-at every checkpoint, so ASHA can stop it early. (A TorchTrainer per trial, as the ``train``
-stage uses, leaked its placement group between sequential trials here: Ray 2.60 without the
-dashboard cannot run its placement-group cleaner, and the next trial waited forever for CPUs.)
-The objective is a documented scalarisation of "validation MSE under an MMD constraint":
+at every checkpoint. (A TorchTrainer per trial, as the ``train`` stage uses, leaked its
+placement group between sequential trials here: Ray 2.60 without the dashboard cannot run its
+placement-group cleaner, and the next trial waited forever for CPUs.)
 
-    score = val_mse + penalty · max(0, val_mmd − mmd_limit)
+dplc's λ_rate is no longer searched: it is the Lagrange multiplier of the constraint "held-out
+latent MMD ≤ ε null standard deviations", set during training by dual ascent
+(:mod:`dplc.realism`). Tune searches what is left (the learning rate for dplc; λ_gan, n_critic,
+gp_weight or critic_lr for ``tune.method: gc``), and scores a trial by
 
-both measured on training images held out from the trial's training (never the test split).
-``mmd_limit: auto`` sets the limit to 4 standard deviations of the MMD estimate between two
-independent prior samples of the held-out size (:func:`mmd_null`): B's latents must be as
-indistinguishable from N(0, I) as the test can tell. Measured on the default profile (C = 1,
-600 steps): λ_rate 10 / 40 / 160 gave held-out MMD 0.0016 / 0.0022 / 0.0001 (null s.d.
-0.0005), MSE 0.116 / 0.145 / 0.211 and PV 0.023 / 0.046 / 0.091: MMD on a thousand latents
-barely sees a B that ignores its noise, so the search range's floor matters too.
+    score = val_mse · (1 + penalty · max(0, val_mmd_sd − mmd_limit_sd))
+
+on training images held out from the trial's training (never the test split), so among the
+trials that meet the constraint the lowest distortion wins. The search is reproducible: the
+searcher is seeded with ``seed`` and the default scheduler is FIFO (``tune.scheduler: asha``
+stops trials early, but its decisions depend on which trial reports first).
+
 The search space is ``tune.search`` in params: ``name: [low, high]`` (log-uniform for floats,
 uniform integers for ints) or ``name: {choice: [...]}``, over the keys of
-:class:`dplc.config.MethodConfig` of ``tune.method`` (``dplc`` by default: λ_rate and lr; for
-``gc`` or ``wpp`` λ_gan/λ_adv, n_critic, gp_weight, critic_lr). The best configuration goes to
+:class:`dplc.config.MethodConfig` of ``tune.method``. The best configuration goes to
 ``runs/tune/best.yaml``, which ``pipelines.params.train_config`` merges into training; every
 trial is logged to MLflow as a nested run.
 """
@@ -36,19 +37,21 @@ from typing import Any
 import torch
 import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator
 
-from dplc import data, losses
+from dplc import data, losses, realism
 from dplc.codec import Codec
 from dplc.config import MethodConfig, TrainConfig, from_dict, to_dict
 from dplc.methods import Method, build_method
-from dplc.train import NullCallback, seed_everything, set_threads, train
+from dplc.train import NullCallback, seed_everything, set_threads, split_holdout, train
 from pipelines import params as P
 from pipelines import ray_jobs, tracking
 
 
-def validate(method: Method, images: torch.Tensor) -> dict[str, float]:
-    """Held-out metrics of a per-rate codec: MSE of seeded decodes, MMD of B's latents to N(0, I)."""
+def validate(method: Method, images: torch.Tensor, null: realism.NullSpread | None) -> dict[str, float]:
+    """Held-out metrics of a per-rate codec: MSE of seeded decodes and the latent MMD of B
+    against N(0, I) in null standard deviations (:func:`dplc.realism.latent_mmd_sd`)."""
     codec = getattr(method, "codec", None)
     if codec is None or images.shape[0] < 2:
         return {}
@@ -60,60 +63,46 @@ def validate(method: Method, images: torch.Tensor) -> dict[str, float]:
         latent = codec.latent(codec.code(x), noise)
         x_hat = codec.generator(latent)
         out = {"val_mse": float(losses.mse(x_hat, x))}
-        if codec.mode == "map":
-            z = torch.randn(latent.shape, generator=gen)
-            out["val_mmd"] = float(losses.mmd_imq(latent, z))
+        if codec.mode == "map" and null is not None:
+            out["val_mmd_sd"] = realism.latent_mmd_sd(latent, null, seed=1)
     method.train(True)
     return out
 
 
-def mmd_null(n: int, dim: int, draws: int = 20, seed: int = 0) -> tuple[float, float]:
-    """Mean and s.d. of the held-out MMD estimate between two independent N(0, I) samples of
-    ``n`` points: the spread a perfectly distribution-preserving B would still show."""
-    g = torch.Generator().manual_seed(seed)
-    v = torch.tensor(
-        [float(losses.mmd_imq(torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g)))
-         for _ in range(draws)]
-    )  # fmt: skip
-    return float(v.mean()), float(v.std())
-
-
-def mmd_limit_of(t: dict, n: int, dim: int) -> tuple[float, dict[str, float]]:
-    """``tune.mmd_limit``: a number, or ``auto`` = 4 null standard deviations at ``n`` points."""
-    mean, sd = mmd_null(n, dim)
-    info = {"mmd_null_mean": mean, "mmd_null_sd": sd}
-    if t["mmd_limit"] == "auto":
-        return 4.0 * sd, info
-    return float(t["mmd_limit"]), info
-
-
-def objective(metrics: dict[str, float], mmd_limit: float, penalty: float) -> float:
-    """score = val_mse + penalty · max(0, val_mmd − mmd_limit) (lower is better)."""
-    return metrics["val_mse"] + penalty * max(0.0, metrics.get("val_mmd", 0.0) - mmd_limit)
+def objective(metrics: dict[str, float], mmd_limit_sd: float, penalty: float) -> float:
+    """score = val_mse · (1 + penalty · max(0, val_mmd_sd − mmd_limit_sd)) (lower is better):
+    among trials that meet the realism constraint, the lowest distortion wins."""
+    excess = max(0.0, metrics.get("val_mmd_sd", 0.0) - mmd_limit_sd)
+    return metrics["val_mse"] * (1.0 + penalty * excess)
 
 
 class _TuneReporter(NullCallback):
     """At every checkpoint: validate on the held-out images and ``tune.report`` the score."""
 
-    def __init__(self, method, val_images, mmd_limit: float, penalty: float, label: str = "tune") -> None:
-        self.method, self.val_images, self.label = method, val_images, label
-        self.mmd_limit, self.penalty = mmd_limit, penalty
+    def __init__(self, method, val_images, null, score: dict[str, float], label: str = "tune") -> None:
+        self.method, self.val_images, self.null, self.label = method, val_images, null, label
+        self.score = score
         self.last: dict[str, float] = {}
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self.last = metrics
 
     def on_checkpoint(self, step: int, path: Path) -> None:
-        m = {"step": step, **self.last, **validate(self.method, self.val_images)}
-        m["score"] = objective(m, self.mmd_limit, self.penalty)
+        m = {"step": step, **self.last, **validate(self.method, self.val_images, self.null)}
+        m["score"] = objective(m, self.score["mmd_limit_sd"], self.score["penalty"])
         print(f"[{self.label}] step {step} validation: mse {m['val_mse']:.4g} "
-              f"mmd {m.get('val_mmd', float('nan')):.4g} score {m['score']:.4g}", flush=True)
+              f"mmd {m.get('val_mmd_sd', float('nan')):.3g} sd, λ_rate "
+              f"{m.get('lambda_rate', float('nan')):.4g}, score {m['score']:.4g}", flush=True)
         tune.report(m)
 
 
 def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, generator_dir: str | None,
               holdout: int, train_limit: int | None, score: dict[str, float], trial_dir: str) -> None:  # fmt: skip
-    """One trial: train ``base`` + ``overrides`` on all but ``holdout`` images, report to Tune."""
+    """One trial: train ``base`` + ``overrides`` on all but ``holdout`` images, report to Tune.
+
+    The last ``holdout`` training images score the trial; dplc's realism constraint holds out
+    its own images from the rest (:func:`dplc.train.split_holdout`), as in the train stage.
+    """
     cfg = trial_config(from_dict(TrainConfig, base), overrides, int(base["loop"]["steps"]))
     label = "tune " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in overrides.items())  # fmt: skip
@@ -121,11 +110,14 @@ def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, ge
     set_threads(cfg.loop.threads)
     split = data.read_split(data_dir, "train", limit=train_limit)
     images = data.to_tensor(split.images, cfg.net.image_size)
-    train_images, val_images = images[:-holdout], images[-holdout:]
+    train_images, val_images = split_holdout(cfg, images[:-holdout])[0], images[-holdout:]
+    dual_holdout = split_holdout(cfg, images[:-holdout])[1]
     generator = Codec.load(generator_dir).generator if generator_dir else None
     seed_everything(cfg.loop.seed)
-    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator)
-    reporter = _TuneReporter(method, val_images, score["mmd_limit"], score["penalty"], label)
+    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator,
+                          holdout=dual_holdout)  # fmt: skip
+    null = realism.mmd_null(holdout, cfg.net.latent_dim) if cfg.net.code_channels else None
+    reporter = _TuneReporter(method, val_images, null, score, label)
     train(
         method,
         data.BatchSampler(train_images, cfg.loop.seed),
@@ -134,6 +126,19 @@ def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, ge
         [reporter],
         resume=False,
     )
+
+
+def scheduler(t: dict[str, Any]) -> TrialScheduler:
+    """``tune.scheduler``: ``fifo`` (every trial runs all its steps, so the same params give the
+    same trials and the same winner) or ``asha`` (early stopping, whose decisions depend on
+    which trial reports first)."""
+    kind = t.get("scheduler", "fifo")
+    if kind == "fifo":
+        return FIFOScheduler()
+    if kind == "asha":
+        return ASHAScheduler(time_attr="step", max_t=int(t["steps"]),
+                             grace_period=int(t["grace_steps"]), reduction_factor=2)  # fmt: skip
+    raise ValueError(f"tune.scheduler must be 'fifo' or 'asha', got {kind!r}")
 
 
 def search_space(spec: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +189,7 @@ def main() -> None:
         to_dict(base) | {"loop": to_dict(base.loop) | {"checkpoint_every": every, "threads": threads}},
     )
     holdout = int(t.get("val_holdout", 1000))
-    limit, null = mmd_limit_of(t, holdout, base.net.latent_dim)
-    score = {"mmd_limit": limit, "penalty": float(t.get("penalty", 10.0))}
+    score = {"mmd_limit_sd": float(t["mmd_limit_sd"]), "penalty": float(t["penalty"])}
     storage = (P.RUNS / "ray").resolve()
     storage.mkdir(parents=True, exist_ok=True)
     train_limit = params["data"].get("train_limit")
@@ -217,12 +221,8 @@ def main() -> None:
             mode="min",
             num_samples=int(t["num_samples"]),
             max_concurrent_trials=int(t["max_concurrent"]),
-            scheduler=ASHAScheduler(
-                time_attr="step",
-                max_t=int(t["steps"]),
-                grace_period=int(t["grace_steps"]),
-                reduction_factor=2,
-            ),
+            search_alg=BasicVariantGenerator(random_state=int(params["seed"])),
+            scheduler=scheduler(t),
         ),
         # verbose=0: no Tune tables; each trial prints its progress and validation lines itself
         run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=0),
@@ -236,11 +236,11 @@ def main() -> None:
         "rate": rate,
         "score": float(best.metrics["score"]),
         "val_mse": float(best.metrics.get("val_mse", float("nan"))),
-        "val_mmd": float(best.metrics.get("val_mmd", float("nan"))),
+        "val_mmd_sd": float(best.metrics.get("val_mmd_sd", float("nan"))),
+        "final_lambda_rate": float(best.metrics.get("lambda_rate", float("nan"))),
         "trials": len(results),
         "seconds": round(seconds, 1),
-        "mmd_limit": limit,
-        **null,
+        "mmd_limit_sd": score["mmd_limit_sd"],
     } | {k: (float(v) if isinstance(v, float) else v) for k, v in best.config.items()}
     best_file.write_text(yaml.safe_dump(summary, sort_keys=True))
     print(yaml.safe_dump(summary))
@@ -259,7 +259,7 @@ def main() -> None:
                         trial_run.log_metrics(
                             {
                                 k: row[k]
-                                for k in ("score", "val_mse", "val_mmd", "loss")
+                                for k in ("score", "val_mse", "val_mmd_sd", "lambda_rate", "loss")
                                 if k in row
                             },
                             step=step,

@@ -82,3 +82,22 @@ def test_nan_loss_is_reported():
     src.std = torch.tensor([float("nan")])
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         G.train_codec(cfg, 1, src)
+
+
+def test_lloyd_distortion_of_one_bit_is_the_scalar_optimum():
+    """The best 2-cell quantizer of N(0, 1) has centres ±√(2/π): D_2 = 1 − 2/π."""
+    assert G.lloyd_distortion((1.0,), 1.0, n=50_000) == pytest.approx(1 - 2 / math.pi, rel=0.02)
+    assert G.lloyd_distortion((2.0, 0.5), 0.0) == pytest.approx(1.25)
+    v = (2.0, 1.0, 0.5, 0.25)
+    d = [G.lloyd_distortion(v, b, n=20_000) for b in (1, 2, 4)]
+    assert d[0] > d[1] > d[2] and all(x >= G.water_filling(v, b) for x, b in zip(d, (1, 2, 4), strict=True))
+
+
+def test_quantile_w2_sees_a_5_percent_variance_shortfall_that_two_samples_do_not_show():
+    v = (2.0, 0.5)
+    a, b = G.Source(v, 1).sample(100_000), G.Source(v, 2).sample(100_000)
+    null = G.quantile_w2_squared(a, b)
+    short = G.quantile_w2_squared(a * 0.975, b)  # variance 5% short
+    assert all(s > 3 * n for s, n in zip(short, null, strict=True))
+    with pytest.raises(ValueError, match="same shape"):
+        G.quantile_w2_squared(a, b[:10])

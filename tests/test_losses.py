@@ -58,3 +58,24 @@ def test_sqrt_mse_and_wgan_terms():
     assert torch.isclose(losses.mse(y, x), torch.tensor(0.25))
     assert float(losses.critic_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.0]))) == -2.0
     assert float(losses.generator_loss(torch.tensor([1.0, 3.0]))) == -2.0
+
+
+def _fit_constant(loss) -> float:
+    """Fit one constant image c to a batch by gradient descent on ``loss(c, batch)``."""
+    x = torch.tensor([0.0, 0.0, 0.0, 4.0]).reshape(4, 1, 1, 1).expand(4, 1, 2, 2)
+    c = torch.zeros(1, 1, 1, 1, requires_grad=True)
+    opt = torch.optim.Adam([c], lr=0.05)
+    for _ in range(2000):
+        opt.zero_grad()
+        loss(c.expand_as(x), x).backward()
+        opt.step()
+    return float(c)
+
+
+def test_sqrt_mse_minimiser_is_the_mse_minimiser():
+    """√(batch MSE) is minimised by the mean (1.0), like MSE; the mean of per-image roots, the
+    former term, is minimised by the median (0.0) on this batch of three 0-images and one 4."""
+    per_image = lambda a, b: ((a - b) ** 2).flatten(1).mean(1).add(1e-12).sqrt().mean()  # noqa: E731
+    assert abs(_fit_constant(losses.mse) - 1.0) < 0.02
+    assert abs(_fit_constant(losses.sqrt_mse) - 1.0) < 0.02
+    assert abs(_fit_constant(per_image)) < 0.1

@@ -148,3 +148,57 @@ def test_generator_weight_average(name):
 def test_no_weight_average_by_default():
     m = build_method(tiny_net(), tiny_method("wpp"), 10)
     assert "generator_ema" not in m.modules and generator_of(m) is m.generator
+
+
+def test_dplc_dual_raises_lambda_when_realism_is_violated_and_resumes_it():
+    """An untrained B is far from N(0, I) on the held-out images: every dual step raises λ, and
+    the multiplier and step count travel with the method's state."""
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    cfg = tiny_method("dplc", lambda_rate=5.0, mmd_epsilon=1.0, dual_every=2, dual_step=0.5)
+    m = build_method(tiny_net(code_channels=2), cfg, 6, generator=g_star, holdout=fixed_batch(64, seed=1))
+    hist = _run(m, 6, lambda n: x[:n])
+    measured = [h["holdout_mmd_sd"] for h in hist if "holdout_mmd_sd" in h]
+    assert len(measured) == 3 and all(v > 1.0 for v in measured)
+    assert m.dual.lam > 5.0 and m.dual.updates == 3
+    other = build_method(tiny_net(code_channels=2), cfg, 6, generator=g_star)
+    other.load_state_dict(m.state_dict())
+    assert other.dual.lam == m.dual.lam and other.steps_done == 6
+
+
+def test_dplc_realism_gradient_can_be_kept_out_of_the_encoder():
+    """realism_grad='decoder': E's gradient is the distortion's alone (the same for λ = 0 and a
+    huge λ); with 'all' the MMD term reaches E through the quantizer."""
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+
+    def encoder_grad(where: str, lam: float) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        cfg = tiny_method("dplc", realism_grad=where, lambda_rate=lam)
+        m = build_method(tiny_net(code_channels=2), cfg, 1, generator=g_star)
+        torch.manual_seed(1)
+        m.step(lambda n: x[:n])
+        return [p.grad.clone() for p in m.codec.encoder.parameters()]
+
+    same = encoder_grad("decoder", 1e-6), encoder_grad("decoder", 1e3)
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*same, strict=True))
+    moved = encoder_grad("all", 1e-6), encoder_grad("all", 1e3)
+    assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*moved, strict=True))
+
+
+def test_wpp_adversarial_target_is_selectable():
+    x = fixed_batch(16)
+    for target in ("mixture", "encoded"):
+        torch.manual_seed(0)
+        m = build_method(tiny_net(), tiny_method("wpp", adv_target=target), 2)
+        out = _run(m, 2, lambda n: x[:n])[-1]
+        assert out["adv"] == out["adv"]
+    z = torch.randn(4, 16)
+    enc = build_method(tiny_net(), tiny_method("wpp", adv_target="encoded"), 1)
+    assert torch.equal(enc._adversarial_latent(z), z)
+    mix = build_method(tiny_net(), tiny_method("wpp"), 1)
+    assert not torch.equal(mix._adversarial_latent(z), z)
+    from dplc.config import ConfigError
+
+    with pytest.raises(ConfigError, match="adv_target"):
+        tiny_method("wpp", adv_target="both")

@@ -90,3 +90,26 @@ def test_real_features_are_cached_per_images_and_weights(featnet_path, monkeypat
     monkeypatch.setattr(metrics, "_real_cache", lambda *a: {"cache": False})
     plain = metrics.fid_kid(images, noisy, path)
     assert cached == pytest.approx(plain, rel=1e-9, abs=1e-12)
+
+
+def test_noise_split_adds_up_and_sees_a_deterministic_decoder():
+    x = torch.zeros(4, 1, 8, 8)
+    same = metrics.noise_split(lambda seed: x + 0.5, x, repeats=5)
+    assert same["pv"] == 0.0 and same["mse_mean_decode"] == pytest.approx(0.25)
+    noisy = metrics.noise_split(
+        lambda seed: x + 0.1 + torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)), x, 20
+    )
+    assert noisy["mse_pv_images"] == pytest.approx(noisy["mse_mean_decode"] + noisy["pv"] * 19 / 20, rel=1e-9)
+    assert noisy["pv"] == pytest.approx(1.0, rel=0.15)
+
+
+def test_inversion_floor_finds_images_in_the_generators_range():
+    from dplc.nets import Generator
+
+    torch.manual_seed(0)
+    g = Generator(tiny_net()).eval()
+    with torch.no_grad():
+        reachable = g(torch.randn(4, 16))
+        spread = float((g(torch.randn(4, 16)) - reachable).pow(2).mean())
+    floor = metrics.inversion_floor(g, reachable, steps=200, restarts=1)
+    assert floor < 0.1 * spread

@@ -33,15 +33,14 @@ def test_overrides_and_unknown_profile(tmp_path):
         profile.compose("nope", output=tmp_path / "x.yaml")
 
 
-def test_tuned_lambda_rate_scales_with_rate():
-    best = {"lambda_rate": 400.0, "rate": 4, "lr": 0.002}
-    assert P.lambda_rate_for(best, 4, 1.0) == 400.0
-    assert P.lambda_rate_for(best, 16, 1.0) == pytest.approx(200.0)
-    assert P.lambda_rate_for(best, 1, 1.0) == pytest.approx(800.0)
-    assert P.lambda_rate_for({}, 4, 123.0) == 123.0
+def test_tuned_values_reach_every_rate_and_lambda_rate_is_not_rescaled():
+    best = {"lr": 0.002, "rate": 4, "score": 0.1, "val_mmd_sd": 0.5, "method": "dplc"}
     params = P.load()
-    cfg = P.train_config(params, "dplc", 16, best=best)
-    assert cfg.method.lambda_rate == pytest.approx(200.0) and cfg.method.lr == 0.002
+    for c in (1, 4, 16):
+        cfg = P.train_config(params, "dplc", c, best=best)
+        assert cfg.method.lr == 0.002
+        assert cfg.method.lambda_rate == params["train"]["dplc"]["method"]["lambda_rate"]
+    assert P.tuned_overrides(best) == {"lr": 0.002}
 
 
 def test_ray_address_from_environment(monkeypatch):

@@ -1,0 +1,110 @@
+"""Seeds and spread: the per-rate DPLC and CAE codecs at several seeds on one fixed G*.
+
+    python benchmarks/seeds.py [--rates 1 16] [--seeds 0 1 2] [--test-images 10000]
+
+Not part of the default profile (it trains 2 x len(rates) x len(seeds) codecs). For every seed
+and rate it trains ``dplc`` (into the finished default G*, ``runs/generator/wpp/codec``, with
+the tuned settings of ``runs/tune/best.yaml``) and ``cae`` exactly as the train stage configures
+them, only with ``seed`` replaced, in this process (no Ray: the numbers are the library's), then
+evaluates both on the test split with :func:`dplc.metrics.evaluate_codec`. Writes
+``reports/bench/seeds.json``: per rate the per-seed figures and mean ± s.d. of MSE_DPLC,
+MSE_CAE, their ratio, rFID, PV, the latent MMD (null s.d.) and the final λ_rate; and a
+checkpoint per finished (rate, seed, codec) in ``runs/seeds/`` so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dplc import data, entropy, metrics  # noqa: E402
+from dplc.codec import Codec  # noqa: E402
+from dplc.methods import DPLC  # noqa: E402
+from dplc.train import export_codec, fit  # noqa: E402
+from pipelines import environment  # noqa: E402
+from pipelines import params as P  # noqa: E402
+
+OUT = ROOT / "reports" / "bench" / "seeds.json"
+WORK = P.RUNS / "seeds"
+FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
+
+
+def train_one(params: dict, method: str, rate: int, seed: int, images: torch.Tensor) -> Path:
+    """Train ``method`` at ``rate`` with ``seed`` (the train stage's config otherwise); its codec dir."""
+    out = WORK / f"{method}-c{rate}-s{seed}"
+    if (out / "codec" / "codec.json").is_file():
+        return out / "codec"
+    cfg = P.train_config(params, method, rate, generator="wpp" if method == "dplc" else None)
+    cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, seed=seed, label=f"{method} C={rate} seed {seed}"))
+    generator = Codec.load(P.RUNS / "generator" / "wpp" / "codec").generator if method == "dplc" else None
+    trained, _ = fit(cfg, images, None, [], generator=generator)
+    if isinstance(trained, DPLC):
+        trained.codec.meta["lambda_rate"] = trained.dual.lam
+    codec = export_codec(trained, out / "codec")
+    entropy.EntropyModel.fit(codec.encode(data.to_float(images[:20000])), codec.net.levels).save(out / "codec")
+    return out / "codec"
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean and sample s.d. (0 for one value)."""
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", type=int, nargs="+", default=[1, 16], help="code channels C")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--test-images", type=int, default=10000)
+    args = ap.parse_args()
+    if len(args.seeds) < 2:
+        raise SystemExit("a spread needs at least two seeds")
+    params = P.load()
+    torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
+    split = data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit"))
+    images = data.to_tensor(split.images, int(params["data"]["image_size"]))
+    test = data.read_split(P.prepared_dir(), "test", limit=args.test_images).images
+    featnet = P.RUNS / "featnet" / "featnet.safetensors"
+    e = params["evaluate"]
+    t0 = time.perf_counter()
+    result: dict = {"rates": args.rates, "seeds": args.seeds, "per_rate": {}}
+    for rate in args.rates:
+        rows: dict[str, dict[str, list[float]]] = {"dplc": {}, "cae": {}}
+        for seed in args.seeds:
+            for method in ("dplc", "cae"):
+                codec_dir = train_one(params, method, rate, seed, images)
+                codec = Codec.load(codec_dir)
+                m = metrics.evaluate_codec(
+                    codec, entropy.load_entropy_model(codec_dir), test, featnet,
+                    pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
+                )  # fmt: skip
+                m["lambda_rate"] = float(codec.meta.get("lambda_rate", float("nan")))
+                for k in FIELDS:
+                    rows[method].setdefault(k, []).append(float(m.get(k, float("nan"))))
+                print(f"C={rate} seed {seed} {method}: MSE {m['mse']:.4f} rFID {m['rfid_featnet']:.3f} "
+                      f"PV {m['pv']:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        ratios = [a / b for a, b in zip(rows["dplc"]["mse"], rows["cae"]["mse"], strict=True)]
+        result["per_rate"][str(rate)] = {
+            "bits_per_image": P.net_config(params, rate).bits_per_image,
+            "mse_ratio_dplc_cae": {"values": ratios, **spread(ratios)},
+            **{f"{k}_{name}": {"values": v, **spread(v)} for name, r in rows.items() for k, v in r.items()
+               if not (name == "cae" and k in ("lambda_rate", "latent_mmd_sd"))},
+        }  # fmt: skip
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["environment"] = environment.describe()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2))
+    print(json.dumps({r: v["mse_ratio_dplc_cae"] for r, v in result["per_rate"].items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
