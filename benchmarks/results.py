@@ -7,7 +7,9 @@ findings, the Gaussian check) with the measured costs: the wall time of `dvc rep
 default profile and of every stage (reports/bench/pipeline.json, from
 ``benchmarks/pipeline.py --default-repro``), training images/s per method
 (reports/bench/train.json), compress/decompress images/s (reports/bench/codec.json) and the Ray
-overhead ratio. Prints the JSON.
+overhead ratio, and the spread over seeds (reports/bench/seeds.json from benchmarks/seeds.py:
+``mse_ratio_dplc_cae_mean`` and ``_sd`` aligned with ``bits_per_image``, None at rates the
+benchmark did not train). Prints the JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def main() -> None:
         for k, v in train.items()
         if k.endswith("_images_per_s") and "bf16" not in k and "64px" not in k
     }
+    seeds_path = BENCH / "seeds.json"
+    if seeds_path.is_file():  # benchmarks/seeds.py: the spread over seeds, aligned with the ladder
+        per_rate = {v["bits_per_image"]: v["mse_ratio_dplc_cae"] for v in json.loads(seeds_path.read_text())["per_rate"].values()}
+        out["mse_ratio_dplc_cae_mean"] = [per_rate[b]["mean"] if b in per_rate else None for b in out["bits_per_image"]]
+        out["mse_ratio_dplc_cae_sd"] = [per_rate[b]["sd"] if b in per_rate else None for b in out["bits_per_image"]]
     out["compress_images_per_s"] = codec.get("compress_images_per_s")
     out["decompress_images_per_s"] = codec.get("decompress_images_per_s")
     (BENCH / "results.json").write_text(json.dumps(out, indent=2))

@@ -72,7 +72,7 @@ class GaussianConfig:
     dual_step: float = 0.25
     realism_holdout: int = 2000
     """Source vectors held out to measure the latent MMD on (and to fit the null spread)."""
-    realism_draws: int = 4
+    realism_draws: int = 1
     """Noise draws per code in the MMD term: B's marginal seen through more latents per step."""
     realism_grad: str = "decoder"
     """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
