@@ -374,7 +374,8 @@ def train_codec(
         if dplc:
             z = _realism_latents(codec, q, cfg, prior)
             ramp = min(1.0, step / max(1.0, warmup))
-            loss = loss + ramp * dual.lam * mmd_imq(z, torch.randn(z.shape, generator=prior))
+            z_prior = torch.randn(z.shape, generator=prior)
+            loss = loss + ramp * dual.lam * mmd_imq(z, z_prior, groups=cfg.realism_draws)
         _check(loss, f"{'dplc' if dplc else 'cae'} C={c}", step)
         opt.zero_grad(set_to_none=True)
         loss.backward()

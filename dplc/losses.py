@@ -45,11 +45,18 @@ def mse(x_hat: Tensor, x: Tensor) -> Tensor:
     return ((x_hat.float() - x.float()) ** 2).mean()
 
 
-def mmd_imq(x: Tensor, y: Tensor, scales: Sequence[float] = DEFAULT_MMD_SCALES) -> Tensor:
+def mmd_imq(
+    x: Tensor, y: Tensor, scales: Sequence[float] = DEFAULT_MMD_SCALES, groups: int = 1
+) -> Tensor:
     """Unbiased MMD² between samples ``x`` (n, m) and ``y`` (n', m), IMQ kernel sum (WAE Alg. 2).
 
     The kernel is summed over C = 2 · m · s for s in ``scales`` (prior variance 1). Within-sample
     terms exclude the diagonal, so the estimate is unbiased and can be slightly negative.
+
+    ``groups`` > 1 says ``x`` is ``groups`` stacked copies of one batch (row i, i + n/groups, …
+    share a source: the same code decoded with different noise). Pairs within a source are then
+    left out of the x–x term, since the marginal's E k(x, x') is over independent draws: keeping
+    them would penalise a decoder for being confident about one code.
     """
     x = x.flatten(1).float()
     y = y.flatten(1).float()
@@ -60,12 +67,18 @@ def mmd_imq(x: Tensor, y: Tensor, scales: Sequence[float] = DEFAULT_MMD_SCALES) 
     dxx = torch.cdist(x, x).pow(2)
     dyy = torch.cdist(y, y).pow(2)
     dxy = torch.cdist(x, y).pow(2)
-    off_x = 1.0 - torch.eye(n, device=x.device)
+    if groups < 1 or n % groups:
+        raise ValueError(f"x has {n} rows, not a multiple of groups={groups}")
+    source = torch.arange(n, device=x.device) % (n // groups)
+    off_x = (source[:, None] != source[None, :]).float()
+    pairs_x = float(off_x.sum())
+    if pairs_x < 1:
+        raise ValueError("MMD needs at least two independent sources in x")
     off_y = 1.0 - torch.eye(n2, device=y.device)
     total = x.new_zeros(())
     for s in scales:
         c = 2.0 * m * s
-        kxx = (c / (c + dxx) * off_x).sum() / (n * (n - 1))
+        kxx = (c / (c + dxx) * off_x).sum() / pairs_x
         kyy = (c / (c + dyy) * off_y).sum() / (n2 * (n2 - 1))
         kxy = (c / (c + dxy)).sum() / (n * n2)
         total = total + kxx + kyy - 2.0 * kxy

@@ -79,3 +79,14 @@ def test_sqrt_mse_minimiser_is_the_mse_minimiser():
     assert abs(_fit_constant(losses.mse) - 1.0) < 0.02
     assert abs(_fit_constant(losses.sqrt_mse) - 1.0) < 0.02
     assert abs(_fit_constant(per_image)) < 0.1
+
+
+def test_grouped_mmd_does_not_penalise_a_confident_decoder():
+    """Four noise draws of one code that decode to the same latent: the marginal is exact, so
+    the grouped estimate sits in its null range while the plain one reads the repeats as clumps."""
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(256, 16, generator=g).repeat(4, 1)
+    prior = torch.randn(1024, 16, generator=g)
+    assert float(losses.mmd_imq(latents, prior)) > 10 * abs(float(losses.mmd_imq(latents, prior, groups=4)))
+    with pytest.raises(ValueError, match="multiple of groups"):
+        losses.mmd_imq(torch.randn(10, 2), torch.randn(10, 2), groups=3)
