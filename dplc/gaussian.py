@@ -75,6 +75,8 @@ class GaussianConfig:
     realism_draws: int = 4
     """Noise draws per code in the MMD term (over batch/draws codes, so the MMD's cost is that
     of one draw over the batch)."""
+    realism_independent_pairs: bool = False
+    """Leave same-code pairs out of the MMD's x–x term (as :class:`dplc.config.MethodConfig`)."""
     realism_grad: str = "decoder"
     """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
     test_size: int = 100_000
@@ -375,7 +377,8 @@ def train_codec(
             z = _realism_latents(codec, q, cfg, prior)
             ramp = min(1.0, step / max(1.0, warmup))
             z_prior = torch.randn(z.shape, generator=prior)
-            loss = loss + ramp * dual.lam * mmd_imq(z, z_prior, groups=cfg.realism_draws)
+            groups = cfg.realism_draws if cfg.realism_independent_pairs else 1
+            loss = loss + ramp * dual.lam * mmd_imq(z, z_prior, groups=groups)
         _check(loss, f"{'dplc' if dplc else 'cae'} C={c}", step)
         opt.zero_grad(set_to_none=True)
         loss.backward()

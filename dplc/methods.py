@@ -373,9 +373,10 @@ class DPLC(_RateMethod):
 
     def _realism_mmd(self, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
         """MMD(B(·), N(0, I)) over ``cfg.realism_draws`` noise draws per code (the step's own
-        latents when 1), the code detached when ``cfg.realism_grad == 'decoder'``. Pairs of
-        draws of one code are left out of the x–x term (``mmd_imq(groups=k)``): the marginal's
-        MMD is over independent images, and counting them pushed B to spread its noise."""
+        latents when 1), the code detached when ``cfg.realism_grad == 'decoder'``. With
+        ``cfg.realism_independent_pairs`` pairs of draws of one code are left out of the x–x
+        term (``mmd_imq(groups=k)``, the unbiased estimate of the marginal's MMD); by default
+        they count, which also pushes B to spread its noise over each code."""
         k, cut = self.cfg.realism_draws, self.cfg.realism_grad == "decoder"
         if k > 1:
             code = code.detach() if cut else code
@@ -383,7 +384,8 @@ class DPLC(_RateMethod):
             latent = self.codec.latent(code, self.codec.draw_noise(code.shape[0]))
         elif cut:
             latent = self.codec.latent(code.detach(), noise)
-        return losses.mmd_imq(latent, torch.randn(latent.shape), self.cfg.mmd_scales, groups=k)
+        groups = k if self.cfg.realism_independent_pairs else 1
+        return losses.mmd_imq(latent, torch.randn(latent.shape), self.cfg.mmd_scales, groups=groups)
 
     def step(self, batch: Batch) -> dict[str, float]:
         x = batch(self.cfg.batch_size)
