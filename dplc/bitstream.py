@@ -1,4 +1,4 @@
-"""The self-describing ``.dplc`` container: header, payload, CRC (SPEC §7).
+"""The self-describing ``.dplc`` container: header, payload, CRC.
 
 A file holds a batch of N images compressed with one registered codec. Everything a decoder
 needs to check that it holds the right model, and to repeat a decode exactly, is in the header.
@@ -308,7 +308,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
 
 
 def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
-    """Range checks of every header field (SPEC §3 geometry, this module's limits)."""
+    """Range checks of every header field (the code's geometry, this module's limits)."""
 
     def bad(what: str) -> HeaderFieldError:
         return HeaderFieldError(f"bad header field: {what}")
@@ -386,7 +386,7 @@ def _check_entropy(header: Header, entropy: EntropyModel) -> None:
 
 
 def check_model(header: Header, codec: Codec, weights_sha256: str | None = None) -> None:
-    """Refuse a file made by another model (SPEC §7): weights hash and geometry must match."""
+    """Refuse a file made by another model: weights hash and geometry must match."""
     got = weights_sha256 or codec.weights_hash()
     if got != header.weights_sha256:
         raise ModelMismatchError(

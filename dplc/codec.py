@@ -3,7 +3,7 @@
 A :class:`Codec` is the per-rate deliverable of every rate method (``dplc``, ``gc``, ``cae``):
 
 * ``encode(images)`` maps images in [-1, 1] of shape (N, channels, H, W) to integer symbols of
-  shape (N, C, 4, 4), each in ``0..L-1`` (the quantized code of SPEC §3).
+  shape (N, C, 4, 4), each in ``0..L-1`` (the quantized code of Tschannen et al. 2018).
 * ``decode(symbols, seed)`` maps symbols back to images. The decoder-side noise is drawn from a
   ``torch.Generator`` seeded with ``seed``, so the same symbols and seed give bit-identical
   images on the CPU, and different seeds give different images wherever the codec uses noise.
@@ -105,7 +105,7 @@ class Codec(nn.Module):
     # ----------------------------------------------------------------- geometry
     @property
     def bits_per_image(self) -> float:
-        """Fixed-length bits of one image's code (SPEC §3)."""
+        """Fixed-length bits of one image's code (Tschannen et al. 2018)."""
         return self.net.bits_per_image
 
     @property

@@ -1,4 +1,4 @@
-"""Command line: compress images with a registered codec, decompress, inspect (SPEC §7).
+"""Command line: compress images with a registered codec, decompress, inspect.
 
 ::
 

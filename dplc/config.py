@@ -3,7 +3,7 @@
 Every knob of the library lives in one of three frozen dataclasses:
 
 * :class:`NetConfig` -- the architecture (image geometry, width, latent size, code shape).
-* :class:`MethodConfig` -- the objective and its optimiser (SPEC §2).
+* :class:`MethodConfig` -- the objective and its optimiser (Tschannen et al. 2018).
 * :class:`LoopConfig` -- the single-process training loop (steps, seed, checkpoints).
 
 They are built from plain dictionaries with :func:`from_dict`, which rejects unknown keys so a
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 METHODS = ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae")
-"""The six training objectives of SPEC §2."""
+"""The six training objectives of Tschannen et al. 2018."""
 
 ADV_TARGETS = ("mixture", "encoded")
 """wpp's generator adversarial term: on the critic's mixture z̃, or on G(sg E(x)) (the paper)."""
@@ -37,7 +37,7 @@ REALISM_GRADS = ("decoder", "all")
 """Which of dplc's modules the realism (MMD) term trains: B only, or E and B."""
 
 CODE_GRID = 4
-"""The code is C x 4 x 4 scalars at every resolution (SPEC §3)."""
+"""The code is C x 4 x 4 scalars at every resolution (Tschannen et al. 2018)."""
 
 
 class ConfigError(ValueError):
@@ -46,7 +46,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Architecture of E, B, G and the critic (SPEC §3).
+    """Architecture of E, B, G and the critic (Tschannen et al. 2018).
 
     ``width`` is the narrowest conv width; the others are multiples of it (the 64x64 paper nets
     are ``width=64``: 64-128-256-512). ``code_channels`` is C, the number of quantized channels
@@ -83,7 +83,7 @@ class NetConfig:
 
     @property
     def noise_channels(self) -> int:
-        """Channels of decoder noise on the 4x4 grid: ceil(m / 16) (SPEC §3), 0 without noise."""
+        """Channels of decoder noise on the 4x4 grid: ceil(m / 16) (Tschannen et al. 2018), 0 without noise."""
         return math.ceil(self.latent_dim / (CODE_GRID * CODE_GRID)) if self.noise else 0
 
     @property
@@ -98,13 +98,13 @@ class NetConfig:
 
     @property
     def bits_per_image(self) -> float:
-        """Fixed-length rate: C * 16 * log2(L) bits (SPEC §3)."""
+        """Fixed-length rate: C * 16 * log2(L) bits (Tschannen et al. 2018)."""
         return self.code_channels * CODE_GRID * CODE_GRID * math.log2(self.levels)
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Objective and optimiser settings of one method (SPEC §2).
+    """Objective and optimiser settings of one method (Tschannen et al. 2018).
 
     Defaults are the authors' 64x64 CelebA settings for ``wpp``; see :func:`method_defaults`
     for the per-method ones. ``lambda_adv`` multiplies the critic term of ``wpp``;
@@ -184,7 +184,7 @@ class MethodConfig:
 
 
 def method_defaults(name: str) -> dict[str, Any]:
-    """The authors' hyperparameters per method (SPEC §2), as a dict to update with params."""
+    """The authors' hyperparameters per method (Tschannen et al. 2018), as a dict to update with params."""
     table: dict[str, dict[str, Any]] = {
         "wgan_gp": dict(batch_size=64, lr=1e-4, betas=(0.5, 0.9), lr_decay_at=()),
         "wae": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.55, 0.9)),

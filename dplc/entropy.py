@@ -1,6 +1,6 @@
 """Entropy coding of the quantized code: a counted per-channel categorical model and ANS.
 
-SPEC §3 ("beyond the paper"): the symbols a codec's encoder emits are not uniform, so coding
+Beyond the paper: the symbols a codec's encoder emits are not uniform, so coding
 them with a probability model makes the file smaller than the fixed-length budget
 ``C * 16 * log2(L)`` bits per image at identical reconstructions. The workflow is:
 
@@ -57,7 +57,7 @@ ENTROPY_FORMAT = "dplc-entropy"
 ENTROPY_VERSION = 1
 ENTROPY_FILE = "entropy.json"
 CODE_POSITIONS = 16
-"""Symbols per code channel: the 4x4 grid (SPEC §3)."""
+"""Symbols per code channel: the 4x4 grid (Tschannen et al. 2018)."""
 DEFAULT_SMOOTHING = 0.5
 GROUP_ALPHABET = 16
 """Largest alphabet of the ANS symbols that group k code symbols (see :func:`group_size`)."""

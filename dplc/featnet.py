@@ -1,10 +1,10 @@
 """The domain feature network for FID/KID and its torch-fidelity feature extractor.
 
 No Inception weights can be downloaded here, so FIDs on small images use a classifier trained
-on the training split of the same data (SPEC §4): its 128-d penultimate layer, taken *before*
-the ReLU (features after a ReLU leave dead units, SPEC §8), are the features. The classifier
+on the training split of the same data: its 128-d penultimate layer, taken *before*
+the ReLU (features after a ReLU leave dead units), are the features. The classifier
 uses GroupNorm, not BatchNorm, so its eval-mode features never depend on stale running
-statistics (the other pitfall SPEC §8 records).
+statistics (the other pitfall).
 
 The extractor is registered with torch-fidelity under the name ``dplc-featnet``; metric names
 carry the feature space (``fid_featnet``, ``kid_featnet``), never to be compared with Inception

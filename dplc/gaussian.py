@@ -1,4 +1,4 @@
-"""A Gaussian source with a known answer (SPEC §6): closed-form limits and small-MLP codecs.
+"""A Gaussian source with a known answer: closed-form limits and small-MLP codecs.
 
 The source is X ~ N(0, diag(σ₁², …, σ_d²)) with unequal variances. For it the limits of
 lossy compression under MSE are closed form (per vector, reported per dimension):
@@ -21,7 +21,7 @@ quantizer of :mod:`dplc.quantize` and the MMD of :mod:`dplc.losses`:
   from step 0 the MMD gradient, which also reaches E through the quantizer, keeps E from
   learning a useful code (measured: C=4, λ=100, 2500 steps, MSE 0.97 vs 0.31 for the CAE).
 
-The operational check (SPEC §6) is MSE_dplc / MSE_cae at the same rate and code, which should
+The operational check is MSE_dplc / MSE_cae at the same rate and code, which should
 be about 2, and the 2-Wasserstein distance between the decodes and the source.
 
 >>> cfg = GaussianConfig(variances=(1.0,), rates=(1,))

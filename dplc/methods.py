@@ -1,4 +1,4 @@
-"""The six training objectives of SPEC §2 as training steps over the shared networks.
+"""The six training objectives of Tschannen et al. 2018 as training steps over the shared networks.
 
 Each method owns its modules and optimisers and exposes one :meth:`Method.step`, which draws
 the batches it needs from ``batch(n)`` (a callable returning ``n`` images in [-1, 1]) and
@@ -49,7 +49,7 @@ GradSync = Callable[[nn.Module], None]
 
 
 def _multistep(opt: torch.optim.Optimizer, cfg: MethodConfig, total_steps: int):
-    """lr × ``lr_decay`` at the fractions ``lr_decay_at`` of training (SPEC §2 schedules)."""
+    """lr × ``lr_decay`` at the fractions ``lr_decay_at`` of training (Tschannen et al. 2018 schedules)."""
     milestones = sorted({max(1, int(f * total_steps)) for f in cfg.lr_decay_at})
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_decay)
 

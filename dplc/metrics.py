@@ -1,4 +1,4 @@
-"""Metrics of SPEC §4: MSE, PSNR, conditional pixel variance, bpp, and FID/KID via torch-fidelity.
+"""Metrics of Tschannen et al. 2018: MSE, PSNR, conditional pixel variance, bpp, and FID/KID via torch-fidelity.
 
 All distortion metrics take images in [-1, 1]. FID and KID are computed by torch-fidelity over
 a registered feature extractor (never a hand-written Fréchet distance); the metric names say
@@ -43,7 +43,7 @@ def psnr(x_hat: Tensor, x: Tensor) -> float:
 
 def conditional_pixel_variance(decode: Callable[[int], Tensor], repeats: int = 100) -> float:
     """PV: decode the same inputs ``repeats`` times with fresh noise (``decode(seed)``); the mean
-    over pixels of the per-pixel variance across decodes (SPEC §4)."""
+    over pixels of the per-pixel variance across decodes (Tschannen et al. 2018)."""
     decodes = torch.stack([decode(seed).double() for seed in range(repeats)])
     return float(decodes.var(dim=0, unbiased=True).mean())
 
@@ -161,7 +161,7 @@ def evaluate_codec(
     sample_fid: bool = False,
     realism_n: int = 2000,
 ) -> dict[str, float]:
-    """Every SPEC §4 metric of one codec on uint8 test images (N, H, W, C) at their own size.
+    """Every Tschannen et al. 2018 metric of one codec on uint8 test images (N, H, W, C) at their own size.
 
     Distortion (MSE on [-1, 1], PSNR on [0, 255]) is measured on the original H x W pixels;
     the images go through a real ``.dplc`` file (ANS payload) so the bpp figures are the file's:
@@ -230,7 +230,7 @@ def noise_split(decode: Callable[[int], Tensor], x: Tensor, repeats: int) -> dic
     For one image, E_u‖x − x̂_u‖² = ‖x − x̄‖² + E_u‖x̂_u − x̄‖² with x̄ = E_u[x̂_u]: the error
     of the mean decode plus the conditional variance (per pixel: ``mse_mean_decode`` and
     ``pv``, over ``repeats`` decodes with seeds 0..repeats-1; ``pv`` is the unbiased variance
-    of SPEC §4's definition, so ``mse_pv_images`` ≈ ``mse_mean_decode`` + ``pv``·(R−1)/R).
+    of the paper's definition, so ``mse_pv_images`` ≈ ``mse_mean_decode`` + ``pv``·(R−1)/R).
     """
     decodes = torch.stack([decode(seed).double() for seed in range(repeats)])
     x = x.double()

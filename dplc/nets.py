@@ -1,4 +1,4 @@
-"""The networks of SPEC §3: encoder E, stochastic map B, generator G and critic f.
+"""The networks of Tschannen et al. 2018: encoder E, stochastic map B, generator G and critic f.
 
 The 64x64 nets are the paper's DCGAN family (widths 64-128-256-512 at ``width=64``); the 32x32
 nets drop one stride-2 stage, so both keep the 4x4 code grid:

@@ -1,4 +1,4 @@
-"""The scalar quantizer of the code and its fixed-length rate (SPEC §3).
+"""The scalar quantizer of the code and its fixed-length rate (Tschannen et al. 2018).
 
 L levels with centres ``c_l = -1 + Δ/2 + lΔ``, ``Δ = 2/L``. The forward pass snaps each value
 to its nearest centre; the backward pass differentiates the soft assignment
@@ -34,7 +34,7 @@ def centers(levels: int) -> Tensor:
 
 
 def fixed_length_bits(code_shape: tuple[int, ...], levels: int) -> float:
-    """Fixed-length rate of one code: (number of symbols) x log2(L) bits (SPEC §3)."""
+    """Fixed-length rate of one code: (number of symbols) x log2(L) bits (Tschannen et al. 2018)."""
     return float(math.prod(code_shape)) * math.log2(levels)
 
 

@@ -1,11 +1,11 @@
-"""The MLflow model registry for codecs: log, register, alias and load (SPEC §7).
+"""The MLflow model registry for codecs: log, register, alias and load.
 
 This is the only module of ``dplc`` that imports MLflow. A trained per-rate codec is a folder
 
 * ``codec.json`` and ``weights.safetensors`` (:meth:`dplc.codec.Codec.save`), and
 * ``entropy.json`` (:meth:`dplc.entropy.EntropyModel.save`), the ANS probability model.
 
-Workflow (MLflow 3.17, SQLite tracking store, see STACK.md):
+Workflow (MLflow 3.17, SQLite tracking store):
 
 1. In an active run, :func:`log_codec` logs the folder as an MLflow ``pyfunc`` model:
    :class:`CodecModel` (a ``mlflow.pyfunc.PythonModel``) carries the three files as artifacts,

@@ -207,7 +207,7 @@ def _series(results: dict[str, dict], name: str, key: str) -> list[float]:
 
 
 def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]:
-    """The paper's five findings (SPEC §5), each True/False with the numbers behind it.
+    """The paper's five findings (Tschannen et al. 2018), each True/False with the numbers behind it.
 
     Thresholds (stated so they can be argued with): (i) MSE_dplc(0) / MSE_cae(0) in [1.5, 2.5];
     (ii) MSE non-increasing in rate for every learned codec; (iii) as the paper states it, the
