@@ -110,8 +110,7 @@ def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, ge
     set_threads(cfg.loop.threads)
     split = data.read_split(data_dir, "train", limit=train_limit)
     images = data.to_tensor(split.images, cfg.net.image_size)
-    train_images, val_images = split_holdout(cfg, images[:-holdout])[0], images[-holdout:]
-    dual_holdout = split_holdout(cfg, images[:-holdout])[1]
+    (train_images, dual_holdout), val_images = split_holdout(cfg, images[:-holdout]), images[-holdout:]
     generator = Codec.load(generator_dir).generator if generator_dir else None
     seed_everything(cfg.loop.seed)
     method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator,
