@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import bitstream, data, metrics  # noqa: E402
+from dplc import data, files, metrics  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.entropy import load_entropy_model  # noqa: E402
 
@@ -39,8 +39,8 @@ def main() -> None:
     test = data.read_split(ROOT / "data/prepared", "test", limit=args.images).images
     out: dict = {"codec": str(args.codec.relative_to(ROOT)), "images": int(test.shape[0]), "threads": args.threads}
     t = time.perf_counter()
-    blob = bitstream.compress(codec, entropy, test, "bench", 0)
-    decoded = bitstream.decompress(blob, codec, entropy)
+    blob = files.compress(codec, entropy, test, "bench", 0)
+    decoded = files.decompress(blob, codec, entropy)
     out["decode_seconds"] = round(time.perf_counter() - t, 3)
     real, fake = data.to_tensor(test, codec.net.image_size), data.to_tensor(decoded, codec.net.image_size)
     t = time.perf_counter()

@@ -8,7 +8,7 @@ All integers are big-endian and unsigned.
 offset  bytes   type    field
 ======  ======  ======  ==================================================================
 0       4       bytes   magic ``b"DPLC"``
-4       2       u16     format version (:data:`FORMAT_VERSION`; a newer one is refused)
+4       2       u16     format version (:data:`READABLE_VERSIONS`; others are refused)
 6       1       u8      coding mode: 0 = ANS (entropy coded), 1 = fixed-length
 7       1       u8      n, length of the model name in bytes, 1..255
 8       n       utf-8   the model's registered name (MLflow registry name)
@@ -23,7 +23,7 @@ offset  bytes   type    field
 63+n    2       u16     L, quantizer levels (2..256)
 65+n    2       u16     C, code channels (0..:data:`MAX_CODE_CHANNELS`)
 67+n    1       u8      code grid G (4): one image's code is C x G x G symbols
-68+n    8       u64     decoder noise seed (a decode with it is bit-identical)
+68+n    8       u64     decoder noise seed (image i decodes with the noise of (seed, i))
 76+n    4       u32     P, payload length in bytes
 80+n    P       bytes   payload: one ANS stream of all N·C·16 symbols, channel-major
                         (:func:`dplc.entropy.ans_encode`), or the symbols bit-packed in
@@ -33,23 +33,29 @@ offset  bytes   type    field
 
 The header is 84 + n bytes with the CRC. Parsing (:func:`unpack`) bounds every length before
 using it, checks the CRC before trusting any field, then checks every field's range; each defect
-raises its own subclass of :class:`BitstreamError` whose message names it. The high-level
-:func:`compress` / :func:`decompress` add the model check (:class:`ModelMismatchError`).
+raises its own subclass of :class:`BitstreamError` whose message names it. :func:`check_model`
+refuses a file made by other weights or geometry (:class:`ModelMismatchError`).
 
->>> import numpy as np, torch
->>> from dplc.config import NetConfig
->>> from dplc.codec import build_codec
+Versions. Format 2 (written today) decodes image i with the counter-based noise of
+:func:`dplc.noise.draw` for (seed, i), which every decoder can draw exactly, with or without
+torch. Format 1 files (same layout) drew the noise of the whole file from one
+``torch.Generator`` seeded with the seed; :mod:`dplc.files` still decodes them bit-identically.
+
+This module is the container alone: it needs numpy and the entropy coder, not torch. Images go
+in and out of files through :mod:`dplc.files` (torch) or :mod:`dplc.runtime` (ONNX Runtime).
+
+>>> import numpy as np
 >>> from dplc.entropy import EntropyModel
->>> _ = torch.manual_seed(0)
->>> codec = build_codec(NetConfig(width=8, latent_dim=16, code_channels=2), "map").eval()
->>> images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
 >>> model = EntropyModel.uniform(channels=2, levels=2)
->>> blob = compress(codec, model, images, "doc-codec", 1, seed=7)
->>> h = read_header(blob)
->>> h.model_name, h.count, (h.height, h.width), h.seed, h.mode
-('doc-codec', 3, (28, 28), 7, 'ans')
->>> decompress(blob, codec, model).shape
-(3, 28, 28, 1)
+>>> symbols = np.random.default_rng(0).integers(0, 2, (3, 2, 4, 4)).astype(np.uint8)
+>>> header = Header("doc-codec", 1, "ab" * 32, model.model_id, count=3, height=28, width=28,
+...                 channels=1, image_size=32, levels=2, code_channels=2, mode="ans", seed=7)
+>>> blob = pack(header, encode_payload(symbols, 2, "ans", model))
+>>> h, payload = unpack(blob)
+>>> h.model_name, h.count, (h.height, h.width), h.seed, h.mode, h.version
+('doc-codec', 3, (28, 28), 7, 'ans', 2)
+>>> bool((decode_payload(h, payload, model) == symbols).all())
+True
 >>> read_header(b"PNG!" + blob[4:])
 Traceback (most recent call last):
 ...
@@ -65,8 +71,6 @@ from typing import Any
 
 import numpy as np
 
-from dplc.codec import Codec
-from dplc.data import crop_to, to_float, to_tensor, to_uint8
 from dplc.entropy import (
     EntropyModel,
     PayloadDecodeError,
@@ -79,7 +83,8 @@ from dplc.entropy import (
 )
 
 MAGIC = b"DPLC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MODES = ("ans", "fixed")
 MAX_NAME_BYTES = 255
 MAX_IMAGES = 1 << 16
@@ -134,10 +139,6 @@ class SymbolRangeError(BitstreamError):
 
 class ModelMismatchError(BitstreamError):
     """The file was made by another model (weights, entropy model or geometry differ)."""
-
-
-class ImageInputError(ValueError):
-    """Images given to :func:`compress` have the wrong dtype, shape or channel count."""
 
 
 @dataclass(frozen=True)
@@ -238,9 +239,10 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if len(data) < _PREFIX.size:
         raise ShortFileError(f"truncated file: {len(data)} bytes end inside the header")
     _, version, mode_code, name_len = _PREFIX.unpack_from(data, 0)
-    if version > FORMAT_VERSION or version == 0:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError(
-            f"unsupported format version {version}: this dplc reads version {FORMAT_VERSION}"
+            f"unsupported format version {version}: this dplc reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
             + ("; upgrade dplc" if version > FORMAT_VERSION else "")
         )
     fields_at = _PREFIX.size + name_len
@@ -377,6 +379,19 @@ def decode_payload(header: Header, payload: bytes, entropy: EntropyModel | None)
         raise PayloadError(f"corrupt payload: {e}") from e
 
 
+def choose_payload(
+    symbols: np.ndarray, levels: int, mode: str, entropy_model: EntropyModel | None
+) -> tuple[str, bytes]:
+    """``(mode, payload)``; ``mode="auto"`` takes ANS or bit-packing, whichever is smaller."""
+    if mode != "auto":
+        return mode, encode_payload(symbols, levels, mode, entropy_model)
+    fixed = encode_payload(symbols, levels, "fixed", None)
+    if entropy_model is None:
+        return "fixed", fixed
+    ans = encode_payload(symbols, levels, "ans", entropy_model)
+    return ("ans", ans) if len(ans) < len(fixed) else ("fixed", fixed)
+
+
 def _check_entropy(header: Header, entropy: EntropyModel) -> None:
     if entropy.model_id != header.entropy_id or entropy.channels != header.code_channels:
         raise ModelMismatchError(
@@ -385,147 +400,23 @@ def _check_entropy(header: Header, entropy: EntropyModel) -> None:
         )
 
 
-def check_model(header: Header, codec: Codec, weights_sha256: str | None = None) -> None:
-    """Refuse a file made by another model: weights hash and geometry must match."""
-    got = weights_sha256 or codec.weights_hash()
-    if got != header.weights_sha256:
+def check_model(
+    header: Header, weights_sha256: str, geometry: tuple[int, int, int, int]
+) -> None:
+    """Refuse a file made by another model: the weights hash and the geometry
+    ``(image size, channels, levels, code channels)`` must match the header's."""
+    if weights_sha256 != header.weights_sha256:
         raise ModelMismatchError(
             f"model mismatch: the file was made by {header.model_name!r} version "
             f"{header.model_version} (weights {header.weights_sha256[:12]}), but the given "
-            f"model's weights are {got[:12]}"
+            f"model's weights are {weights_sha256[:12]}"
         )
-    net = codec.net
-    geometry = (net.image_size, net.channels, net.levels, net.code_channels)
     expected = (header.image_size, header.channels, header.levels, header.code_channels)
-    if geometry != expected:
+    if tuple(geometry) != expected:
         raise ModelMismatchError(
             f"model mismatch: the file needs (size, channels, levels, C) = {expected}, "
-            f"the model has {geometry}"
+            f"the model has {tuple(geometry)}"
         )
-
-
-# ------------------------------------------------------------------------ high level
-
-
-def _as_images(images: np.ndarray, codec: Codec) -> np.ndarray:
-    """uint8 (N, H, W, channels) (or (N, H, W) for one channel), checked against the codec."""
-    arr = np.asarray(images)
-    if arr.dtype != np.uint8:
-        raise ImageInputError(f"images must be uint8, got {arr.dtype}")
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4:
-        raise ImageInputError(f"images must have shape (N, H, W, channels), got {arr.shape}")
-    n, h, w, c = arr.shape
-    size, channels = codec.net.image_size, codec.net.channels
-    if not 1 <= n <= MAX_IMAGES:
-        raise ImageInputError(f"a file holds 1..{MAX_IMAGES} images, got {n}")
-    if c != channels:
-        raise ImageInputError(f"the model takes {channels}-channel images, got {c} channels")
-    if not (1 <= h <= size and 1 <= w <= size):
-        raise ImageInputError(f"the model takes images up to {size}x{size}, got {h}x{w}")
-    return arr
-
-
-def compress(
-    codec: Codec,
-    entropy_model: EntropyModel | None,
-    images: np.ndarray,
-    model_name: str,
-    model_version: int,
-    seed: int = 0,
-    mode: str = "ans",
-    weights_sha256: str | None = None,
-) -> bytes:
-    """uint8 images (N, H, W, channels), H, W ≤ S -> one ``.dplc`` file (module doc).
-
-    Images smaller than the network's S x S are zero-padded (:func:`dplc.data.to_tensor`) and
-    cropped back on decode. ``seed`` is the decoder-noise seed written in the header; ``mode``
-    is "ans", "fixed" or "auto" (whichever payload is smaller, so a file never exceeds the
-    fixed-length budget); ``weights_sha256`` may pass a precomputed :meth:`Codec.weights_hash`.
-    """
-    arr = _as_images(images, codec)
-    if mode == "ans" and entropy_model is None:
-        raise ValueError("ANS mode needs an entropy model; use mode='fixed' without one")
-    if entropy_model is not None and (
-        entropy_model.channels != codec.net.code_channels
-        or entropy_model.levels != codec.net.levels
-    ):
-        raise ValueError(
-            f"entropy model covers {entropy_model.channels} channels x {entropy_model.levels} "
-            f"levels, the codec has {codec.net.code_channels} x {codec.net.levels}"
-        )
-    n, h, w, c = arr.shape
-    symbols = codec.encode(to_float(to_tensor(arr, codec.net.image_size)), fused=True)
-    if mode == "auto":
-        fixed = encode_payload(symbols, codec.net.levels, "fixed", None)
-        ans = (
-            encode_payload(symbols, codec.net.levels, "ans", entropy_model)
-            if entropy_model
-            else fixed
-        )
-        mode, payload = ("ans", ans) if len(ans) < len(fixed) else ("fixed", fixed)
-    else:
-        payload = encode_payload(symbols, codec.net.levels, mode, entropy_model)
-    header = Header(
-        model_name=model_name,
-        model_version=int(model_version),
-        weights_sha256=weights_sha256 or codec.weights_hash(),
-        entropy_id=entropy_model.model_id if entropy_model is not None else "0" * 16,
-        count=n,
-        height=h,
-        width=w,
-        channels=c,
-        image_size=codec.net.image_size,
-        levels=codec.net.levels,
-        code_channels=codec.net.code_channels,
-        mode=mode,
-        seed=int(seed),
-    )
-    return pack(header, payload)
-
-
-def decompress(
-    data: bytes,
-    codec: Codec,
-    entropy_model: EntropyModel | None,
-    seed: int | None = None,
-    weights_sha256: str | None = None,
-    precision: str = "fp32",
-    fused: bool = True,
-) -> np.ndarray:
-    """A ``.dplc`` file -> uint8 images (N, H, W, channels) at the original geometry.
-
-    ``seed`` None decodes with the header's seed (a repeatable decode); another seed draws other
-    decoder noise (another sample of the conditional distribution). ``precision`` and ``fused``
-    are passed to :meth:`Codec.decode` (the fused fp32 inference copy by default: the same
-    images as the reference decoder up to float rounding, about twice as fast on a CPU).
-    """
-    header, payload = unpack(data)
-    check_model(header, codec, weights_sha256)
-    symbols = decode_payload(header, payload, entropy_model)
-    seed = header.seed if seed is None else seed
-    return decode_images(header, symbols, codec, seed, precision, fused)
-
-
-def decode_images(
-    header: Header,
-    symbols: np.ndarray,
-    codec: Codec,
-    seed: int,
-    precision: str = "fp32",
-    fused: bool = True,
-) -> np.ndarray:
-    """Symbols -> uint8 images (N, H, W, channels), cropped to the header's geometry."""
-    decoded = codec.decode(symbols, seed=int(seed) % (1 << 64), precision=precision, fused=fused)
-    pixels = crop_to(to_uint8(decoded), header.height, header.width)
-    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
-
-
-def crc_fix(data: bytes) -> bytes:
-    """Recompute the trailing CRC of ``data`` (for tests that forge files on purpose)."""
-    body = bytes(data[: -_CRC.size])
-    return body + _CRC.pack(zlib.crc32(body))
 
 
 __all__ = [
@@ -534,14 +425,17 @@ __all__ = [
     "ChecksumError",
     "Header",
     "HeaderFieldError",
-    "ImageInputError",
     "LengthError",
     "ModelMismatchError",
     "PayloadError",
     "ShortFileError",
     "SymbolRangeError",
     "UnsupportedVersionError",
-    "compress",
-    "decompress",
+    "check_model",
+    "choose_payload",
+    "decode_payload",
+    "encode_payload",
+    "pack",
     "read_header",
+    "unpack",
 ]

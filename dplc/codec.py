@@ -41,7 +41,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from dplc.config import NetConfig, from_dict, to_dict
+from dplc import noise as noise_lib
+from dplc.config import CODE_GRID, NetConfig, from_dict, to_dict
+from dplc.folder import CODEC_FILE, WEIGHTS_FILE
 from dplc.nets import Encoder, Generator, StochasticMap
 from dplc.quantize import Quantizer
 
@@ -152,6 +154,14 @@ class Codec(nn.Module):
         shape = (n, self.net.noise_channels, *self.net.code_shape[1:])
         return (torch.rand(shape, generator=generator) - 0.5) * self.quantizer.step
 
+    @property
+    def noise_spec(self) -> noise_lib.NoiseSpec:
+        """The per-image decoder noise (:func:`dplc.noise.spec_for`), as :meth:`draw_noise`."""
+        net = self.net
+        return noise_lib.spec_for(
+            self.mode, net.latent_dim, net.noise_channels, CODE_GRID, self.quantizer.step
+        )
+
     def latent(self, code: Tensor, noise: Tensor) -> Tensor:
         """z = B(code, noise) (or the noise itself in prior mode)."""
         if self.mode == "prior":
@@ -166,6 +176,14 @@ class Codec(nn.Module):
         if noise is None:
             noise = self.draw_noise(images.shape[0]).to(images.device)
         return self.generator(self.latent(self.code(images), noise))
+
+    def _check_noise(self, noise: np.ndarray, n: int) -> Tensor:
+        spec = self.noise_spec
+        shape = (n, *spec.shape)
+        arr = np.asarray(noise, dtype=np.float32)
+        if arr.shape != shape:
+            raise CodecInputError(f"noise must have shape {shape} ({spec.kind}), got {arr.shape}")
+        return torch.from_numpy(np.ascontiguousarray(arr))
 
     # ------------------------------------------------------------------- codec API
     @torch.no_grad()
@@ -197,8 +215,12 @@ class Codec(nn.Module):
         batch_size: int = 1024,
         precision: str = "fp32",
         fused: bool = False,
+        noise: np.ndarray | None = None,
     ) -> Tensor:
         """Symbols (N, C, 4, 4) -> images (N, channels, H, W) in [-1, 1]; noise seeded by ``seed``.
+
+        ``noise`` (N, *:attr:`noise_spec` shape), when given, is the decoder noise itself (a
+        ``.dplc`` file's counter-based draw, :mod:`dplc.noise`) and ``seed`` is ignored.
 
         ``fused=True`` runs B and G as an inference copy (:meth:`inference_nets`: BatchNorm
         folded into the convolutions, channels-last, chunks of 64 images), about twice as fast
@@ -209,8 +231,10 @@ class Codec(nn.Module):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         symbols = self._check_symbols(symbols)
         n = symbols.shape[0]
-        gen = torch.Generator().manual_seed(int(seed))
-        noise = self.draw_noise(n, gen)
+        if noise is None:
+            noise_t = self.draw_noise(n, torch.Generator().manual_seed(int(seed)))
+        else:
+            noise_t = self._check_noise(noise, n)
         values = self.quantizer.from_symbols(torch.from_numpy(symbols.astype(np.int64)))
         if fused and self.mode != "mean":
             dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -220,7 +244,7 @@ class Codec(nn.Module):
             step = min(batch_size, 64)
             outs = []
             for i in range(0, n, step):
-                z = noise[i : i + step].to(dtype)
+                z = noise_t[i : i + step].to(dtype)
                 if bmap is not None:
                     z = bmap(values[i : i + step].to(dtype), z)
                 outs.append(generator(z).float())
@@ -228,7 +252,7 @@ class Codec(nn.Module):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 outs = [
                     self.generator(
-                        self.latent(values[i : i + batch_size], noise[i : i + batch_size])
+                        self.latent(values[i : i + batch_size], noise_t[i : i + batch_size])
                     )
                     for i in range(0, n, batch_size)
                 ]
@@ -270,16 +294,16 @@ class Codec(nn.Module):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(d / "weights.safetensors"))
+        save_file(state, str(d / WEIGHTS_FILE))
         desc = self.describe() | {"weights_sha256": self.weights_hash()}
-        (d / "codec.json").write_text(json.dumps(desc, indent=2, sort_keys=True))
+        (d / CODEC_FILE).write_text(json.dumps(desc, indent=2, sort_keys=True))
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> Codec:
         """Rebuild a codec saved by :meth:`save` (no pickle: JSON + safetensors)."""
         d = Path(directory)
-        desc_path, weights_path = d / "codec.json", d / "weights.safetensors"
+        desc_path, weights_path = d / CODEC_FILE, d / WEIGHTS_FILE
         for p in (desc_path, weights_path):
             if not p.is_file():
                 raise FileNotFoundError(f"not a saved dplc codec: {p} is missing")

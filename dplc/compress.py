@@ -38,29 +38,29 @@ error: no-such-file.dplc: no such file or directory
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dplc.bitstream import (
-    BitstreamError,
-    ImageInputError,
-    check_model,
-    compress,
-    decode_images,
-    decode_payload,
-    read_header,
-    unpack,
-)
-from dplc.data import IMAGE_SUFFIXES
+from dplc import folder
+from dplc.bitstream import BitstreamError, Header, check_model, decode_payload, read_header, unpack
+from dplc.pixels import IMAGE_SUFFIXES, ImageInputError
+
+BACKENDS = ("auto", "onnx", "torch")
+"""``onnx``: ONNX Runtime (:mod:`dplc.runtime`, no torch); ``torch``: the reference codec
+(:mod:`dplc.files`); ``auto``: ONNX Runtime where the codec has an ONNX export and the file is
+format 2, torch otherwise."""
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -246,13 +246,98 @@ def _read_file(path: Path) -> bytes:
         raise UserError(f"{path}: cannot read ({e.strerror})") from e
 
 
-def _load_model(uri: str, tracking_uri: str | None) -> tuple[Any, Any, str, int]:
-    from dplc.registry import ModelNotFoundError, load_codec
+@dataclass
+class _Model:
+    """A codec ready for the command line, run by one backend."""
 
+    backend: str
+    codec: Any  # dplc.runtime.RuntimeCodec or dplc.codec.Codec
+    entropy: Any
+    name: str
+    version: int
+    channels: int
+    image_size: int
+
+    def check(self, header: Header) -> None:
+        if self.backend == "onnx":
+            check_model(header, self.codec.weights_sha256, self.codec.geometry)
+        else:
+            from dplc.files import geometry
+
+            check_model(header, self.codec.weights_hash(), geometry(self.codec))
+
+
+@contextmanager
+def _codec_folder(uri: str, tracking_uri: str | None) -> Iterator[tuple[Path, str, int]]:
+    """(folder, name, version): a local folder directly, a ``models:/`` URI via the registry."""
+    if uri.startswith("models:/"):
+        from dplc.registry import ModelNotFoundError, fetch
+
+        try:
+            with fetch(uri, tracking_uri) as found:
+                yield found
+        except ModelNotFoundError as e:
+            raise UserError(str(e)) from e
+        return
+    path = Path(uri)
+    if not path.is_dir():
+        raise UserError(f"model not found: {uri} (not a models:/ URI nor a codec folder)")
     try:
-        return load_codec(uri, tracking_uri)
-    except ModelNotFoundError as e:
-        raise UserError(str(e)) from e
+        codec_dir = folder.resolve(path)
+    except (FileNotFoundError, folder.NotACodecError) as e:
+        raise UserError(f"model not found: {e}") from e
+    yield codec_dir, path.resolve().name, 0
+
+
+def _choose_backend(requested: str, codec_dir: Path, file_version: int | None) -> str:
+    from dplc.runtime import has_onnx
+
+    onnx_ok = has_onnx(codec_dir) and importlib.util.find_spec("onnxruntime") is not None
+    if requested == "onnx":
+        if not has_onnx(codec_dir):
+            raise UserError(
+                f"{codec_dir}: the codec has no ONNX export; make it with "
+                f"`python -m dplc.compress export {codec_dir}` or use --backend torch"
+            )
+        if file_version is not None and file_version < 2:
+            raise UserError(
+                f"format {file_version} files draw their noise from torch's generator; "
+                "decode them with --backend torch"
+            )
+        return "onnx"
+    if requested == "auto" and onnx_ok and (file_version is None or file_version >= 2):
+        return "onnx"
+    if importlib.util.find_spec("torch") is None:
+        raise UserError(
+            "this needs the torch decoder, and torch is not installed "
+            "(pip install 'dplc[train]'), or a codec with an ONNX export"
+        )
+    return "torch"
+
+
+@contextmanager
+def _open_model(
+    uri: str, tracking_uri: str | None, backend: str, file_version: int | None = None
+) -> Iterator[_Model]:
+    with _codec_folder(uri, tracking_uri) as (codec_dir, name, version):
+        chosen = _choose_backend(backend, codec_dir, file_version)
+        try:
+            if chosen == "onnx":
+                from dplc.runtime import RuntimeCodec, RuntimeUnavailableError
+
+                try:
+                    codec = RuntimeCodec(codec_dir)
+                except RuntimeUnavailableError as e:
+                    raise UserError(str(e)) from e
+                entropy = codec.entropy
+            else:
+                from dplc.codec import Codec
+                from dplc.entropy import load_entropy_model
+
+                codec, entropy = Codec.load(codec_dir), load_entropy_model(codec_dir)
+        except (ValueError, KeyError) as e:  # malformed codec.json / entropy.json / weights
+            raise UserError(f"model at {uri} cannot be loaded: {e}") from e
+        yield _Model(chosen, codec, entropy, name, version, codec.net.channels, codec.net.image_size)
 
 
 def _check_output_file(out: Path) -> None:
@@ -273,23 +358,42 @@ def cmd_compress(args: argparse.Namespace) -> int:
     _check_output_file(out)
     if not 0 <= args.seed < 1 << 64:
         raise UserError(f"--seed must be in [0, 2**64), got {args.seed}")
-    codec, entropy, name, version = _load_model(args.model, args.tracking_uri)
-    images = load_images(
-        args.inputs, codec.net.channels, codec.net.image_size, args.resize, args.grayscale
-    )
-    mode = "fixed" if args.fixed_length else "auto"
-    try:
-        data = compress(codec, entropy, images, name, version, args.seed, mode)
-    except ImageInputError as e:
-        raise UserError(str(e)) from e
+    with _open_model(args.model, args.tracking_uri, args.backend) as model:
+        images = load_images(
+            args.inputs, model.channels, model.image_size, args.resize, args.grayscale
+        )
+        mode = "fixed" if args.fixed_length else "auto"
+        try:
+            if model.backend == "onnx":
+                from dplc import runtime
+
+                data = runtime.compress(model.codec, images, model.name, model.version, args.seed, mode)
+            else:
+                from dplc.files import compress
+
+                data = compress(
+                    model.codec, model.entropy, images, model.name, model.version, args.seed, mode
+                )
+        except ImageInputError as e:
+            raise UserError(str(e)) from e
     _write_atomic(out, data)
     h = read_header(data)
     print(
         f"{out}: {h.count} image(s), {len(data)} bytes "
         f"({8 * h.payload_length / h.count:.1f} payload bits per image, {h.mode}), "
-        f"model {name} v{version}"
+        f"model {model.name} v{model.version} ({model.backend})"
     )
     return EXIT_OK
+
+
+def _decode(model: _Model, header: Header, symbols: np.ndarray, seed: int, precision: str) -> np.ndarray:
+    if model.backend == "onnx":
+        from dplc.runtime import decode_images
+
+        return decode_images(header, symbols, model.codec, seed)
+    from dplc.files import decode_images
+
+    return decode_images(header, symbols, model.codec, seed, precision)
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
@@ -309,20 +413,35 @@ def cmd_decompress(args: argparse.Namespace) -> int:
                 f"{path}: made with the unregistered model {header.model_name!r}; pass --model"
             )
         uri = f"models:/{header.model_name}/{header.model_version}"
-    codec, entropy, _, _ = _load_model(uri, args.tracking_uri)
-    try:
-        check_model(header, codec)
-        symbols = decode_payload(header, payload, entropy)
-    except BitstreamError as e:
-        raise UserError(f"{path}: {e}") from e
-    base = header.seed if args.seed is None else args.seed
-    named: list[tuple[str, np.ndarray]] = []
-    for k in range(args.samples):
-        images = decode_images(header, symbols, codec, (base + k) % (1 << 64), args.precision)
-        for i, image in enumerate(images):
-            named.append((f"{i:05d}.png" if args.samples == 1 else f"{i:05d}-{k}.png", image))
+    backend = "torch" if args.precision == "bf16" else args.backend
+    with _open_model(uri, args.tracking_uri, backend, header.version) as model:
+        try:
+            model.check(header)
+            symbols = decode_payload(header, payload, model.entropy)
+        except BitstreamError as e:
+            raise UserError(f"{path}: {e}") from e
+        base = header.seed if args.seed is None else args.seed
+        named: list[tuple[str, np.ndarray]] = []
+        for k in range(args.samples):
+            images = _decode(model, header, symbols, (base + k) % (1 << 64), args.precision)
+            for i, image in enumerate(images):
+                named.append((f"{i:05d}.png" if args.samples == 1 else f"{i:05d}-{k}.png", image))
     _write_pngs(out, named)
-    print(f"{out}: {len(named)} PNG(s) from {header.count} image(s), seed {base}")
+    print(f"{out}: {len(named)} PNG(s) from {header.count} image(s), seed {base} ({model.backend})")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _codec_folder(args.model, args.tracking_uri) as (codec_dir, _, version):
+        if version:
+            raise UserError("export writes into a local codec folder; pass the folder, not a models:/ URI")
+        if importlib.util.find_spec("torch") is None:
+            raise UserError("export needs torch (pip install 'dplc[train]')")
+        from dplc.codec import Codec
+        from dplc.onnx_export import export_onnx
+
+        record = export_onnx(Codec.load(codec_dir), codec_dir)
+    print(f"{codec_dir}: wrote {', '.join(sorted(record['files']))} and {folder.ONNX_FILE}")
     return EXIT_OK
 
 
@@ -370,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="bit-pack symbols (the paper's rate); default: ANS, or bit-packing where smaller",
     )
     p.add_argument("--resize", action="store_true", help="resize images to the network's size")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="encoder: ONNX Runtime or torch")
     p.add_argument("--grayscale", action="store_true", help="convert colour images to one channel")
     p.set_defaults(func=cmd_compress)
 
@@ -385,9 +505,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="decoder arithmetic (fp32 is the faster one on CPUs without AMX)",
+        help="torch decoder arithmetic (bf16 implies --backend torch)",
+    )
+    p.add_argument(
+        "--backend", choices=BACKENDS, default="auto", help="decoder: ONNX Runtime or torch"
     )
     p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("export", parents=[common], help="write a codec folder's ONNX export")
+    p.add_argument("model", help="the codec folder")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", parents=[common], help="print a .dplc file's header")
     p.add_argument("input", help="the .dplc file")

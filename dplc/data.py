@@ -45,9 +45,10 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
+from dplc.pixels import IMAGE_SUFFIXES
+
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MAX_IDX_ITEMS = 10_000_000
 

@@ -173,13 +173,13 @@ def evaluate_codec(
     ``pv_repeats`` times with seeds 0..repeats-1 (:func:`noise_split`); ``latent_mmd_sd`` is
     the latent realism of the first ``realism_n`` test images (:func:`latent_realism`).
     """
-    from dplc import bitstream
+    from dplc import bitstream, files
 
     n, h, w, _ = test_images.shape
     pixels = n * h * w
-    blob = bitstream.compress(codec, entropy_model, test_images, model_name, 0, seed=0, mode="ans")
+    blob = files.compress(codec, entropy_model, test_images, model_name, 0, seed=0, mode="ans")
     header, payload = bitstream.unpack(blob)
-    decoded = bitstream.decompress(blob, codec, entropy_model)  # uint8 (N, H, W, C)
+    decoded = files.decompress(blob, codec, entropy_model)  # uint8 (N, H, W, C)
     x = to_float(torch.from_numpy(np.ascontiguousarray(test_images)).permute(0, 3, 1, 2))
     x_hat = to_float(torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2))
     symbols = bitstream.decode_payload(header, payload, entropy_model)

@@ -26,25 +26,27 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
-import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 import dplc
-from dplc.codec import Codec
-from dplc.entropy import ENTROPY_FILE, EntropyModel, load_entropy_model
+from dplc import folder
+from dplc.entropy import EntropyModel, load_entropy_model
+from dplc.folder import CODEC_ARTIFACT, check_codec_dir
 
-CODEC_ARTIFACT = "codec"
-CODEC_FILES = ("codec.json", "weights.safetensors", ENTROPY_FILE)
+if TYPE_CHECKING:
+    from dplc.codec import Codec
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -85,14 +87,16 @@ class CodecModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        folder = Path(context.artifacts[CODEC_ARTIFACT])
-        self.codec = Codec.load(folder)
-        self.entropy = load_entropy_model(folder)
+        from dplc.codec import Codec
+
+        codec_dir = Path(context.artifacts[CODEC_ARTIFACT])
+        self.codec = Codec.load(codec_dir)
+        self.entropy = load_entropy_model(codec_dir)
 
     def predict(
         self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        from dplc.bitstream import compress, decompress
+        from dplc.files import compress, decompress
 
         params = params or {}
         images = np.asarray(model_input, dtype=np.uint8)
@@ -119,15 +123,6 @@ def codec_signature() -> ModelSignature:
     return ModelSignature(inputs=images, outputs=images, params=params)
 
 
-def check_codec_dir(codec_dir: str | Path) -> Path:
-    """The folder, after checking that it holds the three codec files."""
-    d = Path(codec_dir)
-    missing = [f for f in CODEC_FILES if not (d / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{d} is not a complete codec folder: missing {', '.join(missing)}")
-    return d
-
-
 def log_codec(
     codec_dir: str | Path,
     name: str = "codec",
@@ -139,6 +134,8 @@ def log_codec(
     Returns MLflow's ``ModelInfo`` (its ``model_uri`` is what :func:`register` takes). The
     codec's weight hash, entropy-model id, levels and code channels go into the model metadata.
     """
+    from dplc.codec import Codec
+
     d = check_codec_dir(codec_dir)
     codec = Codec.load(d)
     entropy = load_entropy_model(d)
@@ -206,35 +203,18 @@ def _tracking_uri(tracking_uri: str | None) -> str:
     return uri
 
 
-def _codec_artifact(model_dir: Path) -> Path:
-    """The codec folder inside a logged pyfunc model, read from its MLmodel file.
-
-    The model's ``python_model.pkl`` is never unpickled (a downloaded model is untrusted):
-    the codec is rebuilt from its JSON and safetensors artifacts only.
-    """
-    meta = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
-    pyfunc = (meta.get("flavors") or {}).get("python_function") or {}
-    artifact = ((pyfunc.get("artifacts") or {}).get(CODEC_ARTIFACT) or {}).get("path")
-    if not artifact:
-        raise ModelNotFoundError(f"{model_dir} is an MLflow model but not a dplc codec (no '{CODEC_ARTIFACT}' artifact)")
-    folder = (model_dir / artifact).resolve()
-    if model_dir.resolve() not in folder.parents:
-        raise ModelNotFoundError(f"{model_dir}: the codec artifact path {artifact!r} leaves the model folder")
-    return folder
-
-
 def _from_folder(path: Path) -> tuple[Codec, EntropyModel]:
-    if (path / "MLmodel").is_file():
-        path = _codec_artifact(path)
-    check_codec_dir(path)
-    return Codec.load(path), load_entropy_model(path)
+    from dplc.codec import Codec
+
+    codec_dir = folder.resolve(path)
+    return Codec.load(codec_dir), load_entropy_model(codec_dir)
 
 
-def load_codec(uri: str, tracking_uri: str | None = None) -> tuple[Codec, EntropyModel, str, int]:
-    """Load ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local codec folder.
-
-    Returns ``(codec, entropy_model, name, version)``; a local folder has its folder name and
-    version 0. Raises :class:`ModelNotFoundError` with MLflow's reason when nothing matches.
+@contextmanager
+def fetch(uri: str, tracking_uri: str | None = None) -> Iterator[tuple[Path, str, int]]:
+    """``(codec folder, name, version)`` of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
+    a local folder, checked (:func:`dplc.folder.resolve`); a registered version is downloaded
+    into a temporary folder that lives as long as the context. Loads no torch.
     """
     parsed = parse_model_uri(uri)
     if parsed is None:
@@ -244,12 +224,11 @@ def load_codec(uri: str, tracking_uri: str | None = None) -> tuple[Codec, Entrop
                 f"model not found: {uri} (not a models:/ URI nor a codec folder)"
             )
         try:
-            codec, entropy = _from_folder(path)
-        except FileNotFoundError as e:
+            codec_dir = folder.resolve(path)
+        except (FileNotFoundError, folder.NotACodecError) as e:
             raise ModelNotFoundError(f"model not found: {e}") from e
-        except (ValueError, KeyError) as e:  # malformed codec.json / entropy.json / weights
-            raise ModelNotFoundError(f"model at {uri} cannot be loaded: {e}") from e
-        return codec, entropy, path.resolve().name, 0
+        yield codec_dir, path.resolve().name, 0
+        return
     store = _tracking_uri(tracking_uri)
     name, alias, version = parsed
     client = MlflowClient(tracking_uri=store, registry_uri=store)
@@ -269,5 +248,22 @@ def load_codec(uri: str, tracking_uri: str | None = None) -> tuple[Codec, Entrop
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=location, dst_path=tmp, tracking_uri=store
         )
-        codec, entropy = _from_folder(Path(local))
-    return codec, entropy, name, int(mv.version)
+        try:
+            codec_dir = folder.resolve(Path(local))
+        except (FileNotFoundError, folder.NotACodecError) as e:
+            raise ModelNotFoundError(f"model {uri} is not a dplc codec: {e}") from e
+        yield codec_dir, name, int(mv.version)
+
+
+def load_codec(uri: str, tracking_uri: str | None = None) -> tuple[Codec, EntropyModel, str, int]:
+    """Load ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local codec folder.
+
+    Returns ``(codec, entropy_model, name, version)``; a local folder has its folder name and
+    version 0. Raises :class:`ModelNotFoundError` with MLflow's reason when nothing matches.
+    """
+    with fetch(uri, tracking_uri) as (codec_dir, name, version):
+        try:
+            codec, entropy = _from_folder(codec_dir)
+        except (ValueError, KeyError, FileNotFoundError) as e:  # malformed description/weights
+            raise ModelNotFoundError(f"model at {uri} cannot be loaded: {e}") from e
+    return codec, entropy, name, version

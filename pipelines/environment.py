@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
-PACKAGES = ("torch", "ray", "mlflow", "dvc", "pyarrow", "torch-fidelity", "numpy", "constriction")
+PACKAGES = ("torch", "ray", "mlflow", "dvc", "pyarrow", "torch-fidelity", "numpy", "constriction", "onnxruntime")
 
 
 def cpu_model() -> str:

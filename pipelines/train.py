@@ -182,6 +182,10 @@ def main() -> None:
             )
         with timing.phase("entropy_model"):
             _fit_entropy(trained, params, out_dir / "codec")
+        with timing.phase("onnx"):  # the torch-free decoder's graphs (dplc.runtime)
+            from dplc.onnx_export import export_onnx
+
+            export_onnx(trained, out_dir / "codec")
         with timing.phase("mlflow"):
             run.log_artifact(grid)
             if params["mlflow"].get("register", True):

@@ -2,8 +2,10 @@
 
 Golden files: ``tests/golden/tiny-ans.dplc`` and ``tiny-fixed.dplc`` are what a fixed tiny codec
 (``torch.manual_seed(0)``, ``NetConfig(width=8, latent_dim=16, code_channels=2)``) makes of fixed
-input; ``tests/golden/golden.json`` holds their SHA-256. A change of the byte layout, the coder
-or the codec that alters them fails the test. To accept such a change on purpose, regenerate::
+input today; ``v1-tiny-*.dplc`` are the same written in format 1 (torch-generator noise).
+``tests/golden/golden.json`` holds every file's SHA-256 and the SHA-256 of its decoded pixels. A
+change of the byte layout, the coder, the noise or the codec that alters them fails the test.
+To accept such a change of today's files on purpose, regenerate::
 
     DPLC_REGEN_GOLDEN=1 pytest tests/test_bitstream.py -k golden
 
@@ -26,23 +28,19 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dplc import bitstream
+from dplc import bitstream, noise
 from dplc.bitstream import (
     BadMagicError,
     BitstreamError,
     ChecksumError,
     Header,
     HeaderFieldError,
-    ImageInputError,
     LengthError,
     ModelMismatchError,
     PayloadError,
     ShortFileError,
     SymbolRangeError,
     UnsupportedVersionError,
-    compress,
-    crc_fix,
-    decompress,
     pack,
     read_header,
     unpack,
@@ -51,8 +49,16 @@ from dplc.codec import Codec, NarrowConv, build_codec
 from dplc.config import NetConfig
 from dplc.data import to_float, to_tensor
 from dplc.entropy import EntropyModel
+from dplc.files import compress, decompress
+from dplc.pixels import ImageInputError
 
 GOLDEN = Path(__file__).parent / "golden"
+def crc_fix(data: bytes) -> bytes:
+    """Recompute the trailing CRC-32 of ``data`` (a forged file that passes the checksum)."""
+    body = bytes(data[:-4])
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
 NAME_AT = 8  # the model name starts here; the fields follow it (module doc of dplc.bitstream)
 
 
@@ -141,8 +147,9 @@ def test_round_trip_matches_the_codec(channels: int, mode: str) -> None:
     out = decompress(data, codec, model)
     assert out.shape == images.shape and out.dtype == np.uint8
     symbols = codec.encode(to_float(to_tensor(images, 32)), fused=True)
+    file_noise = noise.draw(codec.noise_spec, 5, 5)  # format 2: image i's noise is (seed, i)'s
     for fused in (True, False):
-        direct = codec.decode(symbols, seed=5, fused=fused)
+        direct = codec.decode(symbols, fused=fused, noise=file_noise)
         pixels = ((direct.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, :, 2:30, 2:30]
         expected = pixels.permute(0, 2, 3, 1).numpy().astype(int)
         if fused:  # the file path decodes with the fused copy: exactly these images
@@ -222,9 +229,9 @@ def test_every_defect_has_its_own_error(files, tiny) -> None:
         (data[:20], ShortFileError, "truncated"),
         (b"GIF8" + data[4:], BadMagicError, "not a dplc file"),
         (
-            data[:4] + b"\x00\x02" + data[6:],
+            data[:4] + b"\x00\x03" + data[6:],
             UnsupportedVersionError,
-            "unsupported format version 2",
+            "unsupported format version 3",
         ),
         (
             data[:4] + b"\x00\x00" + data[6:],
@@ -295,22 +302,35 @@ def _golden_files() -> dict[str, bytes]:
     }
 
 
+def _digest(data: bytes | np.ndarray) -> str:
+    return hashlib.sha256(data if isinstance(data, bytes) else data.tobytes()).hexdigest()
+
+
 def test_golden_files() -> None:
+    """Today's files are byte-stable, and every golden file (format 1 included) decodes to the
+    pixels recorded in golden.json: the coder, the noise and the networks are pinned."""
     made = _golden_files()
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in made.items()}
-    if os.environ.get("DPLC_REGEN_GOLDEN") == "1":
-        GOLDEN.mkdir(exist_ok=True)
-        for name, data in made.items():
-            (GOLDEN / name).write_bytes(data)
-        (GOLDEN / "golden.json").write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
-    expected = json.loads((GOLDEN / "golden.json").read_text())
-    assert digests == expected, "the .dplc bytes changed; see this file's docstring to regenerate"
     codec = tiny_codec()
     model = fitted_entropy(codec)
-    for name in made:
+    expected = json.loads((GOLDEN / "golden.json").read_text())
+    if os.environ.get("DPLC_REGEN_GOLDEN") == "1":
+        for name, data in made.items():
+            (GOLDEN / name).write_bytes(data)
+            expected["files"][name] = _digest(data)
+            expected["decoded"][name] = _digest(decompress(data, codec, model))
+        (GOLDEN / "golden.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+    made_digests = {name: _digest(data) for name, data in made.items()}
+    assert made_digests == {k: expected["files"][k] for k in made}, (
+        "the .dplc bytes changed; see this file's docstring to regenerate"
+    )
+    assert {read_header(d).version for d in made.values()} == {bitstream.FORMAT_VERSION}
+    for name, digest in expected["files"].items():
         stored = (GOLDEN / name).read_bytes()
-        assert hashlib.sha256(stored).hexdigest() == expected[name]
-        assert decompress(stored, codec, model).shape == (4, 28, 28, 1)
+        assert _digest(stored) == digest
+        decoded = decompress(stored, codec, model)
+        assert decoded.shape == (4, 28, 28, 1)
+        assert _digest(decoded) == expected["decoded"][name], f"{name} decodes differently"
+    assert {read_header((GOLDEN / n).read_bytes()).version for n in expected["files"]} == {1, 2}
 
 
 # ---------------------------------------------------------------------- fuzzing

@@ -15,8 +15,9 @@ from PIL import Image
 from test_bitstream import fitted_entropy, fixed_images, tiny_codec
 
 from dplc import registry
-from dplc.bitstream import decompress, read_header
+from dplc.bitstream import read_header
 from dplc.compress import main
+from dplc.files import decompress
 
 REPO = Path(__file__).parents[1]
 

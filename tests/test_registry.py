@@ -11,7 +11,7 @@ import pytest
 from test_bitstream import fitted_entropy, fixed_images, tiny_codec
 
 from dplc import registry
-from dplc.bitstream import compress, decompress
+from dplc.files import compress, decompress
 from dplc.registry import ModelNotFoundError, load_codec
 
 DPLC = Path(__file__).parents[1] / "dplc"
