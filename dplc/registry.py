@@ -192,6 +192,33 @@ def log_and_register(
     return register(info.model_uri, name, alias)
 
 
+def describe_model(name: str, description: str, tags: dict[str, str] | None = None) -> None:
+    """Set a registered model's description and tags (what the MLflow UI shows on its page)."""
+    client = MlflowClient()
+    client.update_registered_model(name, description=description)
+    for key, value in (tags or {}).items():
+        client.set_registered_model_tag(name, key, str(value))
+
+
+def tag_version(
+    name: str, version: str | int, tags: dict[str, Any], description: str | None = None
+) -> None:
+    """Set tags (and optionally the description) of one registered model version."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+    if description is not None:
+        client.update_model_version(name, str(version), description=description)
+
+
+def version_by_alias(name: str, alias: str) -> str | None:
+    """The version number an alias points at, or None when the model or alias does not exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
 def _tracking_uri(tracking_uri: str | None) -> str:
     uri = tracking_uri or mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///"):

@@ -100,6 +100,27 @@ def main() -> None:
                         step=i,
                     )
         run.log_artifact(out)
+        if not args.classical and params["mlflow"].get("register", True):
+            tag_registered_versions(params, args.rate, result["codecs"], run.run_id)
+
+
+HEADLINE = ("mse", "psnr", "pv", "bpp_file", "bits_payload")
+"""The evaluation figures each registered version carries as ``eval.*`` tags (and every FID)."""
+
+
+def tag_registered_versions(params: dict, rate: int, codecs: dict, run_id: str) -> None:
+    """Tag the registered version of each codec at this rate (alias ``c<rate>``) with its
+    headline metrics, so the registry tells what a version scores."""
+    from dplc import registry
+
+    for name, m in codecs.items():
+        model = P.registered_name(params, name)
+        version = registry.version_by_alias(model, f"c{rate}")
+        if version is None:
+            continue
+        keys = [k for k in m if k in HEADLINE or "fid" in k or k == "lambda_rate"]
+        tags = {f"eval.{k}": f"{m[k]:.4g}" for k in keys} | {"eval.run_id": run_id}
+        registry.tag_version(model, version, tags)
 
 
 if __name__ == "__main__":

@@ -141,3 +141,69 @@ def report_dir(params: dict) -> Path:
 
 def prepared_dir() -> Path:
     return RUNS.parent / "data" / "prepared"
+
+
+# ------------------------------------------------------------------- registry vocabulary
+
+METHOD_DESCRIPTIONS = {
+    "dplc": (
+        "DPLC (Tschannen et al., NeurIPS 2018): a per-rate encoder E and stochastic map B into "
+        "the frozen generator G* trained by {generator}; decodes follow the data distribution "
+        "at every rate (realism enforced as a constraint on MMD(B(E(X)), N(0, I)))."
+    ),
+    "gc": (
+        "Generative compression baseline (Agustsson et al. 2018): E, B and G trained jointly per "
+        "rate for MSE plus a WGAN-GP term, with noise fed to B."
+    ),
+    "cae": (
+        "Compressive autoencoder baseline: E and G trained per rate for MSE alone; "
+        "deterministic decodes (the distortion-optimal reference)."
+    ),
+}
+
+
+def codec_name(method: str, generator: str | None) -> str:
+    """The codec's name in paths and the registry: ``dplc_wpp``, ``gc``, ``cae``."""
+    return f"{method}_{generator}" if method == "dplc" else method
+
+
+def registered_name(params: dict, codec: str) -> str:
+    """The registered model of a codec: ``<dataset>-<codec>`` (one version per rate)."""
+    return f"{params['data']['source']}-{codec}"
+
+
+def fid_features(params: dict) -> str:
+    """The features FIDs are computed on: the domain network, plus Inception when configured."""
+    return "featnet" + ("+inception" if params["featnet"].get("inception_weights") else "")
+
+
+def model_description(params: dict, method: str, generator: str | None) -> tuple[str, dict]:
+    """A registered model's description and tags, for the MLflow UI."""
+    d = params["data"]
+    text = METHOD_DESCRIPTIONS[method].format(generator=generator) + (
+        f" Dataset: {d['source']} at {d['image_size']}x{d['image_size']}. One version per rate, "
+        f"aliased c<C> (C code channels); FIDs on {fid_features(params)} features. Decode with "
+        "`python -m dplc.compress decompress FILE -o DIR` (ONNX Runtime, no torch needed)."
+    )
+    tags = {"dataset": d["source"], "method": method, "image_size": d["image_size"],
+            "fid_features": fid_features(params), "profile": params.get("profile_name", "default")}  # fmt: skip
+    if generator:
+        tags["generator"] = generator
+    return text, tags
+
+
+def version_tags(net: NetConfig, meta: dict, weights_sha256: str, run_id: str,
+                 generator_sha256: str | None) -> dict[str, Any]:  # fmt: skip
+    """A registered version's tags from training: rate, geometry, provenance (and λ_rate)."""
+    tags: dict[str, Any] = {
+        "bits_per_image": f"{net.bits_per_image:g}",
+        "code_channels": net.code_channels,
+        "levels": net.levels,
+        "weights_sha256": weights_sha256,
+        "training_run_id": run_id,
+    }
+    if generator_sha256:
+        tags["generator_sha256"] = generator_sha256
+    if "lambda_rate" in meta:
+        tags["lambda_rate"] = f"{float(meta['lambda_rate']):.4g}"
+    return tags

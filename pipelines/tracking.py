@@ -58,13 +58,27 @@ def check_store(params: dict) -> str:
         name = params["mlflow"]["experiment"]
         exp = client.get_experiment_by_name(name)
         if exp is None:
-            client.create_experiment(name, artifact_location=artifact_location(params))
+            exp_id = client.create_experiment(name, artifact_location=artifact_location(params))
+            client.set_experiment_tag(exp_id, "mlflow.note.content", experiment_description(params))
         mlflow.set_experiment(name)
     except Exception as e:  # noqa: BLE001 - any backend failure means the same to the user
         raise TrackingUnavailableError(
             f"MLflow tracking store {uri} is unreachable: {type(e).__name__}: {e}"
         ) from e
     return uri
+
+
+def experiment_description(params: dict) -> str:
+    """The experiment's description in the MLflow UI: what its runs and models are."""
+    d = params["data"]
+    return (
+        f"dplc (distribution-preserving lossy compression, Tschannen et al. 2018) on {d['source']} "
+        f"at {d['image_size']}x{d['image_size']}. One run per DVC stage (prepare, featnet, "
+        "generator, tune, train, evaluate, report), tagged dplc.stage, dplc.profile and the "
+        "environment (dplc.env.*). Codecs are registered as <dataset>-<codec> (dplc_wpp, gc, cae), "
+        "one version per rate with alias c<C>; each version's tags give its rate, provenance and "
+        "evaluation (eval.*)."
+    )
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -29,15 +29,6 @@ from pipelines import params as P
 from pipelines import ray_jobs, tracking
 
 
-def codec_name(method: str, generator: str | None) -> str:
-    """The codec's name in paths and the registry: ``dplc_wpp``, ``gc``, ``cae``."""
-    return f"{method}_{generator}" if method == "dplc" else method
-
-
-def registered_name(params: dict, codec: str) -> str:
-    return f"{params['data']['source']}-{codec}"
-
-
 def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4) -> Path:
     """Rows: inputs, then ``seeds`` decodes with different noise (shows what the noise does)."""
     import torchvision
@@ -161,7 +152,7 @@ def main() -> None:
     params = P.load()
     with timing.phase("mlflow"):
         tracking.check_store(params)
-    codec = codec_name(args.method, args.generator)
+    codec = P.codec_name(args.method, args.generator)
     cfg = P.train_config(params, args.method, args.rate, generator=args.generator)
     out_dir = P.RUNS / "train" / codec / str(args.rate)
     gen_dir = P.RUNS / "generator" / args.generator / "codec" if args.method == "dplc" else None
@@ -191,12 +182,18 @@ def main() -> None:
             if params["mlflow"].get("register", True):
                 from dplc import registry
 
-                mv = registry.log_and_register(
-                    out_dir / "codec", registered_name(params, codec), alias=f"c{args.rate}"
-                )
-                run.set_tags(
-                    {"dplc.registered": f"models:/{registered_name(params, codec)}/{mv.version}"}
-                )
+                name = P.registered_name(params, codec)
+                mv = registry.log_and_register(out_dir / "codec", name, alias=f"c{args.rate}")
+                registry.describe_model(name, *P.model_description(params, args.method, args.generator))
+                g_sha = (json.loads((gen_dir / "codec.json").read_text())["weights_sha256"]
+                         if gen_dir is not None else None)  # fmt: skip
+                tags = P.version_tags(trained.net, trained.meta, trained.weights_hash(),
+                                      run.run_id, g_sha)  # fmt: skip
+                registry.tag_version(
+                    name, mv.version, tags,
+                    description=f"C = {args.rate} ({trained.net.bits_per_image:g} bits per image)",
+                )  # fmt: skip
+                run.set_tags({"dplc.registered": f"models:/{name}/{mv.version}"})
         _write_timing(out_dir, info, timing, run)
 
 
