@@ -53,6 +53,57 @@ FID_TOLERANCE = 0.1
 """δ of finding (iii): the relative FID difference treated as noise."""
 
 
+LOG_FROM_BPP = 0.01
+"""The bpp axes are logarithmic above this rate and linear below it (so rate 0 is drawn)."""
+
+COMPRESSAI_KEYS = {"bpp_file": "bpp", "bpp_payload": "bpp_payload", "psnr": "psnr", "mse": "mse",
+                   "rfid_featnet": "rfid", "rkid_featnet": "rkid", "pv": "pv",
+                   "encoding_time": "encoding_time", "decoding_time": "decoding_time"}  # fmt: skip
+"""Our result keys -> the keys of CompressAI's results JSON (``bpp`` is the real file rate)."""
+
+
+def compressai_layout(result: dict[str, Any], description: str) -> dict[str, Any]:
+    """One codec's results in CompressAI's results-JSON layout (``name``, ``description``,
+    ``results`` with per-point lists), as read by CompressAI's plotting and BD-rate tools."""
+    res = result["results"]
+    out = {new: list(res[old]) for old, new in COMPRESSAI_KEYS.items() if old in res}
+    return {"name": result["name"], "description": description, "results": out}
+
+
+def rate_savings(
+    results: dict[str, dict], ours: str, others: list[str], metrics: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Rate change of ``ours`` against each other codec at equal metric
+    (:func:`dplc.rate_savings.rate_change_percent`; learned codecs at their payload bpp,
+    classical ones at their file bpp): rows ``{"ours", "other", "metric", "pct"}``."""
+    from dplc.rate_savings import rate_change_percent
+
+    def curve(name: str) -> dict[str, list]:
+        r = results[name]
+        res = r["results"]
+        return res | {"bpp": res["bpp_payload" if r["kind"] == "learned" else "bpp_file"]}
+
+    return [
+        {"ours": ours, "other": other, "metric": metric,
+         "pct": rate_change_percent(curve(ours), curve(other), metric)}  # fmt: skip
+        for other in others
+        if ours in results and other in results
+        for metric in metrics
+    ]
+
+
+def rate_savings_section(rows: list[dict[str, Any]]) -> str:
+    """Markdown: the rate each comparison changes at equal quality."""
+    lines = ["", "## Rate at equal quality", "",
+             "Percent rate change at equal metric over the range both curves cover (negative: "
+             "fewer bits); piecewise-linear interpolation of log-rate (`dplc.rate_savings`).", "",
+             "| codec | against | metric | rate change |", "|---|---|---|---:|"]  # fmt: skip
+    for r in rows:
+        shown = "no overlap" if r["pct"] is None else f"{r['pct']:+.1f}%"
+        lines.append(f"| {r['ours']} | {r['other']} | {r['metric']} | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
 def _finite(v: float) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -82,7 +133,12 @@ def _plot(
             continue
         style = "-o" if r["kind"] == "learned" else "--."
         ax.plot(*zip(*pts, strict=True), style, label=name, ms=4)
-    ax.set_xlabel(x.replace("_", " ") + (" (classical: file bpp)" if not learned_only else ""))
+    label = x.replace("_", " ") + (" (classical: file bpp)" if not learned_only else "")
+    if x.startswith("bpp"):  # learned (0.02-1.3 bpp) and classical (1-8 bpp) both readable
+        ax.set_xscale("symlog", linthresh=LOG_FROM_BPP, linscale=0.25)
+        ax.set_xlim(left=0)
+        label += f", log scale above {LOG_FROM_BPP} (rate 0 at the left edge)"
+    ax.set_xlabel(label, fontsize=8)
     ax.set_ylabel(y.replace("_", " "))
     if logy:
         ax.set_yscale("log")

@@ -20,6 +20,25 @@ from pipelines import environment, tracking
 from pipelines import params as P
 
 
+def describe(name: str, kind: str) -> str:
+    """A codec's one-line description for its CompressAI-layout results file."""
+    if kind == "classical":
+        return f"Classical codec {name} (quality sweep, libraries via imagecodecs/Pillow; bpp of the whole file)."
+    method, _, generator = name.partition("_")
+    return P.METHOD_DESCRIPTIONS[method].format(generator=generator) + " bpp of the .dplc file."
+
+
+def write_compressai(results: dict[str, dict], out: Path) -> dict[str, Path]:
+    """Every codec's sweep in CompressAI's results-JSON layout, ``<out>/<codec>.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, r in sorted(results.items()):
+        path = out / f"{name}.json"
+        path.write_text(json.dumps(report.compressai_layout(r, describe(name, r["kind"])), indent=2))
+        files[f"compressai/{name}"] = path
+    return files
+
+
 def main() -> None:
     params = P.load()
     tracking.check_store(params)
@@ -46,8 +65,13 @@ def main() -> None:
     extra += report.ratio_section(headline_lists)
     if gauss is not None:
         extra += report.gaussian_section(gauss)
+    savings = report.rate_savings(results, "dplc_wpp", sorted(set(results) - {"dplc_wpp"}),
+                                  ("mse", "rfid_featnet"))  # fmt: skip
+    headline_lists["rate_change_at_equal_quality"] = savings
+    extra += report.rate_savings_section(savings)
     (reports / "results.json").write_text(json.dumps(headline_lists, indent=2))
     files = report.write_report(results, reports, extra)
+    files |= write_compressai(results, reports / "compressai")
     dplc = results.get("dplc_wpp", {}).get("results", {})
     headline = {
         "featnet_test_accuracy": featnet["featnet_test_accuracy"],

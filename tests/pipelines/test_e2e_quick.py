@@ -111,7 +111,12 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     shown = _run(["dvc", "metrics", "show", "--json"], repo)
     assert "featnet_test_accuracy" in shown
     _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
-    assert (tmp_path / "plots" / "index.html").is_file()
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "vega-embed" in page and "https://cdn" not in page  # the vendored offline template
+    for name in ("dplc_wpp", "gc", "cae", "jpeg"):  # CompressAI-layout results of every codec
+        layout = json.loads((reports / "compressai" / f"{name}.json").read_text())
+        assert layout["name"] == name and layout["description"] and layout["results"]["bpp"]
+    assert (reports / "decodes.png").stat().st_size > 10_000
     assert "didn't change" in _run(["dvc", "repro", "report"], repo)  # a finished DAG is up to date
     # 4. registered models, one version per rate and an alias per rate
     import mlflow
@@ -122,6 +127,17 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
         assert len(versions) == 2, name
         for alias in ("c0", "c4"):
             assert client.get_model_version_by_alias(name, alias).name == name
+        model = client.get_registered_model(name)
+        assert "Dataset: fashion_mnist" in model.description and model.tags["dataset"] == "fashion_mnist"
+        v4 = client.get_model_version_by_alias(name, "c4")
+        assert v4.tags["bits_per_image"] == "64" and v4.tags["code_channels"] == "4"
+        assert v4.tags["training_run_id"] and float(v4.tags["eval.mse"]) > 0
+        assert "eval.rfid_featnet" in v4.tags and "eval.bpp_file" in v4.tags
+        if name.endswith("dplc_wpp"):
+            assert v4.tags["generator_sha256"] and float(v4.tags["lambda_rate"]) > 0
+    experiment = client.get_experiment_by_name("dplc-quick")
+    assert "Codecs are registered" in experiment.tags["mlflow.note.content"]
+    assert (repo / "runs" / "train" / "dplc_wpp" / "4" / "codec" / "decoder.onnx").is_file()
     # 5. compress with the registered model in one process, decompress in another
     from PIL import Image
 
