@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from dplc import report
 
 RATE_FILES = [
@@ -55,3 +57,21 @@ def test_finding_iii_fails_when_decodes_are_less_realistic_than_samples():
     rising["dplc_wpp"]["results"]["rfid_featnet"] = [8.5, 5.0, 7.0]  # below sFID but rising
     f = report.findings(rising)["iii_rfid_at_most_sfid"]
     assert not f["held"] and f["bounded_by_sfid"] and not f["non_increasing"]
+
+
+def test_compressai_layout_and_rate_savings_rows():
+    from dplc import report
+
+    learned = {"name": "x", "kind": "learned", "features": "featnet",
+               "results": {"bpp_file": [0.0, 0.1, 0.2], "bpp_payload": [0.0, 0.09, 0.19],
+                           "mse": [0.5, 0.2, 0.1], "psnr": [3.0, 7.0, 10.0], "rfid_featnet": [9, 5, 4],
+                           "code_channels": [0, 1, 4]}}  # fmt: skip
+    layout = report.compressai_layout(learned, "a codec")
+    assert layout["name"] == "x" and layout["description"] == "a codec"
+    assert layout["results"]["bpp"] == [0.0, 0.1, 0.2] and layout["results"]["rfid"] == [9, 5, 4]
+    assert "code_channels" not in layout["results"]
+    slower = {**learned, "name": "y",
+              "results": {**learned["results"], "bpp_payload": [0.0, 0.18, 0.38]}}  # fmt: skip
+    rows = report.rate_savings({"x": learned, "y": slower}, "x", ["y"], ("mse",))
+    assert rows == [{"ours": "x", "other": "y", "metric": "mse", "pct": pytest.approx(-50, abs=1)}]
+    assert "| x | y | mse | -50" in report.rate_savings_section(rows)

@@ -66,3 +66,17 @@ def test_only_the_default_profile_writes_the_committed_reports(tmp_path):
         params = yaml.safe_load(profile.compose(name, output=tmp_path / f"{name}.yaml").read_text())
         expected = "reports" if name == "default" else f"runs/reports/{name}"
         assert params["report_dir"] == expected, name
+
+
+def test_registry_vocabulary_describes_every_codec():
+    params = P.load()
+    assert P.codec_name("dplc", "wpp") == "dplc_wpp" and P.codec_name("cae", None) == "cae"
+    assert P.registered_name(params, "gc") == f"{params['data']['source']}-gc"
+    for method, generator in (("dplc", "wpp"), ("gc", None), ("cae", None)):
+        text, tags = P.model_description(params, method, generator)
+        assert f"Dataset: {params['data']['source']}" in text and "{" not in text
+        assert tags["method"] == method and tags["fid_features"] == P.fid_features(params)
+    net = P.net_config(params, code_channels=4)
+    tags = P.version_tags(net, {"lambda_rate": 7.4321}, "ab" * 32, "run1", "cd" * 32)
+    assert tags["bits_per_image"] == "64" and tags["lambda_rate"] == "7.432"
+    assert "lambda_rate" not in P.version_tags(net, {}, "ab" * 32, "run1", None)
