@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from dplc import report
-from pipelines import environment, tracking
+from pipelines import environment, findings, tracking
 from pipelines import params as P
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     classical_path = eval_dir / "classical.json"
     classical = json.loads(classical_path.read_text()) if classical_path.is_file() else None
     results = report.build_results(rate_files, classical)
-    found = report.findings(results)
+    found = findings.findings(results)
     featnet = json.loads((P.RUNS / "featnet" / "metrics.json").read_text())
     extra = (
         "\n## Findings\n\n"
@@ -61,10 +61,10 @@ def main() -> None:
     )
     gauss_path = P.RUNS / "gaussian" / "results.json"
     gauss = json.loads(gauss_path.read_text()) if gauss_path.is_file() else None
-    headline_lists = report.headline(results, found, featnet["featnet_test_accuracy"], gauss)
-    extra += report.ratio_section(headline_lists)
+    headline_lists = findings.headline(results, found, featnet["featnet_test_accuracy"], gauss)
+    extra += findings.ratio_section(headline_lists)
     if gauss is not None:
-        extra += report.gaussian_section(gauss)
+        extra += findings.gaussian_section(gauss)
     savings = report.rate_savings(results, "dplc_wpp", sorted(set(results) - {"dplc_wpp"}),
                                   ("mse", "rfid_featnet"))  # fmt: skip
     headline_lists["rate_change_at_equal_quality"] = savings

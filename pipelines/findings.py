@@ -1,0 +1,182 @@
+"""The paper's findings, the headline figures and their Markdown sections, from the report's
+results (:func:`dplc.report.build_results`).
+
+Tschannen et al. 2018 (§5) report five qualitative findings on their Figures 2–4; :func:`findings`
+checks each on our results with an explicit tolerance, :func:`headline` gathers the figures
+the README and ``reports/results.json`` quote. The codec names (``dplc_wpp``, ``gc``, ``cae``)
+are the pipeline's (:func:`pipelines.params.codec_name`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dplc.report import as_int, finite, fmt
+
+FID_TOLERANCE = 0.1
+"""δ of finding (iii): the relative FID difference treated as noise."""
+
+
+def _series(results: dict[str, dict], name: str, key: str) -> list[float]:
+    return list(results.get(name, {}).get("results", {}).get(key, []))
+
+
+def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]:
+    """The paper's five findings (Tschannen et al. 2018), each True/False with the numbers behind it.
+
+    Thresholds (stated so they can be argued with): (i) MSE_dplc(0) / MSE_cae(0) in [1.5, 2.5];
+    (ii) MSE non-increasing in rate for every learned codec; (iii) as the paper states it, the
+    decodes are at least as realistic as G*'s samples: rFID_dplc(R) ≤ sFID(G*)·(1 + δ) at every
+    rate and rFID non-increasing in rate within the same δ (δ = ``FID_TOLERANCE``, a fixed 10%,
+    not a bootstrap estimate); (iv) PV_gc(R) ≤ 0.1·PV_gc(0) for R > 0 while PV_dplc is
+    non-increasing and PV_dplc(first R > 0) ≥ 0.1·PV_dplc(0); (v) rFID_cae ≥ 2·rFID_dplc at the
+    lowest positive rate.
+    """
+    cc = _series(results, dplc, "code_channels")
+    mse_d, mse_c = _series(results, dplc, "mse"), _series(results, "cae", "mse")
+    out: dict[str, Any] = {}
+    if cc and mse_c and cc[0] == 0:
+        ratio = mse_d[0] / mse_c[0] if mse_c[0] > 0 else float("nan")
+        out["i_rate0_twice_variance"] = {"held": bool(1.5 <= ratio <= 2.5), "ratio": ratio}
+    mono = {}
+    for name, r in results.items():
+        if r["kind"] == "learned":
+            m = r["results"]["mse"]
+            mono[name] = all(b <= a * 1.02 for a, b in zip(m, m[1:], strict=False))
+    out["ii_mse_falls_with_rate"] = {"held": bool(mono) and all(mono.values()), "per_codec": mono}
+    rfid, sfid = _series(results, dplc, "rfid_featnet"), _series(results, dplc, "sfid_featnet")
+    if rfid and sfid:
+        s = sfid[0]
+        bounded = all(r <= s * (1 + FID_TOLERANCE) for r in rfid)
+        falling = all(b <= a * (1 + FID_TOLERANCE) for a, b in zip(rfid, rfid[1:], strict=False))
+        out["iii_rfid_at_most_sfid"] = {
+            "held": bool(bounded and falling),
+            "bounded_by_sfid": bounded,
+            "non_increasing": falling,
+            "delta": FID_TOLERANCE,
+            "sfid": s,
+            "rfid": rfid,
+        }
+    pv_g, pv_d = _series(results, "gc", "pv"), _series(results, dplc, "pv")
+    if len(pv_g) > 1 and len(pv_d) > 1:
+        collapse = all(p <= 0.1 * pv_g[0] for p in pv_g[1:])
+        gradual = (
+            all(b <= a * 1.05 for a, b in zip(pv_d, pv_d[1:], strict=False))
+            and pv_d[1] >= 0.1 * pv_d[0]
+        )
+        out["iv_gc_pv_collapses_dplc_gradual"] = {
+            "held": bool(collapse and gradual),
+            "pv_gc": pv_g,
+            "pv_dplc": pv_d,
+        }
+    rf_c = _series(results, "cae", "rfid_featnet")
+    if len(rf_c) > 1 and len(rfid) > 1:
+        out["v_cae_fid_poor_at_low_rate"] = {
+            "held": bool(rf_c[1] >= 2 * rfid[1]),
+            "rfid_cae": rf_c[1],
+            "rfid_dplc": rfid[1],
+        }
+    return out
+
+
+def headline(
+    results: dict[str, dict],
+    found: dict[str, Any],
+    featnet_accuracy: float,
+    gaussian: dict[str, Any] | None = None,
+    dplc: str = "dplc_wpp",
+) -> dict[str, Any]:
+    """The headline figures: lists aligned with the ladder ``bits_per_image``, plus numbers.
+
+    ``dplc`` is DPLC on the Wasserstein++ generator; ``sfid_generator`` is its rate-0 sFID.
+    Ratios: MSE_dplc / MSE_cae and rFID_dplc / sFID(G*) per rate, PV_dplc(top) / PV_dplc(first
+    positive rate).
+    """
+    bits = _series(results, dplc, "bits_fixed")
+    out: dict[str, Any] = {"bits_per_image": bits}
+    for key, name, field in (
+        ("mse_dplc", dplc, "mse"), ("mse_cae", "cae", "mse"), ("mse_gc", "gc", "mse"),
+        ("psnr_dplc", dplc, "psnr"), ("psnr_cae", "cae", "psnr"), ("psnr_gc", "gc", "psnr"),
+        ("rfid_dplc", dplc, "rfid_featnet"), ("rfid_cae", "cae", "rfid_featnet"),
+        ("rfid_gc", "gc", "rfid_featnet"), ("pv_dplc", dplc, "pv"), ("pv_gc", "gc", "pv"),
+        ("pv_cae", "cae", "pv"), ("bpp_payload_dplc", dplc, "bpp_payload"),
+    ):  # fmt: skip
+        out[key] = _series(results, name, field)
+    for g in ("wgan_gp", "wae"):
+        out[f"mse_dplc_{g}"] = _series(results, f"dplc_{g}", "mse")
+        out[f"rfid_dplc_{g}"] = _series(results, f"dplc_{g}", "rfid_featnet")
+        sf = _series(results, f"dplc_{g}", "sfid_featnet")
+        out[f"sfid_generator_{g}"] = sf[0] if sf else None
+    sfid = _series(results, dplc, "sfid_featnet")
+    out["sfid_generator"] = sfid[0] if sfid else None
+    out["featnet_test_accuracy"] = featnet_accuracy
+    out["mse_ratio_dplc_cae"] = [
+        a / b if finite(a) and finite(b) and b > 0 else None
+        for a, b in zip(out["mse_dplc"], out["mse_cae"], strict=False)
+    ]
+    out["rfid_dplc_over_sfid"] = [
+        r / out["sfid_generator"] if out["sfid_generator"] else None for r in out["rfid_dplc"]
+    ]
+    pv = out["pv_dplc"]
+    out["pv_dplc_top_over_first_positive"] = pv[-1] / pv[1] if len(pv) > 2 and pv[1] > 0 else None
+    finite = lambda vs: [v if finite(v) else None for v in vs]  # noqa: E731 - JSON has no NaN
+    out["latent_mmd_sd_dplc"] = finite(_series(results, dplc, "latent_mmd_sd"))
+    out["lambda_rate_dplc"] = finite(_series(results, dplc, "lambda_rate"))
+    out["mse_mean_decode_dplc"] = finite(_series(results, dplc, "mse_mean_decode"))
+    floor = _series(results, dplc, "inversion_floor_mse")
+    out["inversion_floor_mse"] = floor[0] if floor and finite(floor[0]) else None
+    out["findings"] = {k: bool(v["held"]) for k, v in found.items()}
+    if gaussian is not None:
+        out["gaussian_bits"] = gaussian["bits"]
+        out["gaussian_mse_ratio"] = gaussian["mse_ratio"]
+        out["gaussian_w2_over_sigma2"] = gaussian["w2_over_sigma2_max_dplc"]
+        for key in ("gaussian_dplc_over_2dk", "gaussian_cae_over_dk", "gaussian_variance_error_max"):
+            out[key] = gaussian.get(key)
+    return out
+
+
+def ratio_section(h: dict[str, Any]) -> str:
+    """Markdown: the ratios that matter most, per rate."""
+    lines = [
+        "",
+        "## Ratios (DPLC on the Wasserstein++ G*)",
+        "",
+        "| bits/image | MSE_DPLC / MSE_CAE | rFID_DPLC / sFID(G*) | PV_DPLC | PV_GC |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    n = len(h["bits_per_image"])
+    col = lambda k, i: h[k][i] if i < len(h[k]) else float("nan")  # noqa: E731
+    for i in range(n):
+        lines.append(
+            f"| {as_int(h['bits_per_image'][i])} | {fmt(col('mse_ratio_dplc_cae', i), 3)} | "
+            f"{fmt(col('rfid_dplc_over_sfid', i), 3)} | {fmt(col('pv_dplc', i))} | {fmt(col('pv_gc', i))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def gaussian_section(g: dict[str, Any]) -> str:
+    """Markdown: the Gaussian source against its closed-form limits and its one-shot bounds."""
+    v = g["config"]["variances"]
+    lines = [
+        "",
+        f"## Gaussian source (d = {len(v)}, σ² = {v}; MSE per dimension)",
+        "",
+        "| bits/vector | D(R) | 2·D(R) | D(R,0) | D_K | MSE CAE | CAE / D_K | MSE DPLC | DPLC / 2·D_K "
+        "| DPLC max variance error | λ_rate DPLC |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, b in enumerate(g["bits"]):
+        lam = g.get("lambda_rate_dplc", [None] * len(g["bits"]))[i]
+        verr = max(abs(e) for e in g["variance_error_dplc"][i])
+        lines.append(
+            f"| {as_int(b)} | {fmt(g['d_opt'][i])} | {fmt(g['d_private'][i])} | "
+            f"{fmt(g['d_common'][i])} | {fmt(g['d_k'][i])} | {fmt(g['mse_cae'][i])} | "
+            f"{fmt(g['gaussian_cae_over_dk'][i], 3)} | {fmt(g['mse_dplc'][i])} | "
+            f"{fmt(g['gaussian_dplc_over_2dk'][i], 3)} | {fmt(verr, 3)} | "
+            f"{fmt(lam, 3) if i else '–'} |"
+        )
+    lines.append(
+        f"\nG* alone: W₂²/σ² = {fmt(g['generator_w2_over_sigma2'])}. D_K: Lloyd's K = 2^R-cell "
+        "quantizer; with exact realism and private noise MSE ≥ 2·D_K. Plot: plots/gaussian.png.\n"
+    )
+    return "\n".join(lines) + "\n"
