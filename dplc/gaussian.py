@@ -24,11 +24,11 @@ quantizer of :mod:`dplc.quantize` and the MMD of :mod:`dplc.losses`:
 The operational check is MSE_dplc / MSE_cae at the same rate and code, which should
 be about 2, and the 2-Wasserstein distance between the decodes and the source.
 
+The limits themselves are in :mod:`dplc.gaussian_bounds`.
+
 >>> cfg = GaussianConfig(variances=(1.0,), rates=(1,))
 >>> round(water_filling(cfg.variances, 1.0), 4)   # σ²·2^(−2R)
 0.25
->>> round(realism_common_randomness(cfg.variances, 1.0), 4)   # 2σ²(1 − √(1 − 1/4))
-0.2679
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dplc.gaussian_bounds import (
+    gaussian_w2_squared,
+    lloyd_distortion,
+    quantile_w2_squared,
+    realism_common_randomness,
+    realism_private_noise,
+    water_filling,
+)
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer
 from dplc.realism import DualLambda, NullSpread, latent_mmd_sd, mmd_null
@@ -120,114 +128,6 @@ class GaussianConfig:
             if k in kw:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
-
-
-# --------------------------------------------------------------------------- closed form
-def water_filling(variances: tuple[float, ...], rate_bits: float) -> float:
-    """Distortion-rate function of independent Gaussians, per dimension (reverse water-filling).
-
-    D(R) = (1/d)·Σ min(θ, σᵢ²), θ chosen so Σ max(0, ½·log₂(σᵢ²/θ)) = R (Cover & Thomas 10.3.3).
-    """
-    v = sorted(variances, reverse=True)
-    if rate_bits <= 0:
-        return sum(v) / len(v)
-    lo, hi = 0.0, max(v)
-    for _ in range(200):
-        theta = 0.5 * (lo + hi)
-        r = sum(0.5 * math.log2(s / theta) for s in v if s > theta)
-        lo, hi = (theta, hi) if r > rate_bits else (lo, theta)
-    theta = 0.5 * (lo + hi)
-    return sum(min(theta, s) for s in v) / len(v)
-
-
-def _realism_component(var: float, r: float) -> float:
-    """D(R, 0) = 2σ²(1 − √(1 − 2^(−2R))) for one N(0, σ²) component (common randomness)."""
-    return 2.0 * var * (1.0 - math.sqrt(max(0.0, 1.0 - 2.0 ** (-2.0 * r))))
-
-
-def _realism_rate_at_slope(var: float, slope: float) -> float:
-    """The rate where −dD(R,0)/dR = ``slope`` for one component (the curve is convex)."""
-
-    def neg_derivative(r: float) -> float:
-        q = 4.0 ** (-r)
-        return var * math.log(4.0) * q / math.sqrt(1.0 - q)
-
-    lo, hi = 1e-12, 64.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if neg_derivative(mid) > slope else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def realism_common_randomness(variances: tuple[float, ...], rate_bits: float) -> float:
-    """Perfect-realism distortion with common randomness, per dimension, best rate split.
-
-    Minimises Σ D(Rᵢ, 0) subject to Σ Rᵢ = R by equal slopes (each D(·, 0) is convex with
-    infinite slope at 0, so every component gets positive rate).
-    """
-    if rate_bits <= 0:
-        return 2.0 * sum(variances) / len(variances)
-    lo, hi = 1e-12, 1e12
-    for _ in range(200):
-        slope = math.sqrt(lo * hi)
-        total = sum(_realism_rate_at_slope(v, slope) for v in variances)
-        lo, hi = (slope, hi) if total > rate_bits else (lo, slope)
-    rates = [_realism_rate_at_slope(v, math.sqrt(lo * hi)) for v in variances]
-    return sum(_realism_component(v, r) for v, r in zip(variances, rates, strict=True)) / len(variances)
-
-
-def realism_private_noise(variances: tuple[float, ...], rate_bits: float) -> float:
-    """Perfect realism with private decoder noise only (DPLC's setting): 2·D(R)."""
-    return 2.0 * water_filling(variances, rate_bits)
-
-
-def lloyd_distortion(variances: tuple[float, ...], bits: float, n: int = 100_000, iters: int = 80,
-                     seed: int = 0) -> float:  # fmt: skip
-    """D_K per dimension: the MSE of a K = 2^bits-cell vector quantizer of the source, by Lloyd's
-    algorithm (k-means; Lloyd 1982) on ``n`` samples, measured on ``n`` fresh ones.
-
-    The best code with K cells at this rate; any codec (CAE) has MSE ≥ D_K, and one with exact
-    realism and private decoder noise has MSE ≥ 2·D_K (each cell's posterior sampled: the
-    cell's variance twice). Lloyd finds a local optimum, so this D_K is an upper estimate.
-    """
-    k = int(round(2**bits))
-    std = torch.tensor(variances).sqrt()
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, len(variances), generator=gen) * std
-    if k <= 1:
-        return float(sum(variances) / len(variances))
-    centres = x[torch.randperm(n, generator=gen)[:k]].clone()
-    for _ in range(iters):
-        assign = torch.cdist(x, centres).argmin(1)
-        sums = torch.zeros_like(centres).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k).unsqueeze(1)
-        centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
-    test = torch.randn(n, len(variances), generator=gen) * std
-    return float((test - centres[torch.cdist(test, centres).argmin(1)]).pow(2).mean())
-
-
-def quantile_w2_squared(a: Tensor, b: Tensor) -> list[float]:
-    """Per component, W₂² between the empirical distributions of ``a`` and ``b`` (n, d each):
-    the mean squared gap of their sorted values (the 1-D quantile coupling is optimal)."""
-    if a.shape != b.shape:
-        raise ValueError(f"quantile W2 needs samples of the same shape, got {a.shape} and {b.shape}")
-    return [float(v) for v in (a.sort(0).values - b.sort(0).values).pow(2).mean(0)]
-
-
-def gaussian_w2_squared(x: Tensor, variances: tuple[float, ...]) -> float:
-    """W₂² between N(μ̂, Σ̂) fitted to samples ``x`` (n, d) and the source N(0, diag σ²).
-
-    W₂²(N(μ₁,Σ₁), N(μ₂,Σ₂)) = ‖μ₁−μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₂^½ Σ₁ Σ₂^½)^½) (Dowson & Landau 1982).
-    """
-    x = x.double()
-    mu = x.mean(0)
-    cov = torch.cov(x.T).reshape(x.shape[1], x.shape[1])
-    s2 = torch.tensor(variances, dtype=torch.float64)
-    root2 = torch.diag(s2.sqrt())
-    mid = root2 @ cov @ root2
-    evals = torch.linalg.eigvalsh(0.5 * (mid + mid.T)).clamp_min(0.0)
-    w2 = mu.pow(2).sum() + torch.trace(cov) + s2.sum() - 2.0 * evals.sqrt().sum()
-    return float(w2.clamp_min(0.0))
 
 
 # --------------------------------------------------------------------------- networks
