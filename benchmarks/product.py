@@ -13,7 +13,9 @@ Writes ``reports/bench/product.json``:
   same run; ``onnx_max_abs_grey_level_diff`` over the whole test set's file;
 * ``decode_peak_fraction``: decoder FLOPs per image (torch's operator formulas,
   :class:`benchmarks.flops.CountFlops`) × images/s / the fp32 sgemm peak of the same run, for
-  the default file decoder (ONNX Runtime) and for torch.
+  ONNX Runtime (``decode_peak_fraction``, the command line's decoder for files under
+  :data:`dplc.opened.TORCH_FROM_IMAGES` images) and the fused torch decoder (larger files);
+  ``torch_import_break_even_images`` is where torch's faster decoding repays its import.
 
     python benchmarks/product.py [--codec runs/train/dplc_wpp/4/codec] [--skip-install]
 """
@@ -41,6 +43,7 @@ from benchmarks.flops import CountFlops, sgemm_peak_gflops  # noqa: E402
 from dplc import data, files, noise, runtime  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.entropy import load_entropy_model  # noqa: E402
+from dplc.opened import TORCH_FROM_IMAGES  # noqa: E402
 from pipelines import environment  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "product.json"
@@ -97,6 +100,22 @@ def decoder_flops(codec: Codec, n: int = 8) -> float:
     return counter.total / n
 
 
+def _torch_import_seconds() -> float:
+    """Extra seconds a process pays to import torch (median of 3 fresh processes)."""
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([PY, "-c", "import torch"], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _break_even(onnx_ips: float, torch_ips: float) -> float:
+    """Images from which the fused torch decoder's speed repays its import."""
+    gain = 1 / onnx_ips - 1 / torch_ips
+    return _torch_import_seconds() / gain if gain > 0 else float("inf")
+
+
 def decode_figures(codec_dir: Path, test: np.ndarray) -> dict[str, float]:
     codec, entropy = Codec.load(codec_dir), load_entropy_model(codec_dir)
     rc = runtime.RuntimeCodec(codec_dir)
@@ -132,7 +151,8 @@ def decode_figures(codec_dir: Path, test: np.ndarray) -> dict[str, float]:
         "fp32_matmul_peak_gflops": round(peak, 1),
         "decode_peak_fraction": round(flops * onnx_ips / (peak * 1e9), 3),
         "decode_peak_fraction_torch_fused": round(flops * torch_ips / (peak * 1e9), 3),
-        "default_file_decoder": "onnx",
+        "default_file_decoder": f"onnx below {TORCH_FROM_IMAGES} images, fused torch from there",
+        "torch_import_break_even_images": round(_break_even(onnx_ips, torch_ips)),
     }
 
 

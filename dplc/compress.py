@@ -147,7 +147,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
             )
         uri = f"models:/{header.model_name}/{header.model_version}"
     backend = "torch" if args.precision == "bf16" else args.backend
-    with open_codec(uri, args.tracking_uri, backend, header.version) as model:
+    images = header.count * args.samples
+    with open_codec(uri, args.tracking_uri, backend, header.version, images) as model:
         try:
             model.check(header)
             symbols = decode_payload(header, payload, model.entropy)

@@ -20,7 +20,14 @@ from dplc.bitstream import Header, check_model
 BACKENDS = ("auto", "onnx", "torch")
 """``onnx``: ONNX Runtime (:mod:`dplc.runtime`, no torch); ``torch``: the reference codec
 (:mod:`dplc.files`); ``auto``: ONNX Runtime where the codec has an ONNX export and the file is
-format 2, torch otherwise."""
+format 2, unless the decode is large enough for the fused torch decoder to win back its import
+(:data:`TORCH_FROM_IMAGES`), torch otherwise."""
+
+TORCH_FROM_IMAGES = 8192
+"""Decodes of at least this many images go to the fused torch decoder when torch is installed:
+torch's import costs about 1.3 s more than ONNX Runtime's, and the fused torch decoder decodes
+about twice as many images per second, so it pays off from some 8,000 images
+(``reports/bench/product.json``: ``decode_images_per_s_*``)."""
 
 
 class OpenError(LookupError):
@@ -70,7 +77,9 @@ def codec_folder(uri: str, tracking_uri: str | None) -> Iterator[tuple[Path, str
     yield codec_dir, path.resolve().name, 0
 
 
-def _choose_backend(requested: str, codec_dir: Path, file_version: int | None) -> str:
+def _choose_backend(
+    requested: str, codec_dir: Path, file_version: int | None, images: int = 0
+) -> str:
     from dplc.runtime import has_onnx
 
     onnx_ok = has_onnx(codec_dir) and importlib.util.find_spec("onnxruntime") is not None
@@ -86,9 +95,11 @@ def _choose_backend(requested: str, codec_dir: Path, file_version: int | None) -
                 "decode them with --backend torch"
             )
         return "onnx"
-    if requested == "auto" and onnx_ok and (file_version is None or file_version >= 2):
+    have_torch = importlib.util.find_spec("torch") is not None
+    big = have_torch and images >= TORCH_FROM_IMAGES  # the fused torch decoder wins it back
+    if requested == "auto" and onnx_ok and (file_version is None or file_version >= 2) and not big:
         return "onnx"
-    if importlib.util.find_spec("torch") is None:
+    if not have_torch:
         raise OpenError(
             "this needs the torch decoder, and torch is not installed "
             "(pip install 'dplc[train]'), or a codec with an ONNX export"
@@ -98,10 +109,13 @@ def _choose_backend(requested: str, codec_dir: Path, file_version: int | None) -
 
 @contextmanager
 def open_codec(
-    uri: str, tracking_uri: str | None, backend: str, file_version: int | None = None
+    uri: str, tracking_uri: str | None, backend: str, file_version: int | None = None,
+    images: int = 0,
 ) -> Iterator[OpenedCodec]:
+    """The codec of ``uri`` opened for ``backend``; ``file_version`` and ``images`` (the decodes
+    to come) inform ``auto``'s choice."""
     with codec_folder(uri, tracking_uri) as (codec_dir, name, version):
-        chosen = _choose_backend(backend, codec_dir, file_version)
+        chosen = _choose_backend(backend, codec_dir, file_version, images)
         try:
             if chosen == "onnx":
                 from dplc.runtime import RuntimeCodec, RuntimeUnavailableError

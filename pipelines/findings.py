@@ -119,10 +119,10 @@ def headline(
     ]
     pv = out["pv_dplc"]
     out["pv_dplc_top_over_first_positive"] = pv[-1] / pv[1] if len(pv) > 2 and pv[1] > 0 else None
-    finite = lambda vs: [v if finite(v) else None for v in vs]  # noqa: E731 - JSON has no NaN
-    out["latent_mmd_sd_dplc"] = finite(_series(results, dplc, "latent_mmd_sd"))
-    out["lambda_rate_dplc"] = finite(_series(results, dplc, "lambda_rate"))
-    out["mse_mean_decode_dplc"] = finite(_series(results, dplc, "mse_mean_decode"))
+    nan_to_none = lambda vs: [v if finite(v) else None for v in vs]  # noqa: E731 - JSON has no NaN
+    out["latent_mmd_sd_dplc"] = nan_to_none(_series(results, dplc, "latent_mmd_sd"))
+    out["lambda_rate_dplc"] = nan_to_none(_series(results, dplc, "lambda_rate"))
+    out["mse_mean_decode_dplc"] = nan_to_none(_series(results, dplc, "mse_mean_decode"))
     floor = _series(results, dplc, "inversion_floor_mse")
     out["inversion_floor_mse"] = floor[0] if floor and finite(floor[0]) else None
     out["findings"] = {k: bool(v["held"]) for k, v in found.items()}

@@ -132,3 +132,13 @@ def test_a_receiver_without_torch(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "no torch []" in out.stdout
     assert len(list((tmp_path / "o").glob("*.png"))) == 3
+
+
+def test_auto_takes_torch_for_large_decodes_only(tmp_path: Path) -> None:
+    from dplc.opened import TORCH_FROM_IMAGES, _choose_backend
+
+    d = saved(tiny_codec(), tmp_path / "tiny")
+    assert _choose_backend("auto", d, 2, images=64) == "onnx"
+    assert _choose_backend("auto", d, 2, images=TORCH_FROM_IMAGES) == "torch"
+    assert _choose_backend("auto", d, 1, images=64) == "torch"  # format 1: torch's noise
+    assert _choose_backend("onnx", d, 2, images=TORCH_FROM_IMAGES) == "onnx"

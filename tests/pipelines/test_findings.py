@@ -34,3 +34,12 @@ def test_finding_iii_fails_when_decodes_are_less_realistic_than_samples():
     rising["dplc_wpp"]["results"]["rfid_featnet"] = [8.5, 5.0, 7.0]  # below sFID but rising
     f = findings.findings(rising)["iii_rfid_at_most_sfid"]
     assert not f["held"] and f["bounded_by_sfid"] and not f["non_increasing"]
+
+
+def test_headline_lists_and_nan_free_json():
+    results = report.build_results(RATE_FILES, CLASSICAL)
+    h = findings.headline(results, findings.findings(results), 0.9)
+    assert h["bits_per_image"] == [0.0, 16.0, 64.0] and h["mse_ratio_dplc_cae"] == [2.0, 2.0, 2.0]
+    assert h["latent_mmd_sd_dplc"] == [None, None, None]  # NaN (not measured) becomes null
+    json.dumps(h, allow_nan=False)
+    assert "| 16 | 2 | 1.06 |" in findings.ratio_section(h)
