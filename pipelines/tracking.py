@@ -70,10 +70,11 @@ def check_store(params: dict) -> str:
 
 def experiment_description(params: dict) -> str:
     """The experiment's description in the MLflow UI: what its runs and models are."""
-    d = params["data"]
+    d = params.get("data", {})
+    where = f" on {d['source']} at {d['image_size']}x{d['image_size']}" if "source" in d else ""
     return (
-        f"dplc (distribution-preserving lossy compression, Tschannen et al. 2018) on {d['source']} "
-        f"at {d['image_size']}x{d['image_size']}. One run per DVC stage (prepare, featnet, "
+        f"dplc (distribution-preserving lossy compression, Tschannen et al. 2018){where}. "
+        "One run per DVC stage (prepare, featnet, "
         "generator, tune, train, evaluate, report), tagged dplc.stage, dplc.profile and the "
         "environment (dplc.env.*). Codecs are registered as <dataset>-<codec> (dplc_wpp, gc, cae), "
         "one version per rate with alias c<C>; each version's tags give its rate, provenance and "
