@@ -77,8 +77,8 @@ from dplc.entropy import (
     SymbolOutOfRangeError,
     ans_decode,
     ans_encode,
-    fixed_length_bits,
     pack_fixed,
+    packed_bits,
     unpack_fixed,
 )
 
@@ -182,7 +182,7 @@ class Header:
         return asdict(self) | {
             "header_bytes": self.header_bytes,
             "file_bytes": self.file_bytes,
-            "fixed_length_bits_per_image": fixed_length_bits(1, self.code_channels, self.levels),
+            "fixed_length_bits_per_image": packed_bits(1, self.code_channels, self.levels),
             "payload_bits_per_image": 8 * self.payload_length / self.count,
             "file_bits_per_image": 8 * self.file_bytes / self.count,
             "payload_bpp": 8 * self.payload_length / pixels,
@@ -336,7 +336,7 @@ def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
     if h.count * h.code_channels * CODE_GRID * CODE_GRID > MAX_SYMBOLS:
         raise bad(f"{h.count} images x {h.code_channels} channels exceed {MAX_SYMBOLS} symbols")
     if h.mode == "fixed":
-        expected = (fixed_length_bits(h.count, h.code_channels, h.levels) + 7) // 8
+        expected = (packed_bits(h.count, h.code_channels, h.levels) + 7) // 8
         if h.payload_length != expected:
             raise bad(f"fixed-length payload of {h.payload_length} bytes, expected {expected}")
     elif (h.code_channels == 0) != (h.payload_length == 0):

@@ -453,20 +453,6 @@ def crop_to(images: Tensor, height: int, width: int) -> Tensor:
     return images[..., top : top + height, left : left + width]
 
 
-class ImageDataset(torch.utils.data.Dataset):
-    """A torch Dataset of one split: float images in [-1, 1], padded to ``image_size``, and labels."""
-
-    def __init__(self, array: ImageArray, image_size: int) -> None:
-        self.images = to_tensor(array.images, image_size)
-        self.labels = torch.from_numpy(array.labels)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return to_float(self.images[i]), self.labels[i]
-
-
 class BatchSampler:
     """Random batches (with replacement) from an in-memory uint8 tensor, reproducible and resumable.
 

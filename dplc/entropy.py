@@ -35,7 +35,7 @@ bits of flush per stream).
 >>> data = ans_encode(batch, model)
 >>> bool((ans_decode(data, model, count=64) == batch).all())
 True
->>> len(data) * 8 < fixed_length_bits(64, 2, 2)
+>>> len(data) * 8 < packed_bits(64, 2, 2)
 True
 >>> unpack_fixed(pack_fixed(batch, 2), 64, 2, 2).shape
 (64, 2, 4, 4)
@@ -73,13 +73,6 @@ class PayloadDecodeError(ValueError):
 
 class SymbolOutOfRangeError(PayloadDecodeError):
     """A decoded symbol is >= L (a fixed-length payload when L is not a power of two)."""
-
-
-def _categorical() -> Any:
-    """constriction's categorical family, ``perfect=False`` stated explicitly (constriction 0.5)."""
-    import constriction  # local import: keeps ``import dplc`` light
-
-    return constriction.stream.model.Categorical(perfect=False)
 
 
 @dataclass(frozen=True)
@@ -331,7 +324,7 @@ def bits_per_symbol(levels: int) -> int:
     return max(1, math.ceil(math.log2(levels)))
 
 
-def fixed_length_bits(count: int, channels: int, levels: int) -> int:
+def packed_bits(count: int, channels: int, levels: int) -> int:
     """Bits of ``count`` images in fixed-length mode: count · C · 16 · ceil(log2 L)."""
     return count * channels * CODE_POSITIONS * bits_per_symbol(levels)
 
@@ -352,7 +345,7 @@ def unpack_fixed(data: bytes, count: int, channels: int, levels: int) -> np.ndar
     :class:`SymbolOutOfRangeError` on a symbol ≥ L (possible when L is not a power of two).
     """
     k = bits_per_symbol(levels)
-    n_bits = fixed_length_bits(count, channels, levels)
+    n_bits = packed_bits(count, channels, levels)
     if len(data) != (n_bits + 7) // 8:
         raise PayloadDecodeError(
             f"fixed-length payload has {len(data)} bytes, expected {(n_bits + 7) // 8}"

@@ -48,11 +48,6 @@ def conditional_pixel_variance(decode: Callable[[int], Tensor], repeats: int = 1
     return float(decodes.var(dim=0, unbiased=True).mean())
 
 
-def bpp(bits_per_image: float, height: int, width: int) -> float:
-    """Bits per pixel of one image of ``height`` x ``width``."""
-    return bits_per_image / (height * width)
-
-
 class _Uint8Set(torch.utils.data.Dataset):
     """torch-fidelity wants datasets of uint8 (C, H, W) tensors."""
 

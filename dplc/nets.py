@@ -173,8 +173,3 @@ class Critic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x).squeeze(1)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -29,8 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dplc.codec import Codec, _fold_batchnorm
+from dplc.codec import Codec
 from dplc.folder import DECODER_FILE, ENCODER_FILE, ONNX_FILE
+from dplc.fused import fold_batchnorm
 
 ONNX_FORMAT = "dplc-onnx"
 OPSET = 17
@@ -90,7 +91,7 @@ def _stride1_as_conv(ct: nn.ConvTranspose2d) -> nn.Conv2d:
 
 def export_form(module: nn.Module) -> nn.Module:
     """A frozen copy of ``module`` with BatchNorm folded and transposed convolutions rewritten."""
-    m = _fold_batchnorm(copy.deepcopy(module).float().eval()).requires_grad_(False)
+    m = fold_batchnorm(copy.deepcopy(module).float().eval()).requires_grad_(False)
     for parent in list(m.modules()):
         for name, child in list(parent.named_children()):
             if SubpixelConvTranspose.applies(child):

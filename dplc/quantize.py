@@ -1,4 +1,5 @@
-"""The scalar quantizer of the code and its fixed-length rate (Tschannen et al. 2018).
+"""The scalar quantizer of the code (Tschannen et al. 2018); its fixed-length rate is
+:attr:`dplc.config.NetConfig.bits_per_image`.
 
 L levels with centres ``c_l = -1 + Δ/2 + lΔ``, ``Δ = 2/L``. The forward pass snaps each value
 to its nearest centre; the backward pass differentiates the soft assignment
@@ -13,13 +14,9 @@ straight-through trick of the paper's code.
 [-0.5, -0.5, 0.5, 0.5]
 >>> q.to_symbols(torch.tensor([-0.9, 0.2])).tolist()
 [0, 1]
->>> fixed_length_bits((4, 4, 4), levels=2)
-64.0
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor, nn
@@ -31,11 +28,6 @@ def centers(levels: int) -> Tensor:
         raise ValueError(f"levels must be >= 2, got {levels}")
     delta = 2.0 / levels
     return torch.tensor([-1.0 + delta / 2 + i * delta for i in range(levels)])
-
-
-def fixed_length_bits(code_shape: tuple[int, ...], levels: int) -> float:
-    """Fixed-length rate of one code: (number of symbols) x log2(L) bits (Tschannen et al. 2018)."""
-    return float(math.prod(code_shape)) * math.log2(levels)
 
 
 class Quantizer(nn.Module):

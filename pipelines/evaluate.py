@@ -3,7 +3,7 @@
     python -m pipelines.evaluate --rate 4        # -> runs/eval/c4.json
     python -m pipelines.evaluate --classical     # -> runs/eval/classical.json
 
-The numbers come from :func:`dplc.metrics.evaluate_codec` and :func:`dplc.codecs.evaluate_classical`,
+The numbers come from :func:`dplc.metrics.evaluate_codec` and :func:`dplc.classical.evaluate_classical`,
 the same library code a user calls.
 """
 
@@ -72,12 +72,12 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.classical:
-        from dplc import codecs
+        from dplc import classical
 
         e = params["evaluate"]
         result = {
             "features": "featnet",
-            "codecs": codecs.evaluate_classical(
+            "codecs": classical.evaluate_classical(
                 _test_images(params), _featnet(), e["classical"], params["data"]["image_size"],
                 workers=int(e.get("workers", 1)),
             ),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dplc import codecs, data, files
+from dplc import classical, data, files
 from dplc.codec import Codec
 from dplc.entropy import load_entropy_model
 from pipelines import params as P
@@ -49,9 +49,9 @@ def learned_rows(params: dict, test: np.ndarray) -> list[tuple[str, list[np.ndar
     return list(rows.items())
 
 
-def closest_classical(classical: dict, bits: float) -> tuple[str, float, float]:
+def closest_classical(sweep: dict, bits: float) -> tuple[str, float, float]:
     """(codec, quality, bits per image) of the classical point closest to ``bits`` in log-bits."""
-    best = min(((name, p["quality"], p["bits_file"]) for name, points in classical["codecs"].items()
+    best = min(((name, p["quality"], p["bits_file"]) for name, points in sweep["codecs"].items()
                 for p in points), key=lambda t: abs(math.log(t[2]) - math.log(bits)))  # fmt: skip
     return best
 
@@ -66,9 +66,9 @@ def draw(params: dict, out: Path) -> Path:
     rows = learned_rows(params, test)
     net = P.net_config(params)
     top_bits = max(int(c) for c in params["ladder"]) * 16 * math.log2(net.levels)
-    classical = json.loads((P.RUNS / "eval" / "classical.json").read_text())
-    name, quality, bits = closest_classical(classical, top_bits)
-    classic = codecs.code_images(name, test, int(quality))[0]
+    sweep = json.loads((P.RUNS / "eval" / "classical.json").read_text())
+    name, quality, bits = closest_classical(sweep, top_bits)
+    classic = classical.code_images(name, test, int(quality))[0]
     rates = [f"{int(c) * 16 * math.log2(net.levels):g} bits" for c in params["ladder"]]
     cols = ["original", *rates, f"{name} q{quality:g}\n{bits:.0f} bits"]
     n_rows = len(IMAGES) * len(rows)

@@ -45,11 +45,12 @@ from dplc.bitstream import (
     read_header,
     unpack,
 )
-from dplc.codec import Codec, NarrowConv, build_codec
+from dplc.codec import Codec, build_codec
 from dplc.config import NetConfig
 from dplc.data import to_float, to_tensor
 from dplc.entropy import EntropyModel
 from dplc.files import compress, decompress
+from dplc.fused import NarrowConv
 from dplc.pixels import ImageInputError
 
 GOLDEN = Path(__file__).parent / "golden"

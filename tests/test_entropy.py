@@ -15,10 +15,10 @@ from dplc.entropy import (
     SymbolOutOfRangeError,
     ans_decode,
     ans_encode,
-    fixed_length_bits,
     group_size,
     load_entropy_model,
     pack_fixed,
+    packed_bits,
     unpack_fixed,
 )
 
@@ -50,7 +50,7 @@ def test_round_trip_exact_every_rate(channels: int, levels: int) -> None:
     assert back.dtype == np.uint8 and back.shape == batch.shape
     assert np.array_equal(back, batch)
     packed = pack_fixed(batch, levels)
-    assert len(packed) == math.ceil(fixed_length_bits(57, channels, levels) / 8)
+    assert len(packed) == math.ceil(packed_bits(57, channels, levels) / 8)
     assert np.array_equal(unpack_fixed(packed, 57, channels, levels), batch)
     if channels == 0:
         assert data == b"" and packed == b""
@@ -70,7 +70,7 @@ def test_ans_overhead_below_one_percent_on_a_realistic_batch() -> None:
     model = EntropyModel.fit(train, 2)
     ideal = model.information_bits(batch)
     real = len(ans_encode(batch, model)) * 8
-    assert ideal < fixed_length_bits(256, 16, 2)  # the model helps at all
+    assert ideal < packed_bits(256, 16, 2)  # the model helps at all
     assert real <= 1.01 * ideal, (real, ideal)
 
 

@@ -49,11 +49,10 @@ def test_pv_zero_for_deterministic_and_positive_for_noisy_decoder():
         assert (pv > 1e-6) == positive and pv >= 0
 
 
-def test_mse_psnr_and_bpp():
+def test_mse_and_psnr():
     x = fixed_batch(4)
     assert metrics.mse(x, x) == 0 and metrics.psnr(x, x) == float("inf")
     assert metrics.psnr(x + 0.2, x) < metrics.psnr(x + 0.05, x)
-    assert metrics.bpp(64, 28, 28) == pytest.approx(64 / 784)
 
 
 def test_evaluate_codec_reports_every_metric(featnet_path):

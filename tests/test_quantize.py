@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dplc.quantize import Quantizer, centers, fixed_length_bits
+from dplc.config import NetConfig
+from dplc.quantize import Quantizer, centers
 
 
 @pytest.mark.parametrize("levels,expected", [(2, [-0.5, 0.5]), (4, [-0.75, -0.25, 0.25, 0.75])])
@@ -46,5 +47,5 @@ def test_gradient_flows_through_soft_assignment():
 
 @pytest.mark.parametrize("c,bits", [(0, 0.0), (1, 16.0), (4, 64.0), (16, 256.0), (64, 1024.0)])
 def test_fixed_length_rate_ladder(c, bits):
-    assert fixed_length_bits((c, 4, 4), 2) == bits
-    assert fixed_length_bits((c, 4, 4), 4) == 2 * bits
+    assert NetConfig(code_channels=c, levels=2).bits_per_image == bits
+    assert NetConfig(code_channels=c, levels=4).bits_per_image == 2 * bits

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dplc import codecs, metrics
+from dplc import classical, metrics
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +17,11 @@ def images():
 
 @pytest.mark.parametrize("name", ["jpeg", "webp", "jpegxl", "jpeg2000", "avif", "heif"])
 def test_bpp_and_psnr_rise_with_quality(images, name):
-    assert name in codecs.available()
-    qs = codecs.QUALITIES[name]
+    assert name in classical.available()
+    qs = classical.QUALITIES[name]
     lo, hi = qs[0], qs[-1]
-    dec_lo, bytes_lo, payload_lo = codecs.code_images(name, images, lo)
-    dec_hi, bytes_hi, payload_hi = codecs.code_images(name, images, hi)
+    dec_lo, bytes_lo, payload_lo = classical.code_images(name, images, lo)
+    dec_hi, bytes_hi, payload_hi = classical.code_images(name, images, hi)
     assert dec_lo.shape == images.shape and dec_lo.dtype == np.uint8
     assert bytes_hi > bytes_lo and payload_hi > payload_lo
     if name == "jpegxl":  # the bare codestream: its few header bytes are counted as payload
@@ -35,7 +35,7 @@ def test_bpp_and_psnr_rise_with_quality(images, name):
 
 
 def test_evaluate_classical_sweeps_quality(images):
-    res = codecs.evaluate_classical(images, None, ["jpeg", "webp"], qualities={"jpeg": [10, 50, 90], "webp": [10, 90]})
+    res = classical.evaluate_classical(images, None, ["jpeg", "webp"], qualities={"jpeg": [10, 50, 90], "webp": [10, 90]})
     assert [p["quality"] for p in res["jpeg"]] == [10, 50, 90]
     bpps = [p["bpp_file"] for p in res["jpeg"]]
     assert bpps == sorted(bpps)
@@ -45,8 +45,8 @@ def test_evaluate_classical_sweeps_quality(images):
 def test_process_pool_gives_the_same_sweep(images):
     """Coding in worker processes changes where the work runs, not one byte of the result."""
     q = {"jpeg": [10, 90], "webp": [20]}
-    one = codecs.evaluate_classical(images, None, ["jpeg", "webp"], qualities=q)
-    two = codecs.evaluate_classical(images, None, ["jpeg", "webp"], qualities=q, workers=2)
+    one = classical.evaluate_classical(images, None, ["jpeg", "webp"], qualities=q)
+    two = classical.evaluate_classical(images, None, ["jpeg", "webp"], qualities=q, workers=2)
     assert one == two
-    dec1, total1, payload1 = codecs.code_images("jpeg", images, 30)
+    dec1, total1, payload1 = classical.code_images("jpeg", images, 30)
     assert total1 > payload1 > 0 and dec1.shape == images.shape
