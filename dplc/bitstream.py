@@ -41,11 +41,13 @@ Versions. Format 2 (written today) decodes image i with the counter-based noise 
 torch. Format 1 files (same layout) drew the noise of the whole file from one
 ``torch.Generator`` seeded with the seed; :mod:`dplc.files` still decodes them bit-identically.
 
-This module is the container alone: it needs numpy and the entropy coder, not torch. Images go
+This module is the container alone (the payload's coding is :mod:`dplc.payload`); it needs
+numpy and the entropy coder, not torch. Images go
 in and out of files through :mod:`dplc.files` (torch) or :mod:`dplc.runtime` (ONNX Runtime).
 
 >>> import numpy as np
 >>> from dplc.entropy import EntropyModel
+>>> from dplc.payload import decode_payload, encode_payload
 >>> model = EntropyModel.uniform(channels=2, levels=2)
 >>> symbols = np.random.default_rng(0).integers(0, 2, (3, 2, 4, 4)).astype(np.uint8)
 >>> header = Header("doc-codec", 1, "ab" * 32, model.model_id, count=3, height=28, width=28,
@@ -69,17 +71,8 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from dplc.entropy import (
-    EntropyModel,
-    PayloadDecodeError,
-    SymbolOutOfRangeError,
-    ans_decode,
-    ans_encode,
-    pack_fixed,
     packed_bits,
-    unpack_fixed,
 )
 
 MAGIC = b"DPLC"
@@ -230,6 +223,45 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     Order: magic, version, every length against the bytes present, CRC, then field ranges.
     """
     data = bytes(data)
+    version, mode_code, name_len = _check_prefix(data)
+    fields_at = _PREFIX.size + name_len
+    payload_at = fields_at + _FIELDS.size
+    if len(data) < payload_at:
+        raise ShortFileError(
+            f"truncated file: {len(data)} bytes end inside the header ({payload_at} needed)"
+        )
+    fields = _FIELDS.unpack_from(data, fields_at)
+    end = _check_length_and_crc(data, payload_at, fields[-1])
+    try:
+        name = data[_PREFIX.size : fields_at].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HeaderFieldError(f"bad header field: the model name is not UTF-8 ({e})") from e
+    model_version, wsha, eid, count, height, width, channels, size, levels, code_ch, grid, seed, _ = (
+        fields
+    )
+    header = Header(
+        model_name=name,
+        model_version=model_version,
+        weights_sha256=wsha.hex(),
+        entropy_id=eid.hex(),
+        count=count,
+        height=height,
+        width=width,
+        channels=channels,
+        image_size=size,
+        levels=levels,
+        code_channels=code_ch,
+        mode=MODES[mode_code] if mode_code < len(MODES) else f"<{mode_code}>",
+        seed=seed,
+        payload_length=fields[-1],
+        version=version,
+    )
+    _check_fields(header, mode_code, grid, name_len)
+    return header, data[payload_at:end]
+
+
+def _check_prefix(data: bytes) -> tuple[int, int, int]:
+    """Magic and version of a file; returns (version, mode code, name length)."""
     if not data:
         raise ShortFileError("empty file: 0 bytes, not a dplc file")
     if len(data) < len(MAGIC):
@@ -245,14 +277,11 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
             f"{', '.join(map(str, READABLE_VERSIONS))}"
             + ("; upgrade dplc" if version > FORMAT_VERSION else "")
         )
-    fields_at = _PREFIX.size + name_len
-    payload_at = fields_at + _FIELDS.size
-    if len(data) < payload_at:
-        raise ShortFileError(
-            f"truncated file: {len(data)} bytes end inside the header ({payload_at} needed)"
-        )
-    fields = _FIELDS.unpack_from(data, fields_at)
-    payload_len = fields[-1]
+    return version, mode_code, name_len
+
+
+def _check_length_and_crc(data: bytes, payload_at: int, payload_len: int) -> int:
+    """Bound the payload length by the bytes present, then check the CRC; returns its end."""
     if payload_len > MAX_PAYLOAD:
         raise LengthError(f"payload length {payload_len} exceeds the limit of {MAX_PAYLOAD} bytes")
     end = payload_at + payload_len
@@ -269,44 +298,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise ChecksumError(
             f"CRC mismatch: the file says {crc:08x}, its bytes give {actual:08x}; it is corrupt"
         )
-    try:
-        name = data[_PREFIX.size : fields_at].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise HeaderFieldError(f"bad header field: the model name is not UTF-8 ({e})") from e
-    (
-        model_version,
-        wsha,
-        eid,
-        count,
-        height,
-        width,
-        channels,
-        size,
-        levels,
-        code_ch,
-        grid,
-        seed,
-        _,
-    ) = fields
-    header = Header(
-        model_name=name,
-        model_version=model_version,
-        weights_sha256=wsha.hex(),
-        entropy_id=eid.hex(),
-        count=count,
-        height=height,
-        width=width,
-        channels=channels,
-        image_size=size,
-        levels=levels,
-        code_channels=code_ch,
-        mode=MODES[mode_code] if mode_code < len(MODES) else f"<{mode_code}>",
-        seed=seed,
-        payload_length=payload_len,
-        version=version,
-    )
-    _check_fields(header, mode_code, grid, name_len)
-    return header, data[payload_at:end]
+    return end
 
 
 def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
@@ -348,58 +340,6 @@ def read_header(data: bytes) -> Header:
     return unpack(data)[0]
 
 
-# ---------------------------------------------------------------------------- symbols
-
-
-def encode_payload(
-    symbols: np.ndarray, levels: int, mode: str, entropy: EntropyModel | None
-) -> bytes:
-    """Symbols (N, C, 4, 4) -> payload bytes in ``mode`` ("ans" needs the entropy model)."""
-    if mode == "fixed":
-        return pack_fixed(symbols, levels)
-    if mode != "ans":
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if entropy is None:
-        raise ValueError("ANS mode needs an entropy model")
-    return ans_encode(symbols, entropy)
-
-
-def decode_payload(header: Header, payload: bytes, entropy: EntropyModel | None) -> np.ndarray:
-    """Payload -> symbols (N, C, 4, 4) uint8, mapping every failure to a BitstreamError."""
-    try:
-        if header.mode == "fixed":
-            return unpack_fixed(payload, header.count, header.code_channels, header.levels)
-        if entropy is None:
-            raise ModelMismatchError("model mismatch: an ANS-coded file needs its entropy model")
-        _check_entropy(header, entropy)
-        return ans_decode(payload, entropy, header.count)
-    except SymbolOutOfRangeError as e:
-        raise SymbolRangeError(f"symbol out of range: {e}") from e
-    except PayloadDecodeError as e:
-        raise PayloadError(f"corrupt payload: {e}") from e
-
-
-def choose_payload(
-    symbols: np.ndarray, levels: int, mode: str, entropy_model: EntropyModel | None
-) -> tuple[str, bytes]:
-    """``(mode, payload)``; ``mode="auto"`` takes ANS or bit-packing, whichever is smaller."""
-    if mode != "auto":
-        return mode, encode_payload(symbols, levels, mode, entropy_model)
-    fixed = encode_payload(symbols, levels, "fixed", None)
-    if entropy_model is None:
-        return "fixed", fixed
-    ans = encode_payload(symbols, levels, "ans", entropy_model)
-    return ("ans", ans) if len(ans) < len(fixed) else ("fixed", fixed)
-
-
-def _check_entropy(header: Header, entropy: EntropyModel) -> None:
-    if entropy.model_id != header.entropy_id or entropy.channels != header.code_channels:
-        raise ModelMismatchError(
-            f"model mismatch: the file was entropy coded with model {header.entropy_id}, "
-            f"the given entropy model is {entropy.model_id}"
-        )
-
-
 def check_model(
     header: Header, weights_sha256: str, geometry: tuple[int, int, int, int]
 ) -> None:
@@ -432,9 +372,6 @@ __all__ = [
     "SymbolRangeError",
     "UnsupportedVersionError",
     "check_model",
-    "choose_payload",
-    "decode_payload",
-    "encode_payload",
     "pack",
     "read_header",
     "unpack",

@@ -54,9 +54,10 @@ from pathlib import Path
 import numpy as np
 
 from dplc import folder
-from dplc.bitstream import BitstreamError, Header, decode_payload, read_header, unpack
+from dplc.bitstream import BitstreamError, Header, read_header, unpack
 from dplc.image_io import ImageFileError, load_images, read_file, write_atomic, write_pngs
 from dplc.opened import BACKENDS, OpenedCodec, OpenError, codec_folder, open_codec
+from dplc.payload import decode_payload
 from dplc.pixels import ImageInputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -31,13 +31,12 @@ from dplc.bitstream import (
     MAX_IMAGES,
     Header,
     check_model,
-    choose_payload,
-    decode_payload,
     pack,
     unpack,
 )
 from dplc.codec import Codec
 from dplc.entropy import EntropyModel
+from dplc.payload import choose_payload, decode_payload
 from dplc.pixels import ImageInputError
 
 

@@ -169,6 +169,7 @@ def evaluate_codec(
     the latent realism of the first ``realism_n`` test images (:func:`latent_realism`).
     """
     from dplc import bitstream, files
+    from dplc import payload as payload_lib
 
     n, h, w, _ = test_images.shape
     pixels = n * h * w
@@ -177,7 +178,7 @@ def evaluate_codec(
     decoded = files.decompress(blob, codec, entropy_model)  # uint8 (N, H, W, C)
     x = to_float(torch.from_numpy(np.ascontiguousarray(test_images)).permute(0, 3, 1, 2))
     x_hat = to_float(torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2))
-    symbols = bitstream.decode_payload(header, payload, entropy_model)
+    symbols = payload_lib.decode_payload(header, payload, entropy_model)
     out: dict[str, float] = {
         "images": float(n),
         "bits_fixed": codec.bits_per_image,

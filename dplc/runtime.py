@@ -30,14 +30,13 @@ from dplc.bitstream import (
     MAX_IMAGES,
     Header,
     check_model,
-    choose_payload,
-    decode_payload,
     pack,
     unpack,
 )
 from dplc.config import CODE_GRID, NetConfig, from_dict
 from dplc.entropy import ENTROPY_FILE, EntropyModel, load_entropy_model
 from dplc.folder import CODEC_FILE, DECODER_FILE, ENCODER_FILE, ONNX_FILE
+from dplc.payload import choose_payload, decode_payload
 
 CHUNK = 256
 """Images per ONNX Runtime call."""
