@@ -23,7 +23,7 @@ widths (``NetConfig(width=32, latent_dim=32, critic_width=16)``), with an untrai
   as many forged ones with a recomputed CRC (a ``BitstreamError`` or a clean decode).
 
 Data: ``data/prepared`` (``dplc.data.read_split``) when it exists, else Fashion-MNIST
-(``dplc.data.load_fashion_mnist``). Prints a table and writes ``reports/bench/codec.json``.
+(``dplc.sources.load_fashion_mnist``). Prints a table and writes ``reports/bench/codec.json``.
 
     python benchmarks/codec.py [--threads 2] [--repeats 7] [--fuzz 10000] [--trained DIR ...]
 
@@ -51,9 +51,10 @@ from dplc import bitstream
 from dplc.bitstream import BitstreamError
 from dplc.codec import Codec, build_codec
 from dplc.config import NetConfig
-from dplc.data import ImageArray, load_fashion_mnist, read_split, to_float, to_tensor
+from dplc.data import ImageArray, read_split, to_float, to_tensor
 from dplc.entropy import EntropyModel, ans_decode, ans_encode, load_entropy_model
 from dplc.files import compress, decompress
+from dplc.sources import load_fashion_mnist
 
 RATES = (0, 1, 4, 16, 64)
 BATCH = 256

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from dplc import data
+from dplc import data, sources
 from pipelines import params as P
 from pipelines import tracking
 
@@ -16,7 +16,7 @@ def main() -> None:
     params = P.load()
     d = params["data"]
     t0 = time.perf_counter()
-    splits = data.load_source(d["source"], d.get("path"), bool(d.get("download", True)))
+    splits = sources.load_source(d["source"], d.get("path"), bool(d.get("download", True)))
     limits = {"train": d.get("train_limit"), "test": d.get("test_limit")}
     splits = {k: v.subset(limits[k]) for k, v in splits.items()}
     manifest = data.write_shards(

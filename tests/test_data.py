@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dplc import data
+from dplc import data, sources
 from dplc.data import DataFormatError, DataNotFoundError, ImageArray
 
 
@@ -55,40 +55,40 @@ def _idx(arr: np.ndarray) -> bytes:
 
 def test_idx_parser_bounds_lengths():
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    assert np.array_equal(data.parse_idx(_idx(arr)), arr)
+    assert np.array_equal(sources.parse_idx(_idx(arr)), arr)
     with pytest.raises(DataFormatError, match="body"):
-        data.parse_idx(_idx(arr)[:-1])
+        sources.parse_idx(_idx(arr)[:-1])
     with pytest.raises(DataFormatError, match="not an IDX"):
-        data.parse_idx(b"\x01\x02\x03\x04rest")
+        sources.parse_idx(b"\x01\x02\x03\x04rest")
     with pytest.raises(DataFormatError, match="shorter"):
-        data.parse_idx(b"\x00")
+        sources.parse_idx(b"\x00")
     huge = struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 2**31)
     with pytest.raises(DataFormatError, match="implausible"):
-        data.parse_idx(huge)
+        sources.parse_idx(huge)
 
 
 def test_fashion_mnist_missing_gives_one_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("DPLC_CACHE", str(tmp_path / "cache"))
     with pytest.raises(DataNotFoundError, match="apt-get install dataset-fashion-mnist"):
-        data.load_fashion_mnist(tmp_path / "nothing", download=False)
+        sources.load_fashion_mnist(tmp_path / "nothing", download=False)
 
 
 def test_mnist_like_checksum_is_enforced(tmp_path, monkeypatch):
     monkeypatch.setenv("DPLC_CACHE", str(tmp_path))
     folder = tmp_path / "mnist"
     folder.mkdir()
-    for name in data._MNIST:
+    for name in sources._MNIST:
         shape = (2, 28, 28) if "images" in name else (2,)
         (folder / name).write_bytes(gzip.compress(_idx(np.zeros(shape, np.uint8))))
     with pytest.raises(DataFormatError, match="published checksum"):
-        data.load_mnist(download=False)
+        sources.load_mnist(download=False)
 
 
 @pytest.mark.skipif(
-    not data.DEBIAN_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist not installed"
+    not sources.DEBIAN_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist not installed"
 )
 def test_debian_fashion_mnist_loads_and_verifies():
-    splits = data.load_fashion_mnist(download=False)
+    splits = sources.load_fashion_mnist(download=False)
     assert splits["train"].images.shape == (60000, 28, 28, 1)
     assert splits["test"].images.shape == (10000, 28, 28, 1)
     assert set(np.unique(splits["test"].labels)) == set(range(10))
@@ -99,13 +99,13 @@ def test_folder_source(tmp_path):
 
     for i in range(10):
         Image.fromarray(np.full((40, 50, 3), i * 20, np.uint8)).save(tmp_path / f"{i:02d}.png")
-    splits = data.load_folder(tmp_path, size=32, channels=3, test_fraction=0.2)
+    splits = sources.load_folder(tmp_path, size=32, channels=3, test_fraction=0.2)
     assert splits["train"].images.shape == (8, 32, 32, 3) and len(splits["test"]) == 2
     assert splits["test"].images[0].mean() == pytest.approx(160, abs=1)
     with pytest.raises(DataNotFoundError, match="no images"):
-        data.load_folder(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)
+        sources.load_folder(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)
     with pytest.raises(DataNotFoundError, match="CelebA not found"):
-        data.load_celeba(tmp_path / "celeba")
+        sources.load_celeba(tmp_path / "celeba")
 
 
 def test_padding_scaling_and_dataset():
