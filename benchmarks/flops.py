@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dplc.config import NetConfig  # noqa: E402
-from dplc.methods import Method, build_method  # noqa: E402
+from dplc.method import Method  # noqa: E402
+from dplc.methods import build_method  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 
 METHOD_RATES = {"dplc": 4, "cae": 4, "gc": 4, "wpp": 0, "wgan_gp": 0, "wae": 0}

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from dplc import data, entropy, metrics  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
-from dplc.methods import DPLC  # noqa: E402
+from dplc.rate_methods import DPLC  # noqa: E402
 from dplc.train import export_codec, fit  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import params as P  # noqa: E402

@@ -35,7 +35,8 @@ import torch
 from dplc.codec import Codec
 from dplc.config import LoopConfig, NetConfig, TrainConfig
 from dplc.data import BatchSampler
-from dplc.methods import GradSync, Method, build_method, generator_of
+from dplc.method import GradSync, Method
+from dplc.methods import build_method, generator_of
 from dplc.progress import ProgressLine
 
 CHECKPOINT_NAME = "last.pt"

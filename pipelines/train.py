@@ -23,7 +23,8 @@ import torch
 from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
-from dplc.methods import DPLC, Method
+from dplc.method import Method
+from dplc.rate_methods import DPLC
 from dplc.train import NullCallback, export_codec, export_generator, fit
 from pipelines import params as P
 from pipelines import ray_jobs, tracking

@@ -43,7 +43,8 @@ from ray.tune.search import BasicVariantGenerator
 from dplc import data, losses, realism
 from dplc.codec import Codec
 from dplc.config import MethodConfig, TrainConfig, from_dict, to_dict
-from dplc.methods import Method, build_method
+from dplc.method import Method
+from dplc.methods import build_method
 from dplc.train import NullCallback, seed_everything, set_threads, split_holdout, train
 from pipelines import params as P
 from pipelines import ray_jobs, tracking

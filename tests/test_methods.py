@@ -3,8 +3,9 @@ import torch
 from _tiny import fixed_batch, tiny_method, tiny_net
 
 from dplc.config import MethodConfig
-from dplc.methods import DPLC, build_method, generator_of
+from dplc.methods import build_method, generator_of
 from dplc.nets import Generator
+from dplc.rate_methods import DPLC
 
 # (method, code channels, metric that must fall on a fixed batch, learning rate)
 CASES = [
