@@ -2,7 +2,7 @@
 
     python benchmarks/evaluate.py [--codec runs/train/dplc_wpp/4/codec] [--images 10000]
 
-Times the parts of :func:`dplc.metrics.evaluate_codec` separately on the same inputs: the
+Times the parts of :func:`dplc.evaluation.evaluate_codec` separately on the same inputs: the
 bitstream round trip (encode + ANS + decode), the features and FID/KID (torch-fidelity with the
 domain feature network), generator samples for sFID, and PV (64 images x 100 decodes); then the
 whole call. Writes ``reports/bench/evaluate.json``.
@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, files, metrics  # noqa: E402
+from dplc import data, evaluation, files, metrics  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.entropy import load_entropy_model  # noqa: E402
 
@@ -58,7 +58,7 @@ def main() -> None:
     metrics.conditional_pixel_variance(lambda s: codec.decode(sym, seed=s), 100)
     out["pv_seconds"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    result = metrics.evaluate_codec(codec, entropy, test, args.featnet, sample_fid=True)
+    result = evaluation.evaluate_codec(codec, entropy, test, args.featnet, sample_fid=True)
     out["evaluate_seconds_per_rate"] = round(time.perf_counter() - t, 3)
     acc_path = ROOT / "runs/featnet/metrics.json"
     out["featnet_test_accuracy"] = json.loads(acc_path.read_text())["featnet_test_accuracy"] if acc_path.is_file() else None

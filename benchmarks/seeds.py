@@ -6,7 +6,7 @@ Not part of the default profile (it trains 2 x len(rates) x len(seeds) codecs). 
 and rate it trains ``dplc`` (into the finished default G*, ``runs/generator/wpp/codec``, with
 the tuned settings of ``runs/tune/best.yaml``) and ``cae`` exactly as the train stage configures
 them, only with ``seed`` replaced, in this process (no Ray: the numbers are the library's), then
-evaluates both on the test split with :func:`dplc.metrics.evaluate_codec`. Writes
+evaluates both on the test split with :func:`dplc.evaluation.evaluate_codec`. Writes
 ``reports/bench/seeds.json``: per rate the per-seed figures and mean ± s.d. of MSE_DPLC,
 MSE_CAE, their ratio, rFID, PV, the latent MMD (null s.d.) and the final λ_rate; and a
 checkpoint per finished (rate, seed, codec) in ``runs/seeds/`` so an interrupted run resumes.
@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, entropy, metrics  # noqa: E402
+from dplc import data, entropy, evaluation  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.rate_methods import DPLC  # noqa: E402
 from dplc.train import export_codec, fit  # noqa: E402
@@ -83,7 +83,7 @@ def main() -> None:
             for method in ("dplc", "cae"):
                 codec_dir = train_one(params, method, rate, seed, images)
                 codec = Codec.load(codec_dir)
-                m = metrics.evaluate_codec(
+                m = evaluation.evaluate_codec(
                     codec, entropy.load_entropy_model(codec_dir), test, featnet,
                     pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
                 )  # fmt: skip

@@ -21,13 +21,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from dplc.codec import Codec
-from dplc.data import crop_to, to_float, to_tensor, to_uint8
-from dplc.entropy import EntropyModel
+from dplc.data import to_uint8
 
 
 def mse(x_hat: Tensor, x: Tensor) -> float:
@@ -141,82 +139,6 @@ def fid_kid(
         )
         out["fid_inception"] = float(m["frechet_inception_distance"])
         out["kid_inception"] = float(m["kernel_inception_distance_mean"])
-    return out
-
-
-def evaluate_codec(
-    codec: Codec,
-    entropy_model: EntropyModel | None,
-    test_images: np.ndarray,
-    featnet_path: str | Path | None,
-    model_name: str = "eval",
-    pv_batch: int = 64,
-    pv_repeats: int = 100,
-    inception_path: str | Path | None = None,
-    sample_fid: bool = False,
-    realism_n: int = 2000,
-) -> dict[str, float]:
-    """Every Tschannen et al. 2018 metric of one codec on uint8 test images (N, H, W, C) at their own size.
-
-    Distortion (MSE on [-1, 1], PSNR on [0, 255]) is measured on the original H x W pixels;
-    the images go through a real ``.dplc`` file (ANS payload) so the bpp figures are the file's:
-    ``bpp_fixed`` (C·16·log2 L), ``bpp_ideal`` (the entropy model's information content),
-    ``bpp_payload`` (ANS payload bytes) and ``bpp_file`` (whole file, header included, the N
-    images in one file). rFID/KID compare the test images with their decodes (seed 0), sFID
-    with as many generator samples (``sample_fid``, which also measures G*'s
-    :func:`inversion_floor` on the PV images); PV decodes the first ``pv_batch`` test images
-    ``pv_repeats`` times with seeds 0..repeats-1 (:func:`noise_split`); ``latent_mmd_sd`` is
-    the latent realism of the first ``realism_n`` test images (:func:`latent_realism`).
-    """
-    from dplc import bitstream, files
-    from dplc import payload as payload_lib
-
-    n, h, w, _ = test_images.shape
-    pixels = n * h * w
-    blob = files.compress(codec, entropy_model, test_images, model_name, 0, seed=0, mode="ans")
-    header, payload = bitstream.unpack(blob)
-    decoded = files.decompress(blob, codec, entropy_model)  # uint8 (N, H, W, C)
-    x = to_float(torch.from_numpy(np.ascontiguousarray(test_images)).permute(0, 3, 1, 2))
-    x_hat = to_float(torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2))
-    symbols = payload_lib.decode_payload(header, payload, entropy_model)
-    out: dict[str, float] = {
-        "images": float(n),
-        "bits_fixed": codec.bits_per_image,
-        "bits_ideal": entropy_model.information_bits(symbols) / n
-        if entropy_model is not None
-        else codec.bits_per_image,
-        "bits_payload": 8.0 * len(payload) / n,
-        "bpp_fixed": codec.bits_per_image / (h * w),
-        "bpp_ideal": (
-            entropy_model.information_bits(symbols)
-            if entropy_model is not None
-            else codec.bits_per_image * n
-        )
-        / pixels,
-        "bpp_payload": 8.0 * len(payload) / pixels,
-        "bpp_file": 8.0 * len(blob) / pixels,
-        "mse": mse(x_hat, x),
-        "psnr": psnr(x_hat, x),
-    }
-    size = codec.net.image_size
-    padded_real = to_tensor(test_images, size)
-    padded_fake = to_tensor(decoded, size)
-    if featnet_path is not None or inception_path is not None:
-        r = fid_kid(padded_real, padded_fake, featnet_path, inception_path)
-        out |= {f"r{k}": v for k, v in r.items()}
-        if sample_fid:
-            samples = to_uint8(codec.sample(n, seed=1))
-            s = fid_kid(padded_real, samples, featnet_path, inception_path)
-            out |= {f"s{k}": v for k, v in s.items()}
-    first = to_float(to_tensor(test_images[:pv_batch], size))
-    symbols_pv = codec.encode(first)
-    out |= noise_split(
-        lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w), crop_to(first, h, w), pv_repeats
-    )
-    if codec.mode == "map" and realism_n >= 2:
-        out["latent_mmd_sd"] = latent_realism(codec, to_float(to_tensor(test_images[:realism_n], size)))
-    if sample_fid:
-        out["inversion_floor_mse"] = inversion_floor(codec.generator, first)
     return out
 
 

@@ -3,7 +3,7 @@
     python -m pipelines.evaluate --rate 4        # -> runs/eval/c4.json
     python -m pipelines.evaluate --classical     # -> runs/eval/classical.json
 
-The numbers come from :func:`dplc.metrics.evaluate_codec` and :func:`dplc.classical.evaluate_classical`,
+The numbers come from :func:`dplc.evaluation.evaluate_codec` and :func:`dplc.classical.evaluate_classical`,
 the same library code a user calls.
 """
 
@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from dplc import data, metrics
+from dplc import data, evaluation
 from dplc.codec import Codec
 from dplc.entropy import load_entropy_model
 from pipelines import params as P
@@ -43,7 +43,7 @@ def evaluate_rate(params: dict, rate: int) -> dict:
         t0 = time.perf_counter()
         codec = Codec.load(codec_dir)
         entropy = load_entropy_model(codec_dir)
-        m = metrics.evaluate_codec(
+        m = evaluation.evaluate_codec(
             codec, entropy, test, _featnet(), model_name=name,
             pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
             inception_path=inception, sample_fid=name.startswith("dplc") and rate == 0,

@@ -179,38 +179,12 @@ def main() -> None:
     if not t.get("enabled", True):
         best_file.write_text(yaml.safe_dump({"tuned": False}))
         return
-    base = P.train_config(params, method, rate, best={})
     rp = P.ray_params(params)
-    gen_dir = (P.RUNS / "generator" / "wpp" / "codec").resolve() if method == "dplc" else None
-    every = int(t["report_every"])
     threads = int(t.get("threads", rp.threads_per_worker))  # per trial; trials run side by side
-    base = from_dict(
-        TrainConfig,
-        to_dict(base) | {"loop": to_dict(base.loop) | {"checkpoint_every": every, "threads": threads}},
-    )
-    holdout = int(t.get("val_holdout", 1000))
     score = {"mmd_limit_sd": float(t["mmd_limit_sd"]), "penalty": float(t["penalty"])}
+    trial = make_trial(params, t, method, rate, threads, score)
     storage = (P.RUNS / "ray").resolve()
     storage.mkdir(parents=True, exist_ok=True)
-    train_limit = params["data"].get("train_limit")
-
-    base_dict = to_dict(trial_config(base, {}, int(t["steps"])))
-    data_dir = str(P.prepared_dir().resolve())
-    ckpt_root = (P.RUNS / "tune" / "trials").resolve()
-
-    def trial(config: dict[str, Any]) -> None:
-        trial_dir = ckpt_root / tune.get_context().get_trial_id()
-        run_trial(
-            base_dict,
-            config,
-            data_dir,
-            str(gen_dir) if gen_dir else None,
-            holdout,
-            train_limit,
-            score,
-            str(trial_dir),
-        )
-
     ray_jobs.init_ray(rp)
     t0 = time.perf_counter()
     tuner = tune.Tuner(
@@ -228,9 +202,37 @@ def main() -> None:
         run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=0),
     )
     results = tuner.fit()
-    seconds = time.perf_counter() - t0
+    summary = summarize(results, method, rate, score, time.perf_counter() - t0)
+    best_file.write_text(yaml.safe_dump(summary, sort_keys=True))
+    print(yaml.safe_dump(summary))
+    log_results(params, t, summary, results, best_file)
+
+
+def make_trial(params: dict, t: dict, method: str, rate: int, threads: int, score: dict):
+    """The Tune function trainable: :func:`run_trial` on the stage's base config, with
+    checkpoints every ``report_every`` steps under ``runs/tune/trials/<trial id>``."""
+    base = P.train_config(params, method, rate, best={})
+    loop = to_dict(base.loop) | {"checkpoint_every": int(t["report_every"]), "threads": threads}
+    base = from_dict(TrainConfig, to_dict(base) | {"loop": loop})
+    base_dict = to_dict(trial_config(base, {}, int(t["steps"])))
+    gen_dir = (P.RUNS / "generator" / "wpp" / "codec").resolve() if method == "dplc" else None
+    data_dir = str(P.prepared_dir().resolve())
+    ckpt_root = (P.RUNS / "tune" / "trials").resolve()
+    holdout = int(t.get("val_holdout", 1000))
+    train_limit = params["data"].get("train_limit")
+
+    def trial(config: dict[str, Any]) -> None:
+        trial_dir = ckpt_root / tune.get_context().get_trial_id()
+        run_trial(base_dict, config, data_dir, str(gen_dir) if gen_dir else None, holdout,
+                  train_limit, score, str(trial_dir))  # fmt: skip
+
+    return trial
+
+
+def summarize(results: Any, method: str, rate: int, score: dict, seconds: float) -> dict[str, Any]:
+    """``best.yaml``: the winning trial's score, validation figures and config."""
     best = results.get_best_result(metric="score", mode="min")
-    summary = {
+    return {
         "tuned": True,
         "method": method,
         "rate": rate,
@@ -242,29 +244,25 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "mmd_limit_sd": score["mmd_limit_sd"],
     } | {k: (float(v) if isinstance(v, float) else v) for k, v in best.config.items()}
-    best_file.write_text(yaml.safe_dump(summary, sort_keys=True))
-    print(yaml.safe_dump(summary))
+
+
+TRIAL_METRICS = ("score", "val_mse", "val_mmd_sd", "lambda_rate", "loss")
+
+
+def log_results(params: dict, t: dict, summary: dict, results: Any, best_file: Path) -> None:
+    """The tune stage's MLflow run, with one nested run per trial and its metric history."""
     with tracking.stage_run(params, "tune") as run:
         run.log_params({"tune": t})
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
         run.log_artifact(best_file)
         for i, r in enumerate(results):
-            with tracking.stage_run(
-                params, "tune-trial", run_name=f"trial-{i}", nested=True
-            ) as trial_run:
-                trial_run.log_params(r.config)
-                if r.metrics_dataframe is not None:
-                    for _, row in r.metrics_dataframe.iterrows():
-                        step = int(row.get("step", 0))
-                        trial_run.log_metrics(
-                            {
-                                k: row[k]
-                                for k in ("score", "val_mse", "val_mmd_sd", "lambda_rate", "loss")
-                                if k in row
-                            },
-                            step=step,
-                        )
-
+            with tracking.stage_run(params, "tune-trial", run_name=f"trial-{i}", nested=True) as tr:
+                tr.log_params(r.config)
+                if r.metrics_dataframe is None:
+                    continue
+                for _, row in r.metrics_dataframe.iterrows():
+                    tr.log_metrics({k: row[k] for k in TRIAL_METRICS if k in row},
+                                   step=int(row.get("step", 0)))  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,89 @@
+"""Evaluation of one codec on a test set: every figure of Tschannen et al. 2018, through a real file.
+
+:func:`evaluate_codec` compresses the test images into one ``.dplc`` file, decodes its payload
+once, and scores the decodes with the primitives of :mod:`dplc.metrics`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dplc import bitstream, files
+from dplc.codec import Codec
+from dplc.data import crop_to, to_float, to_tensor, to_uint8
+from dplc.entropy import EntropyModel
+from dplc.metrics import fid_kid, inversion_floor, latent_realism, mse, noise_split, psnr
+from dplc.payload import decode_payload
+
+
+def rate_figures(codec: Codec, entropy_model: EntropyModel | None, symbols: np.ndarray,
+                 payload_bytes: int, file_bytes: int, n: int, h: int, w: int) -> dict[str, float]:  # fmt: skip
+    """Bits per image and bpp: fixed (C·16·log2 L), ideal (the entropy model's information
+    content), payload (ANS bytes) and file (header included, the N images in one file)."""
+    pixels = n * h * w
+    ideal = (entropy_model.information_bits(symbols) if entropy_model is not None
+             else codec.bits_per_image * n)  # fmt: skip
+    return {
+        "images": float(n),
+        "bits_fixed": codec.bits_per_image,
+        "bits_ideal": ideal / n,
+        "bits_payload": 8.0 * payload_bytes / n,
+        "bpp_fixed": codec.bits_per_image / (h * w),
+        "bpp_ideal": ideal / pixels,
+        "bpp_payload": 8.0 * payload_bytes / pixels,
+        "bpp_file": 8.0 * file_bytes / pixels,
+    }
+
+
+def evaluate_codec(
+    codec: Codec,
+    entropy_model: EntropyModel | None,
+    test_images: np.ndarray,
+    featnet_path: str | Path | None,
+    model_name: str = "eval",
+    pv_batch: int = 64,
+    pv_repeats: int = 100,
+    inception_path: str | Path | None = None,
+    sample_fid: bool = False,
+    realism_n: int = 2000,
+) -> dict[str, float]:
+    """Every metric of one codec on uint8 test images (N, H, W, C) at their own size.
+
+    Distortion (MSE on [-1, 1], PSNR on [0, 255]) is measured on the original H x W pixels of
+    the decoded file (seed 0); the rates are the file's (:func:`rate_figures`). rFID/KID compare
+    the test images with their decodes, sFID with as many generator samples (``sample_fid``,
+    which also measures G*'s :func:`~dplc.metrics.inversion_floor` on the PV images); PV decodes
+    the first ``pv_batch`` test images ``pv_repeats`` times with seeds 0..repeats-1
+    (:func:`~dplc.metrics.noise_split`); ``latent_mmd_sd`` is the latent realism of the first
+    ``realism_n`` test images (:func:`~dplc.metrics.latent_realism`).
+    """
+    n, h, w, _ = test_images.shape
+    blob = files.compress(codec, entropy_model, test_images, model_name, 0, seed=0, mode="ans")
+    header, payload = bitstream.unpack(blob)
+    symbols = decode_payload(header, payload, entropy_model)  # decoded once
+    decoded = files.decode_images(header, symbols, codec, header.seed)  # uint8 (N, H, W, C)
+    x = to_float(torch.from_numpy(np.ascontiguousarray(test_images)).permute(0, 3, 1, 2))
+    x_hat = to_float(torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2))
+    out = rate_figures(codec, entropy_model, symbols, len(payload), len(blob), n, h, w)
+    out |= {"mse": mse(x_hat, x), "psnr": psnr(x_hat, x)}
+    size = codec.net.image_size
+    padded_real = to_tensor(test_images, size)
+    if featnet_path is not None or inception_path is not None:
+        r = fid_kid(padded_real, to_tensor(decoded, size), featnet_path, inception_path)
+        out |= {f"r{k}": v for k, v in r.items()}
+        if sample_fid:
+            samples = to_uint8(codec.sample(n, seed=1))
+            s = fid_kid(padded_real, samples, featnet_path, inception_path)
+            out |= {f"s{k}": v for k, v in s.items()}
+    first = to_float(to_tensor(test_images[:pv_batch], size))
+    symbols_pv = codec.encode(first)
+    out |= noise_split(lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w),
+                       crop_to(first, h, w), pv_repeats)  # fmt: skip
+    if codec.mode == "map" and realism_n >= 2:
+        out["latent_mmd_sd"] = latent_realism(codec, to_float(to_tensor(test_images[:realism_n], size)))
+    if sample_fid:
+        out["inversion_floor_mse"] = inversion_floor(codec.generator, first)
+    return out
