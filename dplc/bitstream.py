@@ -71,6 +71,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dplc.config import CODE_GRID
 from dplc.entropy import (
     packed_bits,
 )
@@ -84,7 +85,6 @@ MAX_IMAGES = 1 << 16
 MAX_CODE_CHANNELS = 1024
 MAX_SYMBOLS = 1 << 27
 MAX_PAYLOAD = 1 << 30
-CODE_GRID = 4
 NETWORK_SIZES = (32, 64)
 
 _PREFIX = struct.Struct(">4sHBB")  # magic, version, mode, name length

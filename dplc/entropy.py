@@ -53,10 +53,12 @@ from typing import Any
 
 import numpy as np
 
+from dplc.config import CODE_GRID
+
 ENTROPY_FORMAT = "dplc-entropy"
 ENTROPY_VERSION = 1
 ENTROPY_FILE = "entropy.json"
-CODE_POSITIONS = 16
+CODE_POSITIONS = CODE_GRID * CODE_GRID
 """Symbols per code channel: the 4x4 grid (Tschannen et al. 2018)."""
 DEFAULT_SMOOTHING = 0.5
 GROUP_ALPHABET = 16

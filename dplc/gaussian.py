@@ -324,15 +324,34 @@ def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[
     return evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info
 
 
-def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
-    """Train G*, then CAE and DPLC at every rate; measured curves beside the closed forms.
+def _run_jobs(jobs: list, workers: int, t0: float, log: Any) -> list[dict[str, Any]]:
+    """Train every (config, C, codec) job, in ``workers`` spawned processes when > 1, in order;
+    one line per finished codec."""
+    done: list[dict[str, Any]] = []
 
-    Returns a JSON-able dict: per rate (aligned with ``bits``) the measured MSE of both codecs,
-    their ratio, W₂²/σ² of the decodes, D(R), 2·D(R), D(R, 0) and the Lloyd D_K per dimension,
-    each codec against its own bound (DPLC/(2·D_K), CAE/D_K), the decodes' per-component
-    variance errors and quantile W₂² (beside two exact samples'), and DPLC's final λ_rate.
-    ``w2_over_sigma2`` is W₂² per dimension over the mean variance σ² = (1/d)·Σσᵢ².
-    """
+    def collect(results: Any) -> None:  # results come in order
+        for (_, c, name, _), m in zip(jobs, results, strict=False):
+            done.append(m)
+            log(f"gaussian: {name} C={c} trained ({len(done)}/{len(jobs)}, "
+                f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
+
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            collect(pool.map(_codec_job, jobs))
+    else:
+        collect(_codec_job(job) for job in jobs)
+    return done
+
+
+def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
+    """Train G*, then CAE and DPLC at every rate; a JSON-able dict of, per rate (aligned with
+    ``bits``): both codecs' MSE and ratio, W₂²/σ² of the decodes (per dimension over the mean
+    variance), D(R), 2·D(R), D(R, 0), Lloyd's D_K, DPLC/(2·D_K), CAE/D_K, per-component variance
+    errors and quantile W₂² (beside two exact samples'), and DPLC's final λ_rate."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
@@ -355,23 +374,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd")
     rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in ("cae", "dplc")}
     jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in ("cae", "dplc")]
-    done: list[dict[str, Any]] = []
-
-    def collect(results: Any) -> None:  # one line per finished codec (results come in order)
-        for (_, c, name, _), m in zip(jobs, results, strict=False):
-            done.append(m)
-            log(f"gaussian: {name} C={c} trained ({len(done)}/{len(jobs)}, "
-                f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
-
-    if cfg.workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(cfg.workers, mp_context=ctx) as pool:
-            collect(pool.map(_codec_job, jobs))
-    else:
-        collect(_codec_job(job) for job in jobs)
+    done = _run_jobs(jobs, cfg.workers, t0, log)
     torch.set_num_threads(cfg.threads)
     for i, c in enumerate(cfg.rates):
         for j, name in enumerate(("cae", "dplc")):
