@@ -407,3 +407,20 @@ def test_fuzz_forged_files_with_valid_crc(data: bytes) -> None:
         return
     h = read_header(forged)
     assert out.shape == (h.count, h.height, h.width, 1)
+
+
+def test_the_container_needs_neither_torch_nor_pyarrow() -> None:
+    """Reading a header pulls in the container alone (numpy and the entropy coder)."""
+    import subprocess
+    import sys
+
+    def heavy(modules: str) -> str:
+        code = (
+            f"import sys, {modules}; "
+            "print([m for m in ('torch', 'pyarrow', 'dplc.data', 'dplc.codec', 'mlflow') if m in sys.modules])"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert heavy("dplc.bitstream, dplc.payload") == "[]"
+    assert "torch" in heavy("dplc.files")  # the check sees an import when there is one
