@@ -27,17 +27,14 @@ import torch
 from dplc import noise as noise_lib
 from dplc import pixels
 from dplc.bitstream import (
-    FORMAT_VERSION,
     MAX_IMAGES,
     Header,
     check_model,
-    pack,
     unpack,
 )
 from dplc.codec import Codec
 from dplc.entropy import EntropyModel
-from dplc.payload import choose_payload, decode_payload
-from dplc.pixels import ImageInputError
+from dplc.payload import decode_payload, write_file
 
 
 def geometry(codec: Codec) -> tuple[int, int, int, int]:
@@ -76,31 +73,13 @@ def compress(
     is "ans", "fixed" or "auto" (whichever payload is smaller, so a file never exceeds the
     fixed-length budget); ``weights_sha256`` may pass a precomputed :meth:`Codec.weights_hash`.
     """
-    arr = pixels.check_images(images, codec.net.image_size, codec.net.channels)
-    if arr.shape[0] > MAX_IMAGES:
-        raise ImageInputError(f"a file holds 1..{MAX_IMAGES} images, got {arr.shape[0]}")
+    arr = pixels.check_images(images, codec.net.image_size, codec.net.channels, MAX_IMAGES)
     _check_entropy_model(codec, entropy_model, mode)
     n, h, w, c = arr.shape
     padded = torch.from_numpy(pixels.to_float(pixels.pad_to(arr, codec.net.image_size)))
     symbols = codec.encode(padded, fused=True)
-    mode, payload = choose_payload(symbols, codec.net.levels, mode, entropy_model)
-    header = Header(
-        model_name=model_name,
-        model_version=int(model_version),
-        weights_sha256=weights_sha256 or codec.weights_hash(),
-        entropy_id=entropy_model.model_id if entropy_model is not None else "0" * 16,
-        count=n,
-        height=h,
-        width=w,
-        channels=c,
-        image_size=codec.net.image_size,
-        levels=codec.net.levels,
-        code_channels=codec.net.code_channels,
-        mode=mode,
-        seed=int(seed),
-        version=FORMAT_VERSION,
-    )
-    return pack(header, payload)
+    return write_file(symbols, (h, w, c), geometry(codec), model_name, model_version,
+                      weights_sha256 or codec.weights_hash(), entropy_model, seed, mode)  # fmt: skip
 
 
 def decompress(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from dplc.bitstream import (
+    FORMAT_VERSION,
     MODES,
     Header,
     ModelMismatchError,
     PayloadError,
     SymbolRangeError,
+    pack,
 )
 from dplc.entropy import (
     EntropyModel,
@@ -74,3 +76,42 @@ def _check_entropy(header: Header, entropy: EntropyModel) -> None:
             f"model mismatch: the file was entropy coded with model {header.entropy_id}, "
             f"the given entropy model is {entropy.model_id}"
         )
+
+
+def write_file(
+    symbols: np.ndarray,
+    image_shape: tuple[int, int, int],
+    geometry: tuple[int, int, int, int],
+    model_name: str,
+    model_version: int,
+    weights_sha256: str,
+    entropy: EntropyModel | None,
+    seed: int,
+    mode: str,
+) -> bytes:
+    """Symbols (N, C, 4, 4) of images (H, W, channels) -> the bytes of a format-2 file.
+
+    ``geometry`` is the codec's (image size, channels, levels, code channels), as
+    :func:`dplc.bitstream.check_model` takes it; ``mode`` as :func:`choose_payload`. Both the
+    torch path (:mod:`dplc.files`) and the torch-free one (:mod:`dplc.runtime`) write with it.
+    """
+    size, _, levels, code_channels = geometry
+    mode, payload = choose_payload(symbols, levels, mode, entropy)
+    h, w, c = image_shape
+    header = Header(
+        model_name=model_name,
+        model_version=int(model_version),
+        weights_sha256=weights_sha256,
+        entropy_id=entropy.model_id if entropy is not None else "0" * 16,
+        count=symbols.shape[0],
+        height=h,
+        width=w,
+        channels=c,
+        image_size=size,
+        levels=levels,
+        code_channels=code_channels,
+        mode=mode,
+        seed=int(seed),
+        version=FORMAT_VERSION,
+    )
+    return pack(header, payload)

@@ -26,8 +26,9 @@ class ImageInputError(ValueError):
     """Images have the wrong dtype, shape, size or channel count for the codec."""
 
 
-def check_images(images: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """uint8 (N, H, W, channels) (or (N, H, W) for one channel) with H, W ≤ ``size``, checked."""
+def check_images(images: np.ndarray, size: int, channels: int, max_images: int) -> np.ndarray:
+    """uint8 (N, H, W, channels) (or (N, H, W) for one channel), 1 ≤ N ≤ ``max_images``,
+    H, W ≤ ``size``, checked."""
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         raise ImageInputError(f"images must be uint8, got {arr.dtype}")
@@ -36,8 +37,8 @@ def check_images(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     if arr.ndim != 4:
         raise ImageInputError(f"images must have shape (N, H, W, channels), got {arr.shape}")
     n, h, w, c = arr.shape
-    if n < 1:
-        raise ImageInputError("no images given")
+    if not 1 <= n <= max_images:
+        raise ImageInputError(f"a file holds 1..{max_images} images, got {n}")
     if c != channels:
         raise ImageInputError(f"the model takes {channels}-channel images, got {c} channels")
     if not (1 <= h <= size and 1 <= w <= size):

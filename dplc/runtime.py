@@ -26,17 +26,15 @@ import numpy as np
 from dplc import noise as noise_lib
 from dplc import pixels
 from dplc.bitstream import (
-    FORMAT_VERSION,
     MAX_IMAGES,
     Header,
     check_model,
-    pack,
     unpack,
 )
 from dplc.config import CODE_GRID, NetConfig, from_dict
 from dplc.entropy import ENTROPY_FILE, EntropyModel, load_entropy_model
 from dplc.folder import CODEC_FILE, DECODER_FILE, ENCODER_FILE, ONNX_FILE
-from dplc.payload import choose_payload, decode_payload
+from dplc.payload import decode_payload, write_file
 
 CHUNK = 256
 """Images per ONNX Runtime call."""
@@ -159,32 +157,13 @@ def compress(
     mode: str = "auto",
 ) -> bytes:
     """uint8 images (N, H, W, channels) -> one ``.dplc`` file, as :func:`dplc.files.compress`."""
-    arr = pixels.check_images(images, codec.net.image_size, codec.net.channels)
-    if arr.shape[0] > MAX_IMAGES:
-        raise pixels.ImageInputError(f"a file holds 1..{MAX_IMAGES} images, got {arr.shape[0]}")
+    arr = pixels.check_images(images, codec.net.image_size, codec.net.channels, MAX_IMAGES)
     if mode == "ans" and codec.entropy is None:
         raise ValueError("ANS mode needs an entropy model; use mode='fixed' without one")
     n, h, w, c = arr.shape
     symbols = codec.encode(pixels.to_float(pixels.pad_to(arr, codec.net.image_size)))
-    levels = codec.net.levels
-    mode, payload = choose_payload(symbols, levels, mode, codec.entropy)
-    header = Header(
-        model_name=model_name,
-        model_version=int(model_version),
-        weights_sha256=codec.weights_sha256,
-        entropy_id=codec.entropy.model_id if codec.entropy is not None else "0" * 16,
-        count=n,
-        height=h,
-        width=w,
-        channels=c,
-        image_size=codec.net.image_size,
-        levels=levels,
-        code_channels=codec.net.code_channels,
-        mode=mode,
-        seed=int(seed),
-        version=FORMAT_VERSION,
-    )
-    return pack(header, payload)
+    return write_file(symbols, (h, w, c), codec.geometry, model_name, model_version,
+                      codec.weights_sha256, codec.entropy, seed, mode)  # fmt: skip
 
 
 def decode_images(header: Header, symbols: np.ndarray, codec: RuntimeCodec, seed: int) -> np.ndarray:
@@ -192,7 +171,7 @@ def decode_images(header: Header, symbols: np.ndarray, codec: RuntimeCodec, seed
     if header.version < 2:
         raise RuntimeUnavailableError(
             f"format {header.version} files draw their noise from torch's generator; "
-            "decode them with the torch decoder (--decoder torch)"
+            "decode them with the torch decoder (--backend torch)"
         )
     noise = noise_lib.draw(codec.noise_spec, int(seed) % (1 << 64), symbols.shape[0])
     return pixels.to_pictures(codec.decode(symbols, noise), header.height, header.width)

@@ -30,23 +30,20 @@ IMAGES = (0, 1)
 
 
 def learned_rows(params: dict, test: np.ndarray) -> list[tuple[str, list[np.ndarray]]]:
-    """(row label, decodes per rate) for DPLC's draws, GC and CAE."""
+    """(row label, decodes per rate) for DPLC's draws, GC and CAE: each codec compresses the
+    images once, and each DPLC row decodes that file with its own noise seed."""
     ladder = [int(c) for c in params["ladder"]]
-    rows: dict[str, list[np.ndarray]] = {}
-    for generator in params["generators"]:
-        name = P.codec_name("dplc", generator)
-        for seed in range(DRAWS):
-            rows[f"{name} seed {seed}"] = []
-    rows |= {"gc": [], "cae": []}
+    rows = [(f"{P.codec_name('dplc', g)} seed {s}", P.codec_name("dplc", g), s)
+            for g in params["generators"] for s in range(DRAWS)] + [("gc", "gc", 0), ("cae", "cae", 0)]  # fmt: skip
+    decodes: dict[str, list[np.ndarray]] = {label: [] for label, _, _ in rows}
     for c in ladder:
-        for label in rows:
-            name = label.split(" ")[0]
-            seed = int(label.split()[-1]) if " seed " in label else 0
+        for name in dict.fromkeys(name for _, name, _ in rows):
             folder = P.RUNS / "train" / name / str(c) / "codec"
             codec, entropy = Codec.load(folder), load_entropy_model(folder)
-            blob = files.compress(codec, entropy, test, name, 0, seed=seed)
-            rows[label].append(files.decompress(blob, codec, entropy))
-    return list(rows.items())
+            blob = files.compress(codec, entropy, test, name, 0)
+            for label, _, seed in (r for r in rows if r[1] == name):
+                decodes[label].append(files.decompress(blob, codec, entropy, seed=seed))
+    return list(decodes.items())
 
 
 def closest_classical(sweep: dict, bits: float) -> tuple[str, float, float]:
