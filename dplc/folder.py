@@ -72,3 +72,15 @@ def resolve(path: str | Path) -> Path:
     if (p / "MLmodel").is_file():
         p = codec_artifact(p)
     return check_codec_dir(p)
+
+
+def local(uri: str) -> tuple[Path, str, int]:
+    """``(codec folder, name, 0)`` of a local folder given as a model URI (version 0: not from a
+    registry), or :class:`NotACodecError` saying why it is not one."""
+    path = Path(uri)
+    if not path.is_dir():
+        raise NotACodecError(f"model not found: {uri} (not a models:/ URI nor a codec folder)")
+    try:
+        return resolve(path), path.resolve().name, 0
+    except (FileNotFoundError, NotACodecError) as e:
+        raise NotACodecError(f"model not found: {e}") from e

@@ -67,14 +67,11 @@ def codec_folder(uri: str, tracking_uri: str | None) -> Iterator[tuple[Path, str
         except ModelNotFoundError as e:
             raise OpenError(str(e)) from e
         return
-    path = Path(uri)
-    if not path.is_dir():
-        raise OpenError(f"model not found: {uri} (not a models:/ URI nor a codec folder)")
     try:
-        codec_dir = folder.resolve(path)
-    except (FileNotFoundError, folder.NotACodecError) as e:
-        raise OpenError(f"model not found: {e}") from e
-    yield codec_dir, path.resolve().name, 0
+        found = folder.local(uri)
+    except folder.NotACodecError as e:
+        raise OpenError(str(e)) from e
+    yield found
 
 
 def _choose_backend(

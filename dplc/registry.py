@@ -245,16 +245,11 @@ def fetch(uri: str, tracking_uri: str | None = None) -> Iterator[tuple[Path, str
     """
     parsed = parse_model_uri(uri)
     if parsed is None:
-        path = Path(uri)
-        if not path.is_dir():
-            raise ModelNotFoundError(
-                f"model not found: {uri} (not a models:/ URI nor a codec folder)"
-            )
         try:
-            codec_dir = folder.resolve(path)
-        except (FileNotFoundError, folder.NotACodecError) as e:
-            raise ModelNotFoundError(f"model not found: {e}") from e
-        yield codec_dir, path.resolve().name, 0
+            found = folder.local(uri)
+        except folder.NotACodecError as e:
+            raise ModelNotFoundError(str(e)) from e
+        yield found
         return
     store = _tracking_uri(tracking_uri)
     name, alias, version = parsed
