@@ -22,6 +22,7 @@ quick: setup
 	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pipelines.repro
 
 test: setup
+	bash scripts/test-system.sh
 	$(VENV)/ruff check dplc pipelines tests benchmarks
 	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q --timeout 1800
 
