@@ -147,12 +147,15 @@ class Codec(nn.Module):
             return images.new_zeros(images.shape[0], *self.net.code_shape)
         return self.quantizer(self.encoder(images))
 
-    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Decoder noise for ``n`` images: U[-Δ/2, Δ/2] on the 4x4 grid, or N(0, I) in prior mode."""
+    def draw_noise(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> Tensor:
+        """Decoder noise for ``n`` images: U[-Δ/2, Δ/2] on the 4x4 grid, or N(0, I) in prior
+        mode; drawn from a CPU generator and then moved to ``device`` when given."""
         if self.mode == "prior":
-            return torch.randn(n, self.net.latent_dim, generator=generator)
+            return torch.randn(n, self.net.latent_dim, generator=generator).to(device)
         shape = (n, self.net.noise_channels, *self.net.code_shape[1:])
-        return (torch.rand(shape, generator=generator) - 0.5) * self.quantizer.step
+        return ((torch.rand(shape, generator=generator) - 0.5) * self.quantizer.step).to(device)
 
     @property
     def noise_spec(self) -> noise_lib.NoiseSpec:

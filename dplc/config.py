@@ -224,8 +224,8 @@ class LoopConfig:
             raise ConfigError(f"steps must be >= 0, got {self.steps}")
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise ConfigError("checkpoint_every and log_every must be >= 1")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ConfigError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
 
 
 @dataclass(frozen=True)

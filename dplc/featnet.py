@@ -1,7 +1,10 @@
 """The domain feature network for FID/KID and its torch-fidelity feature extractor.
 
 No Inception weights can be downloaded here, so FIDs on small images use a classifier trained
-on the training split of the same data: its 128-d penultimate layer, taken *before*
+on the training split of the same data. A labelled source (Fashion-MNIST, MNIST) trains it on
+its classes; an unlabelled one (CelebA, LSUN, a folder: labels -1) on predicting which of four
+rotations (0°, 90°, 180°, 270°) an image was given (Gidaris et al., ICLR 2018), a task that
+needs the objects' shape and orientation. Its 128-d penultimate layer, taken *before*
 the ReLU (features after a ReLU leave dead units), are the features. The classifier
 uses GroupNorm, not BatchNorm, so its eval-mode features never depend on stale running
 statistics (the other pitfall).
@@ -69,11 +72,35 @@ class FeatNet(nn.Module):
         return self.classifier(self.embed(x))
 
 
+ROTATION = "rotation"
+CLASSES = "classes"
+
+
 @dataclass
 class FeatNetReport:
     test_accuracy: float
     seconds: float
     epochs: int
+    task: str = CLASSES
+
+
+def task_of(labels: Tensor) -> str:
+    """``classes`` when every image has a label, ``rotation`` when none has (labels -1)."""
+    if labels.numel() and bool((labels >= 0).all()):
+        return CLASSES
+    if labels.numel() == 0 or bool((labels < 0).all()):
+        return ROTATION
+    raise ValueError("some images have labels and some do not (-1); the feature network needs one or the other")
+
+
+def rotate(images: Tensor, quarter_turns: Tensor) -> Tensor:
+    """Rotate image i by ``quarter_turns[i]`` × 90° (N×C×H×W, square images)."""
+    out = images.clone()
+    for k in range(1, 4):
+        mask = quarter_turns == k
+        if mask.any():
+            out[mask] = torch.rot90(images[mask], k, dims=(2, 3))
+    return out
 
 
 def _as_float(images: Tensor) -> Tensor:
@@ -82,8 +109,12 @@ def _as_float(images: Tensor) -> Tensor:
 
 @torch.no_grad()
 def accuracy(net: FeatNet, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy on uint8 or [-1, 1] images."""
+    """Top-1 accuracy on uint8 or [-1, 1] images; for unlabelled images, the accuracy of
+    telling each image's four rotations apart."""
     net.eval()
+    if task_of(labels) == ROTATION:
+        turns = torch.arange(4).repeat_interleave(images.shape[0])
+        images, labels = rotate(images.repeat(4, 1, 1, 1), turns), turns
     correct = 0
     for i in range(0, images.shape[0], batch_size):
         pred = net(_as_float(images[i : i + batch_size])).argmax(1)
@@ -104,11 +135,15 @@ def train_featnet(
 ) -> tuple[FeatNet, FeatNetReport]:
     """Train the classifier with Adam and a one-cycle schedule; random horizontal flips.
 
+    Unlabelled images (labels -1) train it to tell four rotations apart (:func:`task_of`).
     Writes a progress line (step, loss, images/s, ETA) every ``progress_every_s`` seconds.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    classes = int(labels.max()) + 1
+    task = task_of(labels)
+    if task == ROTATION and images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"rotation features need square images, got {tuple(images.shape[-2:])}")
+    classes = 4 if task == ROTATION else int(labels.max()) + 1
     net = FeatNet(images.shape[1], classes)
     steps = epochs * ((images.shape[0] + batch_size - 1) // batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -126,7 +161,11 @@ def train_featnet(
             if flip:
                 mask = torch.rand(x.shape[0], generator=gen) < 0.5
                 x = torch.where(mask[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(net(x), labels[idx])
+            target = labels[idx]
+            if task == ROTATION:
+                target = torch.randint(4, (x.shape[0],), generator=gen)
+                x = rotate(x, target).contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(net(x), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -137,7 +176,7 @@ def train_featnet(
     net.to(memory_format=torch.contiguous_format)
     net.eval()
     acc = accuracy(net, *test) if test is not None else float("nan")
-    return net, FeatNetReport(acc, time.perf_counter() - t0, epochs)
+    return net, FeatNetReport(acc, time.perf_counter() - t0, epochs, task)
 
 
 def save_featnet(net: FeatNet, path: str | Path) -> Path:

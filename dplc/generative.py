@@ -30,11 +30,11 @@ class WGANGP(Method):
 
     def step(self, batch: Batch) -> dict[str, float]:
         m = self.net.latent_dim
-        w, gp = self._train_critic(self.critic, batch, lambda real: self.generator(torch.randn(real.shape[0], m)))
+        w, gp = self._train_critic(self.critic, batch, lambda real: self.generator(self.randn(real.shape[0], m)))
         critic_loss = -w + self.cfg.gp_weight * gp
         with self.autocast():
             loss_g = losses.generator_loss(
-                self.critic(self.generator(torch.randn(self.cfg.batch_size, m)))
+                self.critic(self.generator(self.randn(self.cfg.batch_size, m)))
             )
         self._update("generator", loss_g, self.generator)
         self._update_ema(self.generator)
@@ -88,8 +88,8 @@ class WassersteinPP(WAE):
 
     def _mixed_latent(self, z_enc: Tensor) -> Tensor:
         """z̃ = α·E(x) + (1−α)·z with α ~ U[0, 1] per sample, E(x) detached."""
-        alpha = torch.rand(z_enc.shape[0], 1)
-        return alpha * z_enc.detach().float() + (1 - alpha) * torch.randn(z_enc.shape)
+        alpha = self.rand(z_enc.shape[0], 1)
+        return alpha * z_enc.detach().float() + (1 - alpha) * self.randn(*z_enc.shape)
 
     def _adversarial_latent(self, z_enc: Tensor) -> Tensor:
         """The latent of the generator's adversarial term: the critic's mixture z̃ (``mixture``)

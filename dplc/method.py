@@ -22,6 +22,20 @@ Batch = Callable[[int], Tensor]
 GradSync = Callable[[nn.Module], None]
 """Called on a module after ``backward`` and before its optimiser step (data-parallel hook)."""
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 autocast on a CUDA device with bf16 support (tensor cores; no loss
+    scaling needed) and fp32 elsewhere (on CPUs without AVX-512-BF16/AMX, bf16 is several times
+    slower than fp32); ``fp32`` and ``bf16`` are taken as they are."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    cuda = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16" if cuda else "fp32"
+
 
 def multistep_schedule(opt: torch.optim.Optimizer, cfg: MethodConfig, total_steps: int):
     """lr × ``lr_decay`` at the fractions ``lr_decay_at`` of training (Tschannen et al. 2018 schedules)."""
@@ -40,7 +54,12 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 class Method:
-    """Base class: modules, optimisers, schedulers, autocast and gradient sync."""
+    """Base class: modules, optimisers, schedulers, device, autocast and gradient sync.
+
+    A method starts on the CPU; :meth:`to` moves it (a GPU worker of Ray Train). Its random
+    draws come from torch's CPU generator and are moved to the device (:meth:`randn`,
+    :meth:`rand`), so a run on a GPU draws the same noise as one on the CPU.
+    """
 
     name = "base"
 
@@ -55,7 +74,9 @@ class Method:
         self.net = net
         self.cfg = cfg
         self.total_steps = max(1, total_steps)
-        self.precision = precision
+        self.requested_precision = precision
+        self.device = torch.device("cpu")
+        self.precision = resolve_precision(precision, self.device)
         self.grad_sync = grad_sync
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -63,8 +84,25 @@ class Method:
 
     # ----------------------------------------------------------------- helpers
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on the CPU when ``precision == 'bf16'``, else a no-op."""
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        """bf16 autocast on the method's device when ``precision == 'bf16'``, else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def to(self, device: torch.device | str) -> Method:
+        """Move every module (and the optimiser state, lazily) to ``device``; ``auto``
+        precision is resolved for it."""
+        self.device = torch.device(device)
+        for m in self.modules.values():
+            m.to(self.device)
+        self.precision = resolve_precision(self.requested_precision, self.device)
+        return self
+
+    def randn(self, *shape: int) -> Tensor:
+        """N(0, I) of ``shape`` from the CPU generator, on the method's device."""
+        return torch.randn(*shape).to(self.device)
+
+    def rand(self, *shape: int) -> Tensor:
+        """U[0, 1) of ``shape`` from the CPU generator, on the method's device."""
+        return torch.rand(*shape).to(self.device)
 
     def _adam(self, key: str, params: Iterator[nn.Parameter], lr: float, betas) -> None:
         self.optimizers[key] = torch.optim.Adam(params, lr=lr, betas=betas)

@@ -120,10 +120,9 @@ def fid_kid(
         out["fid_featnet"] = float(m["frechet_inception_distance"])
         out["kid_featnet"] = float(m["kernel_inception_distance_mean"])
     if inception_path is not None:
-        if not Path(inception_path).is_file():
-            raise FileNotFoundError(
-                f"Inception weights not found at {inception_path}; they are never downloaded"
-            )
+        from dplc import inception
+
+        inception.check_weights(inception_path)  # missing or not a plain state dict: refused
         rgb = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t  # noqa: E731
         m = torch_fidelity.calculate_metrics(
             **(

@@ -24,7 +24,7 @@ class _RateMethod(Method):
 
     def _decode_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(latent, x̂) for a batch, with fresh decoder noise."""
-        noise = self.codec.draw_noise(x.shape[0])
+        noise = self.codec.draw_noise(x.shape[0], device=x.device)
         latent = self.codec.latent(self.codec.code(x), noise)
         return latent, self.codec.generator(latent)
 
@@ -74,6 +74,12 @@ class DPLC(_RateMethod):
         super().train(mode)
         self.codec.generator.eval()  # G* is frozen: BatchNorm uses its running statistics
 
+    def to(self, device: torch.device | str) -> DPLC:
+        super().to(device)
+        if self.holdout is not None:
+            self.holdout = self.holdout.to(self.device)
+        return self
+
     @torch.no_grad()
     def holdout_mmd_sd(self, seed: int = 0) -> float:
         """The held-out latent MMD of B(Q(E(x)), u) against N(0, I), in null s.d.
@@ -88,7 +94,7 @@ class DPLC(_RateMethod):
         codec = copy.deepcopy(self.codec).train()
         gen = torch.Generator().manual_seed(seed)
         x = self.holdout
-        latent = codec.latent(codec.code(x), codec.draw_noise(x.shape[0], gen))
+        latent = codec.latent(codec.code(x), codec.draw_noise(x.shape[0], gen, device=x.device))
         return realism.latent_mmd_sd(latent, self.null, seed=seed + 1)
 
     def _realism_mmd(self, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
@@ -101,23 +107,23 @@ class DPLC(_RateMethod):
         if k > 1:
             code = code.detach() if cut else code
             code = code.repeat(k, *([1] * (code.dim() - 1)))
-            latent = self.codec.latent(code, self.codec.draw_noise(code.shape[0]))
+            latent = self.codec.latent(code, self.codec.draw_noise(code.shape[0], device=code.device))
         elif cut:
             latent = self.codec.latent(code.detach(), noise)
         groups = k if self.cfg.realism_independent_pairs else 1
-        return losses.mmd_imq(latent, torch.randn(latent.shape), self.cfg.mmd_scales, groups=groups)
+        return losses.mmd_imq(latent, self.randn(*latent.shape), self.cfg.mmd_scales, groups=groups)
 
     def step(self, batch: Batch) -> dict[str, float]:
         x = batch(self.cfg.batch_size)
         self.steps_done += 1
         if self.codec.mode == "prior":
             with torch.no_grad():
-                x_hat = self.codec.generator(torch.randn(x.shape[0], self.net.latent_dim))
+                x_hat = self.codec.generator(self.randn(x.shape[0], self.net.latent_dim))
             return {"loss": float(losses.mse(x_hat, x)), "mse": float(losses.mse(x_hat, x))}
         lam = self.dual.lam
         with self.autocast():
             code = self.codec.code(x)
-            noise = self.codec.draw_noise(x.shape[0])
+            noise = self.codec.draw_noise(x.shape[0], device=x.device)
             latent = self.codec.latent(code, noise)
             rec = losses.sqrt_mse(self.codec.generator(latent), x)
             mmd = self._realism_mmd(code, noise, latent)
@@ -149,7 +155,7 @@ class DPLC(_RateMethod):
         self.codec.generator.eval()
         for _ in range(batches):
             x = batch(self.cfg.batch_size)
-            self.codec.latent(self.codec.code(x), self.codec.draw_noise(x.shape[0]))
+            self.codec.latent(self.codec.code(x), self.codec.draw_noise(x.shape[0], device=x.device))
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
 

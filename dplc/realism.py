@@ -72,7 +72,7 @@ def latent_mmd_sd(latents: Tensor, null: NullSpread, seed: int = 0,
         raise ValueError(
             f"latents are {tuple(z.shape)}, the null spread was measured at ({null.n}, {null.dim})"
         )
-    prior = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
+    prior = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed)).to(z.device)
     return float(mmd_imq(z, prior, scales)) / null.sd
 
 

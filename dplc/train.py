@@ -3,7 +3,7 @@
 The loop knows nothing of Ray or MLflow. It calls :class:`Callback` hooks with the step's
 metrics and with every checkpoint it writes, so a pipeline can forward them to Ray Train or
 MLflow. Checkpoints hold the method's modules, optimisers and schedulers, the batch sampler's
-generator and torch's global RNG state, written atomically with ``torch.save`` and read back
+generator and torch's global RNG state (and the CUDA one on a GPU), written atomically with ``torch.save`` and read back
 with ``torch.load(weights_only=True)`` (no arbitrary unpickling). A resumed run therefore
 continues bit-identically on the CPU.
 
@@ -99,6 +99,8 @@ def save_checkpoint(path: Path, step: int, method: Method, sampler: BatchSampler
         "sampler": sampler.state(),
         "torch_rng": torch.get_rng_state(),
     }
+    if method.device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(method.device)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -115,6 +117,8 @@ def load_checkpoint(path: Path, method: Method, sampler: BatchSampler) -> int:
     method.load_state_dict(state["method"])
     sampler.set_state(state["sampler"])
     torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and method.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], method.device)
     return int(state["step"])
 
 
@@ -131,22 +135,30 @@ def train(
     checkpoint_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = True,
+    device: torch.device | str | None = None,
 ) -> TrainResult:
     """Run ``loop.steps`` steps of ``method``, checkpointing every ``loop.checkpoint_every``.
 
     With ``resume`` and an existing ``checkpoint_dir/last.pt`` the run continues from there.
     Metrics are averaged over each ``loop.log_every`` window before the callbacks see them.
+    With ``device`` the method moves there and every batch follows it (the sampler stays on
+    the CPU, so its draws are the same on every device).
     """
     set_threads(loop.threads)
+    if device is not None:
+        method.to(device)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start = 0
     if resume and ckpt is not None and ckpt.is_file():
         start = load_checkpoint(ckpt, method, sampler)
     method.train(True)
     batch: Callable[[int], torch.Tensor] = sampler
+    if method.device.type != "cpu":
+        batch = lambda n: sampler(n).to(method.device, non_blocking=True)  # noqa: E731
     if loop.channels_last:
         method.to_memory_format(torch.channels_last)
-        batch = lambda n: sampler(n).contiguous(memory_format=torch.channels_last)  # noqa: E731
+        on_device = batch
+        batch = lambda n: on_device(n).contiguous(memory_format=torch.channels_last)  # noqa: E731
     if loop.progress_every_s > 0:
         line = ProgressLine(loop.label or method.name, loop.steps, _images_per_step(method),
                             start=start, every_s=loop.progress_every_s)  # fmt: skip
@@ -208,13 +220,15 @@ def fit(
     generator: torch.nn.Module | None = None,
     grad_sync: GradSync | None = None,
     rank: int = 0,
+    device: torch.device | str | None = None,
 ) -> tuple[Method, TrainResult]:
     """Build the method of ``cfg`` and train it on ``images`` (uint8, N x C x S x S).
 
     Every rank builds identical initial weights (seeded with ``cfg.loop.seed``) and draws its
     own batches (seed + 1000·rank); ``grad_sync`` averages gradients across ranks when set.
     Every rank holds out the same images (:func:`split_holdout`), so every rank measures the
-    same latent MMD and takes the same dual step.
+    same latent MMD and takes the same dual step. ``device`` is where the method trains (a
+    worker's GPU; the CPU when omitted).
     """
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != cfg.net.image_shape:
         raise ValueError(
@@ -229,7 +243,7 @@ def fit(
     )
     sampler = BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
     loop = cfg.loop if rank == 0 else dataclasses.replace(cfg.loop, progress_every_s=0)
-    result = train(method, sampler, loop, checkpoint_dir, callbacks)  # rank 0 reports progress
+    result = train(method, sampler, loop, checkpoint_dir, callbacks, device=device)  # rank 0 reports progress
     return method, result
 
 

@@ -2,7 +2,8 @@
 
     python -m pipelines.featnet
 
-Writes ``runs/featnet/featnet.safetensors`` and ``runs/featnet/metrics.json`` (test accuracy).
+Writes ``runs/featnet/featnet.safetensors`` and ``runs/featnet/metrics.json`` (test accuracy:
+of the classes, or of the rotations for an unlabelled source; the task is logged to MLflow).
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import json
 
 import torch
 
-from dplc import data, featnet
+from dplc import data, featnet, inception
 from pipelines import params as P
 from pipelines import tracking
 
 
 def main() -> None:
     params = P.load()
-    tracking.check_store(params)
     f = params["featnet"]
+    if f.get("inception_weights"):  # the first stage that needs them: refuse before any work
+        try:
+            inception.check_weights(f["inception_weights"])
+        except inception.InceptionWeightsError as e:
+            raise SystemExit(f"featnet: {e}") from None
+    tracking.check_store(params)
     torch.set_num_threads(max(1, P.ray_params(params).threads_per_worker))
     root = P.prepared_dir()
     size = params["data"]["image_size"]
@@ -38,9 +44,9 @@ def main() -> None:
     featnet.save_featnet(net, out / "featnet.safetensors")
     metrics = {"featnet_test_accuracy": report.test_accuracy, "featnet_seconds": report.seconds}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(metrics)
+    print(metrics | {"featnet_task": report.task})
     with tracking.stage_run(params, "featnet") as run:
-        run.log_params({"featnet": f})
+        run.log_params({"featnet": f, "featnet_task": report.task})
         run.log_metrics(metrics)
         run.log_artifact(out / "featnet.safetensors")
 

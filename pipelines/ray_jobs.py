@@ -26,6 +26,7 @@ from typing import Any
 
 import ray
 import ray.train
+import ray.train.torch
 import torch
 from ray.train import (
     Checkpoint,
@@ -184,8 +185,10 @@ def _worker(config: dict[str, Any]) -> None:
     reporter = _RayReporter(rank, int(config["report_every"]), cfg.loop.steps, fail_at)
     reporter.history = history
     sync = allreduce_gradients if world > 1 else None
-    # fit seeds every rank identically (same initial weights) and draws per-rank batches
-    fit(cfg, images, local, [reporter], generator=generator, grad_sync=sync, rank=rank)
+    # fit seeds every rank identically (same initial weights) and draws per-rank batches; a
+    # worker Ray gave a GPU (ray.use_gpu) trains there, with NCCL all-reducing the gradients
+    device = ray.train.torch.get_device() if torch.cuda.is_available() else None
+    fit(cfg, images, local, [reporter], generator=generator, grad_sync=sync, rank=rank, device=device)
     shutil.rmtree(local, ignore_errors=True)
 
 

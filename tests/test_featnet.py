@@ -39,3 +39,28 @@ def test_extractor_needs_weights_path():
     featnet.register()
     with pytest.raises(ValueError, match="feature_extractor_weights_path"):
         featnet.FeatNetExtractor(featnet.EXTRACTOR_NAME, [featnet.FEATURE_LAYER])
+
+
+def test_unlabelled_images_train_the_rotation_task():
+    import numpy as np
+
+    from dplc import synthetic
+
+    rng = np.random.default_rng(0)
+    imgs = torch.from_numpy(np.stack([synthetic.image(32, 32, rng) for _ in range(704)])).permute(0, 3, 1, 2).contiguous()
+    unlabelled = torch.full((704,), -1)
+    assert featnet.task_of(unlabelled) == featnet.ROTATION and featnet.task_of(torch.arange(3)) == featnet.CLASSES
+    with pytest.raises(ValueError, match="some images have labels"):
+        featnet.task_of(torch.tensor([0, -1]))
+    net, report = featnet.train_featnet(imgs[:640], unlabelled[:640], epochs=10, batch_size=32,
+                                        test=(imgs[640:], unlabelled[640:]), progress_every_s=0)  # fmt: skip
+    assert report.task == featnet.ROTATION and net.classes == 4
+    assert report.test_accuracy > 0.5  # chance is 0.25
+    untrained = featnet.FeatNet(3, 4)
+    assert featnet.accuracy(untrained, imgs[640:], unlabelled[640:]) < 0.45
+
+
+def test_rotate_turns_each_image_by_its_own_quarter_turns():
+    x = torch.arange(2 * 1 * 3 * 3).reshape(2, 1, 3, 3)
+    out = featnet.rotate(x, torch.tensor([0, 1]))
+    assert torch.equal(out[0], x[0]) and torch.equal(out[1], torch.rot90(x[1], 1, dims=(1, 2)))

@@ -152,3 +152,34 @@ def test_channels_last_layout_trains_the_same_and_ends_in_standard_layout(name, 
     moved = (flat(results[False]) - flat(start)).norm()
     apart = (flat(results[False]) - flat(results[True])).norm()
     assert moved > 0 and apart < 0.02 * moved, (float(apart), float(moved))
+
+
+def test_precision_auto_resolves_per_device():
+    from dplc.method import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    want = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == want
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name,c", [("wpp", 0), ("dplc", 2), ("gc", 2)])
+def test_an_explicit_device_and_auto_precision_train_as_the_default_on_the_cpu(name, c):
+    """The device path (method.to, batches moved, draws from the CPU generator then moved)
+    changes nothing on the CPU: the same weights, bit for bit, as a run that never names one."""
+    from dplc.nets import Generator
+
+    results = []
+    for device, precision in ((None, "fp32"), ("cpu", "auto")):
+        torch.manual_seed(3)
+        gen = Generator(tiny_net()).eval() if name == "dplc" else None
+        method = build_method(tiny_net(code_channels=c), tiny_method(name), 4, precision, generator=gen)
+        loop = LoopConfig(steps=4, log_every=2, progress_every_s=0, precision=precision)
+        train(method, BatchSampler(_images(), seed=3), loop, device=device)
+        assert method.precision == "fp32" and method.device == torch.device("cpu")
+        results.append(_params(method))
+    assert results[0].keys() == results[1].keys()
+    for k in results[0]:
+        assert torch.equal(results[0][k], results[1][k]), k

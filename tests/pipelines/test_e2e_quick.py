@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,44 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _repo import copy_repo, env, run
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-SKIP = {".venv", ".git", "data", "runs", "mlartifacts", "reports", ".pytest_cache", ".ruff_cache", ".hypothesis"}
-
-
-def _copy_repo(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for rel in files.stdout.splitlines():
-        if rel.split("/")[0] in SKIP or rel == "mlflow.db" or not (ROOT / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
-    shutil.copytree(ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"), dirs_exist_ok=True)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    return dest
-
-
-def _env(repo: Path) -> dict:
-    bindir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
-    return env | {"DVC_NO_ANALYTICS": "1", "PATH": bindir + os.pathsep + env.get("PATH", ""), "PYTHONPATH": str(repo)}
-
-
-def _run(cmd: list[str], repo: Path, timeout: int = 900) -> str:
-    out = subprocess.run(cmd, cwd=repo, env=_env(repo), capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
-    return out.stdout + out.stderr
 
 
 def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
-    repo = _copy_repo(tmp_path / "repo")
-    _run([sys.executable, "-m", "pipelines.profile", "quick"], repo)
+    repo = copy_repo(tmp_path / "repo")
+    run([sys.executable, "-m", "pipelines.profile", "quick"], repo)
     # 1. interrupt the first repro while a Ray training stage runs
     log = open(tmp_path / "first.log", "w")  # noqa: SIM115 - held open while the process runs
     # a shell that starts CI in the background ignores SIGINT, and children inherit that:
     # restore the default so the interrupt below is a real Ctrl-C
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=_env(repo), stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env(repo), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.time() + 600
@@ -76,7 +50,7 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     assert (repo / "runs" / "featnet" / "metrics.json").is_file()
     assert not (repo / "runs" / "generator" / "wpp" / "codec").exists()
     # 2. the rerun redoes only what is missing, in one Ray runtime that every stage joins
-    second = _run([sys.executable, "-m", "pipelines.repro"], repo, timeout=1200)
+    second = run([sys.executable, "-m", "pipelines.repro"], repo, timeout=1200)
     assert "Ray runtime for this repro at 127.0.0.1:" in second
     assert "Started a local Ray instance" not in second  # no stage started a runtime of its own
     # the log reads like a story: progress lines, none of Ray's known-harmless warnings
@@ -87,7 +61,7 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     assert second.count("[wpp] step 60/60") == 1  # a worker's line is forwarded once
     port = re.search(r"Ray runtime for this repro at 127\.0\.0\.1:(\d+)", second).group(1)
     probe = subprocess.run([str(Path(sys.executable).with_name("ray")), "status", f"--address=127.0.0.1:{port}"],
-                           env=_env(repo), capture_output=True, text=True, timeout=120)  # fmt: skip
+                           env=env(repo), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert probe.returncode != 0, "the repro's Ray runtime outlived it"
     assert "Stage 'prepare' didn't change, skipping" in second
     assert "Stage 'featnet' didn't change, skipping" in second
@@ -104,20 +78,20 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     for name in ("mse", "psnr", "rfid", "pv"):
         assert (reports / "plots" / f"{name}.png").stat().st_size > 1000
     assert "dplc_wpp" in (reports / "results.md").read_text()
-    env = json.loads((reports / "environment.json").read_text())
-    assert env["cpu_model"] and env["versions"]["torch"] != "absent"
+    recorded = json.loads((reports / "environment.json").read_text())
+    assert recorded["cpu_model"] and recorded["versions"]["torch"] != "absent"
     timing = json.loads((repo / "runs" / "train" / "cae" / "4" / "train.json").read_text())["timing"]
     assert 0 < timing["training_seconds"] < timing["total_seconds"]
-    shown = _run(["dvc", "metrics", "show", "--json"], repo)
+    shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert "featnet_test_accuracy" in shown
-    _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
     page = (tmp_path / "plots" / "index.html").read_text()
     assert "vega-embed" in page and "https://cdn" not in page  # the vendored offline template
     for name in ("dplc_wpp", "gc", "cae", "jpeg"):  # CompressAI-layout results of every codec
         layout = json.loads((reports / "compressai" / f"{name}.json").read_text())
         assert layout["name"] == name and layout["description"] and layout["results"]["bpp"]
     assert (reports / "decodes.png").stat().st_size > 10_000
-    assert "didn't change" in _run(["dvc", "repro", "report"], repo)  # a finished DAG is up to date
+    assert "didn't change" in run(["dvc", "repro", "report"], repo)  # a finished DAG is up to date
     # 4. registered models, one version per rate and an alias per rate
     import mlflow
 
@@ -149,11 +123,11 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     for i, img in enumerate(imgs):
         Image.fromarray(img[..., 0]).save(folder / f"{i}.png")
     env_uri = {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "dplc.compress", *a], cwd=tmp_path, env=_env(repo) | env_uri,  # noqa: E731
+    cli = lambda *a: subprocess.run([sys.executable, "-m", "dplc.compress", *a], cwd=tmp_path, env=env(repo) | env_uri,  # noqa: E731
                                     capture_output=True, text=True, timeout=300)  # fmt: skip
-    c = run("compress", str(folder), "-o", str(tmp_path / "x.dplc"), "--model", "models:/fashion_mnist-dplc_wpp@c4")
+    c = cli("compress", str(folder), "-o", str(tmp_path / "x.dplc"), "--model", "models:/fashion_mnist-dplc_wpp@c4")
     assert c.returncode == 0, c.stderr
-    d = run("decompress", str(tmp_path / "x.dplc"), "-o", str(tmp_path / "out"), "--model", "models:/fashion_mnist-dplc_wpp@c4")
+    d = cli("decompress", str(tmp_path / "x.dplc"), "-o", str(tmp_path / "out"), "--model", "models:/fashion_mnist-dplc_wpp@c4")
     assert d.returncode == 0, d.stderr
     outs = sorted((tmp_path / "out").glob("*.png"))
     assert len(outs) == 5 and np.asarray(Image.open(outs[0])).shape == (28, 28)

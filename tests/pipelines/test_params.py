@@ -1,6 +1,7 @@
 import pytest
 import yaml
 
+from dplc import loss_scale
 from dplc.config import TrainConfig
 from pipelines import params as P
 from pipelines import profile
@@ -80,3 +81,19 @@ def test_registry_vocabulary_describes_every_codec():
     tags = P.version_tags(net, {"lambda_rate": 7.4321}, "ab" * 32, "run1", "cd" * 32)
     assert tags["bits_per_image"] == "64" and tags["lambda_rate"] == "7.432"
     assert "lambda_rate" not in P.version_tags(net, {}, "ab" * 32, "run1", None)
+
+
+@pytest.mark.parametrize("name", ["celeba64", "lsun64"])
+def test_64px_profiles_derive_their_adversarial_weights(tmp_path, name):
+    """λ_adv from the authors' per-pixel-penalty weight, λ_gan from the default's at the same
+    balance (dplc.loss_scale, docs/scale.md); a copied 2.5e-5 fails this."""
+    params = yaml.safe_load(profile.compose(name, output=tmp_path / "p.yaml").read_text())
+    default = yaml.safe_load(profile.compose("default", output=tmp_path / "d.yaml").read_text())
+    d = params["data"]
+    shape = (d["channels"], d["image_size"], d["image_size"])
+    want_adv = loss_scale.whole_image_lambda_adv(2.5e-5, d["image_size"], d["image_size"])
+    assert params["generator"]["wpp"]["method"]["lambda_adv"] == pytest.approx(want_adv, rel=0.01)
+    dd = default["data"]
+    lam32 = default["train"]["gc"]["method"]["lambda_gan"]
+    want_gan = loss_scale.same_balance_mse(lam32, (dd["channels"], dd["image_size"], dd["image_size"]), shape)
+    assert params["train"]["gc"]["method"]["lambda_gan"] == pytest.approx(want_gan, rel=0.01)

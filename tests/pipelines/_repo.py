@@ -1,0 +1,42 @@
+"""Helpers of the end-to-end tests: a copy of the repository to run `dvc repro` in, and the
+environment its commands run with."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SKIP = {".venv", ".git", "data", "runs", "mlartifacts", "reports", ".pytest_cache", ".ruff_cache", ".hypothesis"}
+
+
+def copy_repo(dest: Path) -> Path:
+    """The tracked and untracked-but-not-ignored files, without data, runs or results; a fresh
+    git repository (DVC needs one) and the DVC config without its cache."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for rel in files.stdout.splitlines():
+        if rel.split("/")[0] in SKIP or rel == "mlflow.db" or not (ROOT / rel).is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    shutil.copytree(ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"), dirs_exist_ok=True)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def env(repo: Path) -> dict:
+    """This interpreter's bin folder first on PATH, the copy on PYTHONPATH, no MLflow or Ray
+    address inherited from the caller."""
+    bindir = str(Path(sys.executable).parent)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
+    return base | {"DVC_NO_ANALYTICS": "1", "PATH": bindir + os.pathsep + base.get("PATH", ""), "PYTHONPATH": str(repo)}
+
+
+def run(cmd: list[str], repo: Path, timeout: int = 900) -> str:
+    """Run ``cmd`` in ``repo``; its output, or a failed assertion with the output's tail."""
+    out = subprocess.run(cmd, cwd=repo, env=env(repo), capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out.stdout + out.stderr
