@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dplc import bitstream, files
+from dplc import bitstream, fid_noise, files
 from dplc.codec import Codec
 from dplc.data import crop_to, to_float, to_tensor, to_uint8
 from dplc.entropy import EntropyModel
@@ -55,6 +55,7 @@ def evaluate_codec(
     Distortion (MSE on [-1, 1], PSNR on [0, 255]) is measured on the original H x W pixels of
     the decoded file (seed 0); the rates are the file's (:func:`rate_figures`). rFID/KID compare
     the test images with their decodes, sFID with as many generator samples (``sample_fid``,
+    ``rfid_featnet_sd`` and ``sfid_featnet_sd`` are their bootstrap s.d., :mod:`dplc.fid_noise`;
     which also measures G*'s :func:`~dplc.metrics.inversion_floor` on the PV images); PV decodes
     the first ``pv_batch`` test images ``pv_repeats`` times with seeds 0..repeats-1
     (:func:`~dplc.metrics.noise_split`); ``latent_mmd_sd`` is the latent realism of the first
@@ -72,12 +73,18 @@ def evaluate_codec(
     size = codec.net.image_size
     padded_real = to_tensor(test_images, size)
     if featnet_path is not None or inception_path is not None:
-        r = fid_kid(padded_real, to_tensor(decoded, size), featnet_path, inception_path)
+        padded_decoded = to_tensor(decoded, size)
+        r = fid_kid(padded_real, padded_decoded, featnet_path, inception_path)
         out |= {f"r{k}": v for k, v in r.items()}
+        real_f = fid_noise.featnet_features(padded_real, featnet_path) if featnet_path else None
+        if real_f is not None:
+            out["rfid_featnet_sd"] = fid_noise.fid_sd(real_f, fid_noise.featnet_features(padded_decoded, featnet_path))
         if sample_fid:
             samples = to_uint8(codec.sample(n, seed=1))
             s = fid_kid(padded_real, samples, featnet_path, inception_path)
             out |= {f"s{k}": v for k, v in s.items()}
+            if real_f is not None:
+                out["sfid_featnet_sd"] = fid_noise.fid_sd(real_f, fid_noise.featnet_features(samples, featnet_path))
     first = to_float(to_tensor(test_images[:pv_batch], size))
     symbols_pv = codec.encode(first)
     out |= noise_split(lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w),

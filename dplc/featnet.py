@@ -179,12 +179,28 @@ def train_featnet(
     return net, FeatNetReport(acc, time.perf_counter() - t0, epochs, task)
 
 
+def _canonical_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys, so equal weights give equal
+    bytes. safetensors writes its metadata from a hash map whose order changes between
+    processes, which would make every rerun of the ``featnet`` stage look like a new output to
+    DVC. Tensor offsets are relative to the data after the header, so only the header changes
+    (8-byte little-endian length, the JSON, space padding to a multiple of 8, as safetensors)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(len(header).to_bytes(8, "little") + header + raw[8 + n :])
+    tmp.replace(path)
+
+
 def save_featnet(net: FeatNet, path: str | Path) -> Path:
-    """safetensors weights with the geometry in the metadata."""
+    """safetensors weights with the geometry in the metadata (byte-deterministic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"channels": str(net.channels), "classes": str(net.classes), "format": "dplc-featnet-1"}
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    _canonical_header(path)
     return path
 
 

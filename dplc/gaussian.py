@@ -13,6 +13,13 @@ quantizer of :mod:`dplc.quantize` and the MMD of :mod:`dplc.losses`:
   λ_rate ramps up linearly over the first ``rate_warmup`` of the steps (with the full weight
   from step 0 the MMD gradient, which also reaches E through the quantizer, keeps E from
   learning a useful code).
+- ``dplc_shared``: DPLC whose decoder noise U is shared with the encoder (common randomness:
+  the file's seed and the image's index give both the same U), in one of two forms
+  (``GaussianConfig.shared``): ``encoder``, E(X, U) chooses the code knowing how B will decode
+  it (U enters E's first layer through weights that start at zero, so with U zeroed at the
+  encoder the codec trains exactly as the private one); ``dither``, subtractive dither, the code
+  is Q(E(X) + D) − D with D ~ U[−Δ/2, Δ/2] shared. With common randomness perfect realism costs
+  D(R, 0) per component instead of 2·D(R) (Zhang et al., NeurIPS 2021; Wagner 2022).
 
 The operational check is MSE_dplc / MSE_cae at the same rate and code, which should
 be about 2, and the 2-Wasserstein distance between the decodes and the source.
@@ -43,6 +50,10 @@ from dplc.gaussian_bounds import (
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer
 from dplc.realism import DualLambda, NullSpread, latent_mmd_sd, mmd_null
+
+CODECS = ("cae", "dplc", "dplc_shared")
+"""The per-rate codecs of the Gaussian experiment."""
+SHARED_FORMS = ("encoder", "dither")
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,10 @@ class GaussianConfig:
     """Leave same-code pairs out of the MMD's x–x term (as :class:`dplc.config.MethodConfig`)."""
     realism_grad: str = "decoder"
     """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
+    shared: str = "encoder"
+    """How ``dplc_shared`` uses the shared noise: ``encoder`` (E sees U) or ``dither``."""
+    codecs: tuple[str, ...] = ("cae", "dplc", "dplc_shared")
+    """The codecs trained at every rate."""
     test_size: int = 100_000
     seed: int = 0
     threads: int = 2
@@ -94,6 +109,10 @@ class GaussianConfig:
             raise ValueError(f"levels must be >= 2, got {self.levels}")
         if self.workers < 1 or self.threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {self.workers}, {self.threads}")
+        if self.shared not in SHARED_FORMS:
+            raise ValueError(f"shared must be one of {SHARED_FORMS}, got {self.shared!r}")
+        if not self.codecs or any(c not in CODECS for c in self.codecs):
+            raise ValueError(f"codecs must be a non-empty subset of {CODECS}, got {self.codecs}")
         if self.realism_grad not in ("decoder", "all"):
             raise ValueError(f"realism_grad must be 'decoder' or 'all', got {self.realism_grad!r}")
         if self.realism_draws < 1 or self.dual_every < 1 or self.realism_holdout < 2:
@@ -115,7 +134,7 @@ class GaussianConfig:
         if unknown:
             raise ValueError(f"unknown gaussian settings: {sorted(unknown)}")
         kw = dict(d)
-        for k in ("variances", "rates"):
+        for k in ("variances", "rates", "codecs"):
             if k in kw:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
@@ -144,45 +163,73 @@ class Source:
 class GaussianCodec(nn.Module):
     """E → quantizer → decoder. ``generator`` set: DPLC (B into frozen G*); else CAE (D).
 
-    At C = 0 the CAE decodes a learned constant (the mean) and DPLC decodes G*(B(U)).
+    At C = 0 the CAE decodes a learned constant (the mean) and DPLC decodes G*(B(U)). With
+    ``shared`` (DPLC at C > 0) the decoder's randomness S is also the encoder's:
+    ``encoder``, S = U and E(x, U) = E_rest(W₁x + b₁ + W_U·U) with W_U starting at zero;
+    ``dither``, S = (U, D) and the code is Q(E(x) + D) − D. The flow is
+    ``v = encode(x, S)`` (the transmitted quantized values) then ``decode_latent(v, S)``.
+    ``blind`` zeroes S at the encoder (the private codec, exactly; a test of the wiring).
     """
 
-    def __init__(self, cfg: GaussianConfig, c: int, generator: nn.Module | None = None) -> None:
+    def __init__(self, cfg: GaussianConfig, c: int, generator: nn.Module | None = None,
+                 shared: str | None = None) -> None:  # fmt: skip
         super().__init__()
         d = cfg.dim
         self.c = c
         self.quantizer = Quantizer(cfg.levels)
         self.encoder = mlp(d, c, cfg.hidden) if c > 0 else None
         self.generator = generator
+        self.shared = shared if generator is not None and c > 0 else None
+        self.blind = False
         if generator is not None:
             for p in generator.parameters():
                 p.requires_grad_(False)
             self.noise_dim = d
             self.decoder = mlp(c + d, d, cfg.hidden)  # B: code ⊕ noise → latent
+            if self.shared == "encoder":  # zeros, no draw: the other weights are the private codec's
+                self.encoder_noise = nn.Parameter(torch.zeros(cfg.hidden, d))
         else:
             self.noise_dim = 0
             self.decoder = mlp(c, d, cfg.hidden) if c > 0 else None
             self.mean = nn.Parameter(torch.zeros(d))
 
-    def code(self, x: Tensor) -> Tensor:
-        """Quantized code (n, C): hard values forward, soft-assignment gradient backward."""
+    def draw(self, n: int, gen: torch.Generator | None = None) -> Tensor:
+        """The decoder's randomness for ``n`` vectors: U ~ N(0, I_d), plus the dither
+        D ~ U[−Δ/2, Δ/2]^C after it in the ``dither`` form."""
+        u = torch.randn(n, self.noise_dim, generator=gen)
+        if self.shared != "dither":
+            return u
+        return torch.cat([u, (torch.rand(n, self.c, generator=gen) - 0.5) * self.quantizer.step], dim=1)
+
+    def encode(self, x: Tensor, s: Tensor | None = None) -> Tensor:
+        """Quantized values (n, C) sent to the decoder: hard forward, soft-assignment gradient
+        backward; they depend on ``s`` only in a shared form."""
         if self.encoder is None:
             return x.new_zeros(x.shape[0], 0)
-        return self.quantizer(self.encoder(x))
+        if self.shared is None or s is None:
+            return self.quantizer(self.encoder(x))
+        s = torch.zeros_like(s) if self.blind else s
+        if self.shared == "encoder":
+            return self.quantizer(self.encoder[1:](self.encoder[0](x) + s @ self.encoder_noise.T))
+        return self.quantizer(self.encoder(x) + s[:, self.noise_dim :])
 
-    def latent(self, q: Tensor, noise: Tensor) -> Tensor:
-        """B(q ⊕ u): the generator's input (DPLC only)."""
-        return self.decoder(torch.cat([q, noise], dim=1))
+    def decode_latent(self, v: Tensor, s: Tensor) -> Tensor:
+        """B's latent from the quantized values and the decoder's randomness (DPLC only)."""
+        if self.shared == "dither":
+            v = v - s[:, self.noise_dim :]
+        return self.decoder(torch.cat([v, s[:, : self.noise_dim]], dim=1))
 
-    def forward(self, x: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
-        """(x̂, latent or None)."""
-        q = self.code(x)
+    def forward(self, x: Tensor, gen: torch.Generator | None = None,
+                decoder_gen: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """(x̂, latent or None). ``decoder_gen`` draws the decoder's randomness apart from the
+        encoder's (a wrong seed for a shared codec)."""
         if self.generator is None:
             if self.decoder is None:
                 return self.mean.expand(x.shape[0], -1), None
-            return self.decoder(q), None
-        noise = torch.randn(x.shape[0], self.noise_dim, generator=gen)
-        z = self.latent(q, noise)
+            return self.decoder(self.encode(x)), None
+        s = self.draw(x.shape[0], gen)
+        v = self.encode(x, s)
+        z = self.decode_latent(v, s if decoder_gen is None else self.draw(x.shape[0], decoder_gen))
         return self.generator(z), z
 
 
@@ -218,33 +265,41 @@ def train_generator(cfg: GaussianConfig, source: Source) -> nn.Module:
     return gen.eval()
 
 
-def _realism_latents(codec: GaussianCodec, q: Tensor, cfg: GaussianConfig, gen: torch.Generator) -> Tensor:
+def _realism_latents(codec: GaussianCodec, v: Tensor, s: Tensor, cfg: GaussianConfig,
+                     gen: torch.Generator) -> Tensor:  # fmt: skip
     """Latents of the realism term: ``realism_draws`` fresh noise draws for each of the first
     batch/draws codes (as many latents as the batch, so the MMD costs the same), the code
-    detached when ``realism_grad == 'decoder'`` (the MMD gradient then trains B alone)."""
-    q = q.detach() if cfg.realism_grad == "decoder" else q
-    q = q[: max(2, q.shape[0] // cfg.realism_draws)].repeat(cfg.realism_draws, 1)
-    return codec.latent(q, torch.randn(q.shape[0], codec.noise_dim, generator=gen))
+    detached when ``realism_grad == 'decoder'`` (the MMD gradient then trains B alone). A shared
+    codec's code depends on its noise (unless ``blind``), so its term is the step's own latents
+    B(v, S)."""
+    v = v.detach() if cfg.realism_grad == "decoder" else v
+    if codec.shared is not None and not codec.blind:
+        return codec.decode_latent(v, s)
+    v = v[: max(2, v.shape[0] // cfg.realism_draws)].repeat(cfg.realism_draws, 1)
+    return codec.decode_latent(v, codec.draw(v.shape[0], gen))
 
 
 @torch.no_grad()
 def holdout_mmd_sd(codec: GaussianCodec, holdout: Tensor, null: NullSpread, seed: int) -> float:
     """B's latents on the held-out source vectors against N(0, I), in null s.d."""
-    gen = torch.Generator().manual_seed(seed)
-    z = codec.latent(codec.code(holdout), torch.randn(holdout.shape[0], codec.noise_dim, generator=gen))
+    s = codec.draw(holdout.shape[0], torch.Generator().manual_seed(seed))
+    z = codec.decode_latent(codec.encode(holdout, s), s)
     return latent_mmd_sd(z, null, seed=seed + 1)
 
 
 def train_codec(
-    cfg: GaussianConfig, c: int, source: Source, generator: nn.Module | None = None
+    cfg: GaussianConfig, c: int, source: Source, generator: nn.Module | None = None,
+    shared: str | None = None, blind: bool = False,
 ) -> tuple[GaussianCodec, dict[str, float | None]]:
-    """One per-rate codec: CAE (``generator`` None) or DPLC into the frozen ``generator``.
+    """One per-rate codec: CAE (``generator`` None) or DPLC into the frozen ``generator``, its
+    decoder noise private or ``shared`` with the encoder (``blind``: zeroed at the encoder).
 
     DPLC minimises MSE subject to "held-out latent MMD ≤ ε null s.d." (:mod:`dplc.realism`):
     λ_rate ramps in over ``rate_warmup`` of the steps, then follows dual ascent every
     ``dual_every`` steps. Returns the codec and {λ_rate, last held-out MMD in null s.d.}.
     """
-    codec = GaussianCodec(cfg, c, generator)
+    codec = GaussianCodec(cfg, c, generator, shared)
+    codec.blind = blind
     params = [p for p in codec.parameters() if p.requires_grad]
     opt, sched = _adam(params, cfg, cfg.steps)
     prior = torch.Generator().manual_seed(cfg.seed + 2 + c)
@@ -258,14 +313,16 @@ def train_codec(
     warmup = cfg.rate_warmup * cfg.steps
     for step in range(cfg.steps):
         x = source.sample(cfg.batch_size)
-        q = codec.code(x)
-        if dplc:
-            x_hat = codec.generator(codec.latent(q, torch.randn(x.shape[0], cfg.dim, generator=prior)))
+        if dplc:  # the noise is drawn fresh every step; a shared codec's encoder sees it too
+            s = codec.draw(x.shape[0], prior)
+            v = codec.encode(x, s)
+            x_hat = codec.generator(codec.decode_latent(v, s))
         else:
-            x_hat = codec.decoder(q) if codec.decoder is not None else codec.mean.expand(x.shape[0], -1)
+            v = codec.encode(x)
+            x_hat = codec.decoder(v) if codec.decoder is not None else codec.mean.expand(x.shape[0], -1)
         loss = (x_hat - x).pow(2).mean()
         if dplc:
-            z = _realism_latents(codec, q, cfg, prior)
+            z = _realism_latents(codec, v, s, cfg, prior)
             ramp = min(1.0, step / max(1.0, warmup))
             z_prior = torch.randn(z.shape, generator=prior)
             groups = cfg.realism_draws if cfg.realism_independent_pairs else 1
@@ -302,23 +359,30 @@ def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed
     if reference is not None:
         out["quantile_w2"] = quantile_w2_squared(x_hat, reference)
         out["quantile_w2_null"] = quantile_w2_squared(x, reference)
+    if codec.shared is not None:  # decoded with another seed's noise than the encoder used
+        wrong, _ = codec(x, torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1))
+        out["mse_wrong_noise"] = float((wrong - x).pow(2).mean())
+        out["variance_error_wrong_noise"] = [float(v / s - 1.0) for v, s in zip(wrong.var(0), variances, strict=True)]
     return out
 
 
 def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[str, Any]:
-    """Train and evaluate one codec (``cae`` or ``dplc`` at C = c) from its own seeds, so the
-    result does not depend on which process runs it or in what order."""
+    """Train and evaluate one codec (``cae``, ``dplc`` or ``dplc_shared`` at C = c) from its own
+    seeds, so the result does not depend on which process runs it or in what order. The two
+    DPLCs share their seeds (initial weights, source and noise draws): they differ only in
+    whether the encoder sees the noise."""
     cfg, c, name, g_state = job
     torch.set_num_threads(max(1, cfg.threads // cfg.workers))
-    offset = 2 * c + (name == "dplc")
+    offset = 2 * c + (name != "cae")
     torch.manual_seed(cfg.seed + 100 + offset)  # the codec's initial weights
     source = Source(cfg.variances, cfg.seed + 1_000 + offset)
     generator = None
-    if name == "dplc":
+    if name != "cae":
         generator = mlp(cfg.dim, cfg.dim, cfg.hidden)
         generator.load_state_dict(g_state)
         generator.eval()
-    codec, info = train_codec(cfg, c, source, generator)
+    shared = cfg.shared if name == "dplc_shared" else None
+    codec, info = train_codec(cfg, c, source, generator, shared)
     test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
     reference = Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
     return evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info
@@ -371,29 +435,34 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
         "d_k": [lloyd_distortion(cfg.variances, cfg.bits(c), seed=cfg.seed + 5) for c in cfg.rates],
     }
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}")
-    keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd")
-    rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in ("cae", "dplc")}
-    jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in ("cae", "dplc")]
+    keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd",
+            "mse_wrong_noise", "variance_error_wrong_noise")  # fmt: skip
+    names = cfg.codecs
+    rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in names}
+    jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in names]
     done = _run_jobs(jobs, cfg.workers, t0, log)
     torch.set_num_threads(cfg.threads)
     for i, c in enumerate(cfg.rates):
-        for j, name in enumerate(("cae", "dplc")):
-            m = done[2 * i + j]
+        for j, name in enumerate(names):
+            m = done[len(names) * i + j]
             m = m | {"w2": m["w2_over_sigma2"], "var": m["decode_variance"]}
             for k in keys:
                 rows[f"{k}_{name}"].append(m.get(k))
-        dk = out["d_k"][i]
-        log(
-            f"gaussian C={c} ({out['bits'][i]:g} bits): MSE cae {rows['mse_cae'][-1]:.4f} "
-            f"(/D_K {rows['mse_cae'][-1] / dk:.3f}) dplc {rows['mse_dplc'][-1]:.4f} "
-            f"(/2D_K {rows['mse_dplc'][-1] / (2 * dk):.3f}), dplc variance error "
-            f"{max(abs(e) for e in rows['variance_error_dplc'][-1]):.3f}, λ {rows['lambda_rate_dplc'][-1]:.4g}"
-        )
+        log(f"gaussian C={c} ({out['bits'][i]:g} bits): " + ", ".join(
+            f"{n} MSE {rows[f'mse_{n}'][-1]:.4f} (/{'' if n == 'cae' else '2·'}D_K "
+            f"{rows[f'mse_{n}'][-1] / ((1 if n == 'cae' else 2) * out['d_k'][i]):.3f})" for n in names))  # fmt: skip
     out.update(rows)
-    out["mse_ratio"] = [a / b for a, b in zip(rows["mse_dplc"], rows["mse_cae"], strict=True)]
-    out["w2_over_sigma2_max_dplc"] = max(rows["w2_dplc"])
-    out["gaussian_dplc_over_2dk"] = [m / (2 * d) for m, d in zip(rows["mse_dplc"], out["d_k"], strict=True)]
-    out["gaussian_cae_over_dk"] = [m / d for m, d in zip(rows["mse_cae"], out["d_k"], strict=True)]
-    out["gaussian_variance_error_max"] = max(abs(e) for v in rows["variance_error_dplc"] for e in v)
+    over = lambda n, k: [m / (k * d) for m, d in zip(rows[f"mse_{n}"], out["d_k"], strict=True)]  # noqa: E731
+    if "cae" in names:
+        out["gaussian_cae_over_dk"] = over("cae", 1)
+    for n, key in (("dplc", "dplc"), ("dplc_shared", "shared")):
+        if n in names:
+            out[f"gaussian_{key}_over_2dk"] = over(n, 2)
+            out[f"gaussian_{key}_variance_error_max"] = max(abs(e) for v in rows[f"variance_error_{n}"] for e in v)
+            out[f"w2_over_sigma2_max_{n}"] = max(rows[f"w2_{n}"])
+    if "dplc" in names and "cae" in names:
+        out["mse_ratio"] = [a / b for a, b in zip(rows["mse_dplc"], rows["mse_cae"], strict=True)]
+    if "dplc" in names:
+        out["gaussian_variance_error_max"] = out["gaussian_dplc_variance_error_max"]
     out["seconds"] = time.perf_counter() - t0
     return out

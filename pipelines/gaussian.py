@@ -2,7 +2,7 @@
 
     python -m pipelines.gaussian
 
-Trains G*, then CAE and DPLC at every rate of ``gaussian.rates`` on a synthetic
+Trains G*, then CAE, DPLC and DPLC with shared noise (``dplc_shared``) at every rate of ``gaussian.rates`` on a synthetic
 d-dimensional Gaussian with unequal variances (small MLPs, in process: a few minutes on one
 core, too small for a Ray job to pay its start-up), and writes ``runs/gaussian/results.json``
 and the plot ``<report_dir>/plots/gaussian.png`` of measured MSE against the closed-form curves.
@@ -35,7 +35,10 @@ def plot(res: dict, path: Path) -> None:
     ax.plot(bits, res["d_k"], "-", color="0.6", label="D_K: best 2^R-cell quantizer (Lloyd)")
     ax.plot(bits, [2 * d for d in res["d_k"]], "--", color="0.6", label="2·D_K: its realism bound")
     ax.plot(bits, res["mse_cae"], "o-", color="tab:blue", label="CAE (measured)")
-    ax.plot(bits, res["mse_dplc"], "s-", color="tab:red", label="DPLC (measured)")
+    ax.plot(bits, res["mse_dplc"], "s-", color="tab:red", label="DPLC, private noise (measured)")
+    if "mse_dplc_shared" in res:
+        form = res["config"]["shared"]
+        ax.plot(bits, res["mse_dplc_shared"], "^-", color="tab:green", label=f"DPLC, shared noise ({form}; measured)")
     ax.set_xlabel("bits per vector")
     ax.set_ylabel("MSE per dimension")
     v = res["config"]["variances"]
@@ -70,7 +73,10 @@ def main() -> None:
                     "cae_over_dk": res["gaussian_cae_over_dk"][i],
                     "variance_error_max_dplc": max(abs(e) for e in res["variance_error_dplc"][i]),
                 }
-                | ({"lambda_rate_dplc": res["lambda_rate_dplc"][i]} if c else {}),
+                | ({"lambda_rate_dplc": res["lambda_rate_dplc"][i]} if c else {})
+                | ({"mse_dplc_shared": res["mse_dplc_shared"][i], "shared_over_2dk": res["gaussian_shared_over_2dk"][i],
+                    "variance_error_max_dplc_shared": max(abs(e) for e in res["variance_error_dplc_shared"][i])}
+                   if "mse_dplc_shared" in res else {}),  # fmt: skip
                 step=c,
             )
         run.log_metrics({"seconds": res["seconds"], "generator_w2_over_sigma2": res["generator_w2_over_sigma2"],

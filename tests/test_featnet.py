@@ -64,3 +64,25 @@ def test_rotate_turns_each_image_by_its_own_quarter_turns():
     x = torch.arange(2 * 1 * 3 * 3).reshape(2, 1, 3, 3)
     out = featnet.rotate(x, torch.tensor([0, 1]))
     assert torch.equal(out[0], x[0]) and torch.equal(out[1], torch.rot90(x[1], 1, dims=(1, 2)))
+
+
+def test_saved_weights_are_byte_identical_across_processes(tmp_path):
+    """The same weights give the same file in another process (safetensors orders its metadata
+    by a per-process hash map; save_featnet sorts it), so DVC sees a rerun as unchanged."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from dplc import featnet\n"
+        "torch.manual_seed(0)\n"
+        "featnet.save_featnet(featnet.FeatNet(1, 10), sys.argv[1])\n"
+    )
+    outs = []
+    for i in range(3):
+        out = tmp_path / f"{i}.safetensors"
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+    net = featnet.load_featnet(tmp_path / "0.safetensors")
+    assert net.channels == 1 and net.classes == 10

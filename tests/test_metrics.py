@@ -62,8 +62,10 @@ def test_evaluate_codec_reports_every_metric(featnet_path):
     test = np.ascontiguousarray(to_uint8(fixed_batch(32, seed=3))[:, :, 2:30, 2:30].permute(0, 2, 3, 1).numpy())
     model = EntropyModel.fit(codec.encode(fixed_batch(32)), 2)
     m = evaluation.evaluate_codec(codec, model, test, path, pv_batch=8, pv_repeats=5, sample_fid=True)
-    for key in ("mse", "psnr", "rfid_featnet", "rkid_featnet", "sfid_featnet", "pv", "bpp_fixed", "bpp_payload", "bpp_file"):
+    for key in ("mse", "psnr", "rfid_featnet", "rkid_featnet", "sfid_featnet", "pv", "bpp_fixed", "bpp_payload", "bpp_file",
+                "rfid_featnet_sd", "sfid_featnet_sd"):
         assert key in m and np.isfinite(m[key]), key
+    assert 0 < m["rfid_featnet_sd"] < m["rfid_featnet"]
     assert m["bits_fixed"] == 32 and m["bpp_fixed"] == pytest.approx(32 / 784)
     assert m["bpp_file"] > m["bpp_payload"]
     assert m["pv"] > 0
@@ -112,3 +114,19 @@ def test_inversion_floor_finds_images_in_the_generators_range():
         spread = float((g(torch.randn(4, 16)) - reachable).pow(2).mean())
     floor = metrics.inversion_floor(g, reachable, steps=200, restarts=1)
     assert floor < 0.1 * spread
+
+
+def test_bootstrap_fid_is_torch_fidelitys_and_its_spread_shrinks_with_the_sample(featnet_path):
+    """dplc.fid_noise computes the very FID that fid_kid reports (same features, same Fréchet
+    distance), and its bootstrap s.d. falls roughly as 1/√n."""
+    from dplc import fid_noise
+
+    path, images = featnet_path
+    noisy = (images.float() + 40 * torch.randn(images.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 255).to(torch.uint8)
+    full = metrics.fid_kid(images, noisy, path)["fid_featnet"]
+    real, fake = fid_noise.featnet_features(images, path), fid_noise.featnet_features(noisy, path)
+    assert fid_noise.fid(real, fake) == pytest.approx(full, rel=1e-4)  # channels-last rounding aside
+    n = images.shape[0]
+    small = fid_noise.fid_sd(real[: n // 4], fake[: n // 4], draws=40)
+    large = fid_noise.fid_sd(real, fake, draws=40)
+    assert large < small

@@ -14,7 +14,8 @@ def test_findings_from_fixed_results():
     f = findings.findings(results)
     assert f["i_rate0_twice_variance"]["held"] and f["i_rate0_twice_variance"]["ratio"] == 2.0
     assert f["ii_mse_falls_with_rate"]["held"]
-    assert f["iii_rfid_at_most_sfid"]["held"] and f["iii_rfid_at_most_sfid"]["delta"] == 0.1
+    assert f["iii_rfid_at_most_sfid"]["held"] and f["iii_rfid_at_most_sfid"]["noise"] == "fixed 10%"
+    assert f["iii_rfid_at_most_sfid"]["delta"] == [0.1, 0.1, 0.1]
     assert f["iv_gc_pv_collapses_dplc_gradual"]["held"]
     assert f["v_cae_fid_poor_at_low_rate"]["held"]
     worse = json.loads(json.dumps(results))
@@ -34,6 +35,24 @@ def test_finding_iii_fails_when_decodes_are_less_realistic_than_samples():
     rising["dplc_wpp"]["results"]["rfid_featnet"] = [8.5, 5.0, 7.0]  # below sFID but rising
     f = findings.findings(rising)["iii_rfid_at_most_sfid"]
     assert not f["held"] and f["bounded_by_sfid"] and not f["non_increasing"]
+
+
+def test_finding_iii_judges_differences_against_the_bootstrap_noise():
+    """With bootstrap s.d. in the results, a rise of rFID counts only beyond two s.d. of the
+    difference: 0.3 with s.d. 0.05 each (tolerance 0.14) fails, 0.1 passes."""
+    results = report.build_results(RATE_FILES, CLASSICAL)
+    r = results["dplc_wpp"]["results"]
+    r["sfid_featnet_sd"] = [0.05, float("nan"), float("nan")]
+    r["rfid_featnet_sd"] = [0.05, 0.05, 0.05]
+    r["rfid_featnet"] = [8.0, 5.0, 5.3]
+    f = findings.findings(results)["iii_rfid_at_most_sfid"]
+    assert f["noise"] == "bootstrap" and not f["non_increasing"] and not f["held"]
+    assert f["step_tolerance"][1] == 2 * (0.05**2 * 2) ** 0.5
+    r["rfid_featnet"] = [8.0, 5.0, 5.1]
+    assert findings.findings(results)["iii_rfid_at_most_sfid"]["held"]
+    sfid = r["sfid_featnet"][0]
+    r["rfid_featnet"] = [sfid + 0.2, 5.0, 5.0]  # above sFID by more than its noise (0.14)
+    assert not findings.findings(results)["iii_rfid_at_most_sfid"]["bounded_by_sfid"]
 
 
 def test_headline_lists_and_nan_free_json():
