@@ -89,8 +89,9 @@ class GaussianConfig:
     """Leave same-code pairs out of the MMD's x–x term (as :class:`dplc.config.MethodConfig`)."""
     realism_grad: str = "decoder"
     """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
-    shared: str = "encoder"
-    """How ``dplc_shared`` uses the shared noise: ``encoder`` (E sees U) or ``dither``."""
+    shared: str = "dither"
+    """How ``dplc_shared`` uses the shared noise: ``dither`` or ``encoder`` (E sees U);
+    ``benchmarks/shared_noise.py`` compares them."""
     codecs: tuple[str, ...] = ("cae", "dplc", "dplc_shared")
     """The codecs trained at every rate."""
     test_size: int = 100_000
@@ -307,7 +308,7 @@ def train_codec(
     dual = DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
     measured: float | None = None
     null = holdout = None
-    if dplc and c > 0 and cfg.mmd_epsilon > 0:
+    if dplc and cfg.mmd_epsilon > 0:  # at C = 0 too: B(U) alone must be N(0, I)
         holdout = source.sample(cfg.realism_holdout)
         null = mmd_null(cfg.realism_holdout, cfg.dim, seed=cfg.seed)
     warmup = cfg.rate_warmup * cfg.steps

@@ -92,3 +92,19 @@ def test_shared_codec_with_its_noise_zeroed_at_the_encoder_is_the_private_codec(
         assert torch.equal(a, theirs[k]), k
     seeing, _ = _trained(cfg, 1, "encoder")
     assert torch.count_nonzero(seeing.encoder_noise) > 0  # with U it learns to use it
+
+
+def test_decoding_a_shared_codec_with_the_wrong_noise_raises_the_mse():
+    """The dither form into a trained G*: the right seed decodes closer than another seed's noise
+    (the encoder chose the code for the decoder's noise). The output distribution is *not*
+    kept with the wrong noise (measured in docs/realism.md), so nothing asserts it."""
+    cfg = G.GaussianConfig(variances=(1.0,), rates=(2,), steps=1000, generator_steps=800, hidden=64,
+                           batch_size=256, realism_holdout=500, dual_every=50, shared="dither")  # fmt: skip
+    torch.manual_seed(0)
+    generator = G.train_generator(cfg, G.Source(cfg.variances, 2))
+    torch.manual_seed(1)
+    codec, _ = G.train_codec(cfg, 2, G.Source(cfg.variances, 3), generator, "dither")
+    x = G.Source(cfg.variances, 9).sample(4000)
+    m = G.evaluate(codec, x, cfg.variances, seed=5)
+    assert m["mse"] < 0.6  # it codes (the variance is 1)
+    assert m["mse_wrong_noise"] > 1.15 * m["mse"]
