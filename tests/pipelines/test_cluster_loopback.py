@@ -66,11 +66,11 @@ def test_cluster_local_yaml_validates_against_ray_schema():
 
 
 def _copy_repo(dest: Path) -> Path:
-    """The copy test_e2e_quick makes (sources, no outputs, no caches), plus this checkout's
-    environment linked in, as a user's checkout has it."""
-    from test_e2e_quick import _copy_repo as copy_sources  # pytest puts this folder on sys.path
+    """The copy the end-to-end tests make (sources, no outputs, no caches), plus this
+    checkout's environment linked in, as a user's checkout has it."""
+    from _repo import copy_repo  # pytest puts this folder on sys.path
 
-    copy_sources(dest)
+    copy_repo(dest)
     (dest / ".venv").symlink_to(ROOT / ".venv")
     return dest
 
