@@ -27,7 +27,6 @@ The sources the shards are made from are in :mod:`dplc.sources`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch import Tensor
+
+from dplc.digest import file_sha256
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
@@ -74,14 +75,6 @@ class ImageArray:
 
 
 # ------------------------------------------------------------------------ Parquet schema
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_shards(
@@ -128,7 +121,7 @@ def write_shards(
             )
             path = out / f"{split}-{k:05d}.parquet"
             pq.write_table(table, path, compression="zstd")
-            files.append({"file": path.name, "split": split, "rows": n, "sha256": _sha256(path)})
+            files.append({"file": path.name, "split": split, "rows": n, "sha256": file_sha256(path)})
     manifest = meta | {"files": files, "counts": {s: len(a) for s, a in splits.items()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
@@ -162,7 +155,7 @@ def read_split(
             raise DataNotFoundError(
                 f"shard {path} listed in the manifest is missing; rerun `prepare`"
             )
-        if verify and _sha256(path) != entry["sha256"]:
+        if verify and file_sha256(path) != entry["sha256"]:
             raise DataFormatError(f"shard {path} does not match its checksum; rerun `prepare`")
         table = pq.read_table(path, columns=["image", "label"])
         col = table.column("image").combine_chunks()

@@ -17,9 +17,10 @@ are then not comparable with published ones, which :func:`is_published` tells.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
+
+from dplc.digest import file_sha256
 
 PUBLISHED_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PUBLISHED_URL = (
@@ -31,14 +32,6 @@ _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.pth$")
 
 class InceptionWeightsError(FileNotFoundError):
     """The configured Inception weights are missing or not a plain state dict."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def missing_message(path: str | Path) -> str:
@@ -60,7 +53,7 @@ def check_weights(path: str | Path) -> Path:
         raise InceptionWeightsError(missing_message(p))
     named = _HASH_IN_NAME.search(p.name)
     if named is not None:
-        digest = _sha256(p)
+        digest = file_sha256(p)
         if not digest.startswith(named.group(1)):
             raise InceptionWeightsError(
                 f"{p}: its name says SHA-256 {named.group(1)}…, its content is {digest[:16]}… "
@@ -79,4 +72,4 @@ def check_weights(path: str | Path) -> Path:
 
 def is_published(path: str | Path) -> bool:
     """Whether ``path`` holds the published weights (its SHA-256 begins with their prefix)."""
-    return _sha256(Path(path)).startswith("6726825d")
+    return file_sha256(path).startswith(_HASH_IN_NAME.search(PUBLISHED_NAME).group(1))

@@ -15,7 +15,6 @@ dependencies: ``pip install dplc`` without extras.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -32,6 +31,7 @@ from dplc.bitstream import (
     unpack,
 )
 from dplc.config import CODE_GRID, NetConfig, from_dict
+from dplc.digest import file_sha256
 from dplc.entropy import ENTROPY_FILE, EntropyModel, load_entropy_model
 from dplc.folder import CODEC_FILE, DECODER_FILE, ENCODER_FILE, ONNX_FILE
 from dplc.payload import decode_payload, write_file
@@ -61,10 +61,6 @@ def has_onnx(folder: str | Path) -> bool:
     return (Path(folder) / ONNX_FILE).is_file()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class RuntimeCodec:
     """A codec folder's ONNX graphs, quantizer and entropy model (no torch)."""
 
@@ -82,7 +78,7 @@ class RuntimeCodec:
                 f"export them again (python -m dplc.compress export {d})"
             )
         for name, digest in record.get("files", {}).items():
-            if _sha256(d / name) != digest:
+            if file_sha256(d / name) != digest:
                 raise RuntimeUnavailableError(f"{d / name} does not match the SHA-256 in {ONNX_FILE}")
         self.entropy: EntropyModel | None = (
             load_entropy_model(d) if (d / ENTROPY_FILE).is_file() else None
