@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 from dplc import data, metrics  # noqa: E402
 from dplc.config import ADV_TARGETS  # noqa: E402
 from dplc.methods import generator_of  # noqa: E402
-from dplc.train import NullCallback, fit  # noqa: E402
+from dplc.train import NullCallback, fit, setup  # noqa: E402
 from pipelines import environment  # noqa: E402
+from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "adv_target.json"
@@ -51,11 +52,11 @@ def main() -> None:
     base = P.train_config(params, "wpp")
     steps = args.steps or base.loop.steps
     images = data.to_tensor(
-        data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit")).images,
+        data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit")).images,
         base.net.image_size,
     )
-    test = data.to_tensor(data.read_split(P.prepared_dir(), "test", limit=args.test_images).images, base.net.image_size)
-    featnet = P.RUNS / "featnet" / "featnet.safetensors"
+    test = data.to_tensor(data.read_split(L.prepared_dir(), "test", limit=args.test_images).images, base.net.image_size)
+    featnet = L.featnet_weights()
     out: dict = {"steps": steps, "results": {}}
     for target in args.targets:
         cfg = dataclasses.replace(
@@ -65,7 +66,8 @@ def main() -> None:
         )
         t0 = time.perf_counter()
         last = _Last()
-        method, _ = fit(cfg, images, None, [last])
+        method, batches = setup(cfg, images)
+        fit(cfg, method, batches, None, [last])
         g = generator_of(method).eval()
         with torch.no_grad():
             samples = g(torch.randn(test.shape[0], cfg.net.latent_dim, generator=torch.Generator().manual_seed(1)))

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dplc import data, evaluation, files, metrics  # noqa: E402
+from dplc.bundle import CodecBundle  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.entropy import load_entropy_model  # noqa: E402
 
@@ -58,7 +59,7 @@ def main() -> None:
     metrics.conditional_pixel_variance(lambda s: codec.decode(sym, seed=s), 100)
     out["pv_seconds"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    result = evaluation.evaluate_codec(codec, entropy, test, args.featnet, sample_fid=True)
+    result = evaluation.evaluate_codec(CodecBundle(codec, entropy, "eval"), test, args.featnet, sample_fid=True)
     out["evaluate_seconds_per_rate"] = round(time.perf_counter() - t, 3)
     acc_path = ROOT / "runs/featnet/metrics.json"
     out["featnet_test_accuracy"] = json.loads(acc_path.read_text())["featnet_test_accuracy"] if acc_path.is_file() else None

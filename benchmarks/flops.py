@@ -31,10 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from dplc.config import NetConfig  # noqa: E402
 from dplc.method import Method  # noqa: E402
+from dplc.method_specs import SPECS  # noqa: E402
 from dplc.methods import build_method  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 
-METHOD_RATES = {"dplc": 4, "cae": 4, "gc": 4, "wpp": 0, "wgan_gp": 0, "wae": 0}
+METHOD_RATES = {name: 4 if spec.per_rate else 0 for name, spec in SPECS.items()}
 
 
 class CountFlops(TorchDispatchMode):

@@ -41,8 +41,9 @@ from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.config import LoopConfig, TrainConfig  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
-from dplc.train import NullCallback, fit  # noqa: E402
+from dplc.train import NullCallback, fit, setup  # noqa: E402
 from pipelines import environment, ray_jobs  # noqa: E402
+from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 from pipelines.params import RayParams  # noqa: E402
 
@@ -58,7 +59,7 @@ class _Clock(NullCallback):
 
 
 def _images(n: int = 6000) -> tuple[Path, torch.Tensor]:
-    prepared = P.prepared_dir()
+    prepared = L.prepared_dir()
     if (prepared / "manifest.json").is_file():
         return prepared, data.to_tensor(data.read_split(prepared, "train", limit=n).images, 32)
     tmp = Path(tempfile.mkdtemp())
@@ -146,7 +147,7 @@ def main() -> None:
         out = json.loads(OUT.read_text()) if OUT.is_file() else {}
         out["default_repro_seconds"] = total
         out["default_stage_seconds"] = stages
-        jobs = job_overheads(ROOT / "runs")
+        jobs = job_overheads(L.RUNS)
         out["per_job_overhead_seconds"] = {
             "median": round(float(np.median(list(jobs.values()))), 2) if jobs else None,
             "max": max(jobs.values()) if jobs else None,
@@ -183,7 +184,8 @@ def main() -> None:
     per_step = cfg.method.batch_size
     clock = _Clock()
     torch.set_num_threads(2)
-    fit(cfg, images, None, [clock], generator=generator)
+    method, batches = setup(cfg, images, generator)
+    fit(cfg, method, batches, None, [clock])
     plain = _throughput(clock.marks, per_step)
     out |= {
         "method": args.method,

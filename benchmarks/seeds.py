@@ -28,14 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dplc import data, entropy, evaluation  # noqa: E402
+from dplc.bundle import CodecBundle  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
+from dplc.method_specs import SPECS  # noqa: E402
 from dplc.rate_methods import DPLC  # noqa: E402
-from dplc.train import export_codec, fit  # noqa: E402
+from dplc.train import export_codec, fit, setup  # noqa: E402
 from pipelines import environment  # noqa: E402
+from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "seeds.json"
-WORK = P.RUNS / "seeds"
+WORK = L.RUNS / "seeds"
 FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
 
 
@@ -44,10 +47,11 @@ def train_one(params: dict, method: str, rate: int, seed: int, images: torch.Ten
     out = WORK / f"{method}-c{rate}-s{seed}"
     if (out / "codec" / "codec.json").is_file():
         return out / "codec"
-    cfg = P.train_config(params, method, rate, generator="wpp" if method == "dplc" else None)
+    cfg = P.train_config(params, method, rate, generator="wpp" if SPECS[method].into_generator else None)
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, seed=seed, label=f"{method} C={rate} seed {seed}"))
-    generator = Codec.load(P.RUNS / "generator" / "wpp" / "codec").generator if method == "dplc" else None
-    trained, _ = fit(cfg, images, None, [], generator=generator)
+    generator = Codec.load(L.generator_codec("wpp")).generator if SPECS[method].into_generator else None
+    trained, batches = setup(cfg, images, generator)
+    fit(cfg, trained, batches)
     if isinstance(trained, DPLC):
         trained.codec.meta["lambda_rate"] = trained.dual.lam
     codec = export_codec(trained, out / "codec")
@@ -70,10 +74,10 @@ def main() -> None:
         raise SystemExit("a spread needs at least two seeds")
     params = P.load()
     torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
-    split = data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit"))
+    split = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit"))
     images = data.to_tensor(split.images, int(params["data"]["image_size"]))
-    test = data.read_split(P.prepared_dir(), "test", limit=args.test_images).images
-    featnet = P.RUNS / "featnet" / "featnet.safetensors"
+    test = data.read_split(L.prepared_dir(), "test", limit=args.test_images).images
+    featnet = L.featnet_weights()
     e = params["evaluate"]
     t0 = time.perf_counter()
     result: dict = {"rates": args.rates, "seeds": args.seeds, "per_rate": {}}
@@ -82,9 +86,10 @@ def main() -> None:
         for seed in args.seeds:
             for method in ("dplc", "cae"):
                 codec_dir = train_one(params, method, rate, seed, images)
-                codec = Codec.load(codec_dir)
+                bundle = CodecBundle.load(codec_dir, name="eval")
+                codec = bundle.codec
                 m = evaluation.evaluate_codec(
-                    codec, entropy.load_entropy_model(codec_dir), test, featnet,
+                    bundle, test, featnet,
                     pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
                 )  # fmt: skip
                 m["lambda_rate"] = float(codec.meta.get("lambda_rate", float("nan")))

@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import gaussian  # noqa: E402
+from dplc import gaussian, gaussian_study  # noqa: E402
 from pipelines import environment  # noqa: E402
 
 
@@ -48,8 +48,8 @@ def main() -> None:
     base = gaussian.GaussianConfig.from_dict(yaml.safe_load(args.params.read_text())["gaussian"])
     t0 = time.perf_counter()
     runs = {
-        "encoder": gaussian.run(dataclasses.replace(base, codecs=("cae", "dplc", "dplc_shared"), shared="encoder")),
-        "dither": gaussian.run(dataclasses.replace(base, codecs=("dplc_shared",), shared="dither")),
+        "encoder": gaussian_study.run(dataclasses.replace(base, codecs=("cae", "dplc", "dplc_shared"), shared="encoder")),
+        "dither": gaussian_study.run(dataclasses.replace(base, codecs=("dplc_shared",), shared="dither")),
     }
     ref = runs["encoder"]
     out = {

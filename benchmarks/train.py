@@ -25,11 +25,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dplc.config import MethodConfig, NetConfig, from_dict, method_defaults
+from dplc.method_specs import METHODS, SPECS
 from dplc.methods import build_method
 from dplc.nets import Generator
-from dplc.train import _images_per_step
-
-RATE_METHODS = ("dplc", "gc", "cae")
+from dplc.train import images_per_step
 
 
 def default_profile(params_path: Path, name: str, c: int) -> tuple[NetConfig, MethodConfig]:
@@ -65,7 +64,7 @@ def measure(net: NetConfig, cfg: MethodConfig, precision: str, steps: int, devic
         method.end_step()
     _sync(dev)
     dt = (time.perf_counter() - t0) / steps
-    return _images_per_step(method) / dt
+    return images_per_step(method) / dt
 
 
 def main() -> None:
@@ -99,13 +98,13 @@ def main() -> None:
         "note": "images/s = (batch + n_critic x critic batch) per step / s per step; 32px: default profile settings; 64px: the authors' (Tschannen et al. 2018, Sec. 5)",
     }
     print(f"{'method':8s} {'geometry':9s} {'precision':9s} {'images/s':>10s}")
-    for name in ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae"):
-        c = 4 if name in RATE_METHODS else 0
+    for name in METHODS:
+        c = 4 if SPECS[name].per_rate else 0
         net32, cfg = default_profile(args.params, name, c)
         cfg64 = from_dict(MethodConfig, method_defaults(name))
-        net64 = from_dict(NetConfig, large | {"code_channels": c, "noise": name != "cae"})
+        net64 = from_dict(NetConfig, large | {"code_channels": c, "noise": SPECS[name].decoder_noise})
         out[f"{name}_batch_size"] = cfg.batch_size
-        out[f"{name}_n_critic"] = cfg.n_critic if name in ("wgan_gp", "wpp", "gc") else 0
+        out[f"{name}_n_critic"] = cfg.n_critic if SPECS[name].critic else 0
         for geom, net, steps, mcfg in (
             ("32", net32, args.steps, cfg),
             ("64", net64, args.steps_64, cfg64),

@@ -27,8 +27,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-METHODS = ("wgan_gp", "wae", "wpp", "dplc", "gc", "cae")
-"""The six training objectives of Tschannen et al. 2018."""
+from dplc.method_specs import METHODS, SPECS
 
 ADV_TARGETS = ("mixture", "encoded")
 """wpp's generator adversarial term: on the critic's mixture z̃, or on G(sg E(x)) (the paper)."""
@@ -184,18 +183,12 @@ class MethodConfig:
 
 
 def method_defaults(name: str) -> dict[str, Any]:
-    """The authors' hyperparameters per method (Tschannen et al. 2018), as a dict to update with params."""
-    table: dict[str, dict[str, Any]] = {
-        "wgan_gp": dict(batch_size=64, lr=1e-4, betas=(0.5, 0.9), lr_decay_at=()),
-        "wae": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.55, 0.9)),
-        "wpp": dict(batch_size=256, lr=3e-4, betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85)),
-        "dplc": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85)),
-        "gc": dict(batch_size=256, lr=1e-3, betas=(0.5, 0.9), lr_decay_at=(0.6, 0.85)),
-        "cae": dict(batch_size=256, lr=1e-3, betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85)),
-    }
-    if name not in table:
+    """The authors' hyperparameters of a method (Tschannen et al. 2018,
+    :attr:`MethodSpec.defaults <dplc.method_specs.MethodSpec.defaults>`), as a dict to update
+    with params."""
+    if name not in SPECS:
         raise ConfigError(f"unknown method {name!r}; choose one of {list(METHODS)}")
-    return {"name": name, **table[name]}
+    return {"name": name, **SPECS[name].defaults}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from dplc import bitstream, fid_noise, files
+from dplc.bundle import CodecBundle
 from dplc.codec import Codec
 from dplc.data import crop_to, to_float, to_tensor, to_uint8
 from dplc.entropy import EntropyModel
@@ -39,11 +40,9 @@ def rate_figures(codec: Codec, entropy_model: EntropyModel | None, symbols: np.n
 
 
 def evaluate_codec(
-    codec: Codec,
-    entropy_model: EntropyModel | None,
+    bundle: CodecBundle,
     test_images: np.ndarray,
     featnet_path: str | Path | None,
-    model_name: str = "eval",
     pv_batch: int = 64,
     pv_repeats: int = 100,
     inception_path: str | Path | None = None,
@@ -51,6 +50,9 @@ def evaluate_codec(
     realism_n: int = 2000,
 ) -> dict[str, float]:
     """Every metric of one codec on uint8 test images (N, H, W, C) at their own size.
+
+    The test images go into one ``.dplc`` file written by the ``bundle`` (seed 0, ANS coded),
+    whose payload is decoded once.
 
     Distortion (MSE on [-1, 1], PSNR on [0, 255]) is measured on the original H x W pixels of
     the decoded file (seed 0); the rates are the file's (:func:`rate_figures`). rFID/KID compare
@@ -62,7 +64,8 @@ def evaluate_codec(
     ``realism_n`` test images (:func:`~dplc.metrics.latent_realism`).
     """
     n, h, w, _ = test_images.shape
-    blob = files.compress(codec, entropy_model, test_images, model_name, 0, seed=0, mode="ans")
+    codec, entropy_model = bundle.codec, bundle.entropy
+    blob = bundle.compress(test_images, seed=0, mode="ans")
     header, payload = bitstream.unpack(blob)
     symbols = decode_payload(header, payload, entropy_model)  # decoded once
     decoded = files.decode_images(header, symbols, codec, header.seed)  # uint8 (N, H, W, C)

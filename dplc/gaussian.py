@@ -22,31 +22,24 @@ quantizer of :mod:`dplc.quantize` and the MMD of :mod:`dplc.losses`:
   D(R, 0) per component instead of 2·D(R) (Zhang et al., NeurIPS 2021; Wagner 2022).
 
 The operational check is MSE_dplc / MSE_cae at the same rate and code, which should
-be about 2, and the 2-Wasserstein distance between the decodes and the source.
+be about 2, and the 2-Wasserstein distance between the decodes and the source;
+:mod:`dplc.gaussian_study` runs every codec at every rate against the limits.
 
 >>> cfg = GaussianConfig(variances=(1.0,), rates=(1,))
->>> round(water_filling(cfg.variances, 1.0), 4)   # σ²·2^(−2R)
-0.25
+>>> cfg.bits(1)   # one code scalar of cfg.levels levels
+1.0
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from dplc.gaussian_bounds import (
-    gaussian_w2_squared,
-    lloyd_distortion,
-    quantile_w2_squared,
-    realism_common_randomness,
-    realism_private_noise,
-    water_filling,
-)
+from dplc.gaussian_bounds import gaussian_w2_squared, quantile_w2_squared
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer
 from dplc.realism import DualLambda, NullSpread, latent_mmd_sd, mmd_null
@@ -92,7 +85,7 @@ class GaussianConfig:
     shared: str = "dither"
     """How ``dplc_shared`` uses the shared noise: ``dither`` or ``encoder`` (E sees U);
     ``benchmarks/shared_noise.py`` compares them."""
-    codecs: tuple[str, ...] = ("cae", "dplc", "dplc_shared")
+    codecs: tuple[str, ...] = CODECS
     """The codecs trained at every rate."""
     test_size: int = 100_000
     seed: int = 0
@@ -364,106 +357,4 @@ def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed
         wrong, _ = codec(x, torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1))
         out["mse_wrong_noise"] = float((wrong - x).pow(2).mean())
         out["variance_error_wrong_noise"] = [float(v / s - 1.0) for v, s in zip(wrong.var(0), variances, strict=True)]
-    return out
-
-
-def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[str, Any]:
-    """Train and evaluate one codec (``cae``, ``dplc`` or ``dplc_shared`` at C = c) from its own
-    seeds, so the result does not depend on which process runs it or in what order. The two
-    DPLCs share their seeds (initial weights, source and noise draws): they differ only in
-    whether the encoder sees the noise."""
-    cfg, c, name, g_state = job
-    torch.set_num_threads(max(1, cfg.threads // cfg.workers))
-    offset = 2 * c + (name != "cae")
-    torch.manual_seed(cfg.seed + 100 + offset)  # the codec's initial weights
-    source = Source(cfg.variances, cfg.seed + 1_000 + offset)
-    generator = None
-    if name != "cae":
-        generator = mlp(cfg.dim, cfg.dim, cfg.hidden)
-        generator.load_state_dict(g_state)
-        generator.eval()
-    shared = cfg.shared if name == "dplc_shared" else None
-    codec, info = train_codec(cfg, c, source, generator, shared)
-    test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
-    reference = Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
-    return evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info
-
-
-def _run_jobs(jobs: list, workers: int, t0: float, log: Any) -> list[dict[str, Any]]:
-    """Train every (config, C, codec) job, in ``workers`` spawned processes when > 1, in order;
-    one line per finished codec."""
-    done: list[dict[str, Any]] = []
-
-    def collect(results: Any) -> None:  # results come in order
-        for (_, c, name, _), m in zip(jobs, results, strict=False):
-            done.append(m)
-            log(f"gaussian: {name} C={c} trained ({len(done)}/{len(jobs)}, "
-                f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
-
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            collect(pool.map(_codec_job, jobs))
-    else:
-        collect(_codec_job(job) for job in jobs)
-    return done
-
-
-def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
-    """Train G*, then CAE and DPLC at every rate; a JSON-able dict of, per rate (aligned with
-    ``bits``): both codecs' MSE and ratio, W₂²/σ² of the decodes (per dimension over the mean
-    variance), D(R), 2·D(R), D(R, 0), Lloyd's D_K, DPLC/(2·D_K), CAE/D_K, per-component variance
-    errors and quantile W₂² (beside two exact samples'), and DPLC's final λ_rate."""
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    t0 = time.perf_counter()
-    source = Source(cfg.variances, cfg.seed)
-    generator = train_generator(cfg, source)
-    with torch.no_grad():
-        g_samples = generator(torch.randn(cfg.test_size, cfg.dim, generator=torch.Generator().manual_seed(7)))
-    mean_var = sum(cfg.variances) / cfg.dim
-    out: dict[str, Any] = {
-        "config": asdict(cfg) | {"variances": list(cfg.variances), "rates": list(cfg.rates)},
-        "generator_w2_over_sigma2": gaussian_w2_squared(g_samples, cfg.variances) / cfg.dim / mean_var,
-        "bits": [cfg.bits(c) for c in cfg.rates],
-        "code_scalars": list(cfg.rates),
-        "d_opt": [water_filling(cfg.variances, cfg.bits(c)) for c in cfg.rates],
-        "d_private": [realism_private_noise(cfg.variances, cfg.bits(c)) for c in cfg.rates],
-        "d_common": [realism_common_randomness(cfg.variances, cfg.bits(c)) for c in cfg.rates],
-        "d_k": [lloyd_distortion(cfg.variances, cfg.bits(c), seed=cfg.seed + 5) for c in cfg.rates],
-    }
-    log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}")
-    keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd",
-            "mse_wrong_noise", "variance_error_wrong_noise")  # fmt: skip
-    names = cfg.codecs
-    rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in names}
-    jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in names]
-    done = _run_jobs(jobs, cfg.workers, t0, log)
-    torch.set_num_threads(cfg.threads)
-    for i, c in enumerate(cfg.rates):
-        for j, name in enumerate(names):
-            m = done[len(names) * i + j]
-            m = m | {"w2": m["w2_over_sigma2"], "var": m["decode_variance"]}
-            for k in keys:
-                rows[f"{k}_{name}"].append(m.get(k))
-        log(f"gaussian C={c} ({out['bits'][i]:g} bits): " + ", ".join(
-            f"{n} MSE {rows[f'mse_{n}'][-1]:.4f} (/{'' if n == 'cae' else '2·'}D_K "
-            f"{rows[f'mse_{n}'][-1] / ((1 if n == 'cae' else 2) * out['d_k'][i]):.3f})" for n in names))  # fmt: skip
-    out.update(rows)
-    over = lambda n, k: [m / (k * d) for m, d in zip(rows[f"mse_{n}"], out["d_k"], strict=True)]  # noqa: E731
-    if "cae" in names:
-        out["gaussian_cae_over_dk"] = over("cae", 1)
-    for n, key in (("dplc", "dplc"), ("dplc_shared", "shared")):
-        if n in names:
-            out[f"gaussian_{key}_over_2dk"] = over(n, 2)
-            out[f"gaussian_{key}_variance_error_max"] = max(abs(e) for v in rows[f"variance_error_{n}"] for e in v)
-            out[f"w2_over_sigma2_max_{n}"] = max(rows[f"w2_{n}"])
-    if "dplc" in names and "cae" in names:
-        out["mse_ratio"] = [a / b for a, b in zip(rows["mse_dplc"], rows["mse_cae"], strict=True)]
-    if "dplc" in names:
-        out["gaussian_variance_error_max"] = out["gaussian_dplc_variance_error_max"]
-    out["seconds"] = time.perf_counter() - t0
     return out

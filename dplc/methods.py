@@ -33,14 +33,15 @@ from torch import Tensor, nn
 from dplc.config import MethodConfig, NetConfig
 from dplc.generative import WAE, WGANGP, WassersteinPP
 from dplc.method import GradSync, Method
+from dplc.method_specs import GENERATIVE, SPECS
 from dplc.nets import Generator
 from dplc.rate_methods import CAE, DPLC, GC
 
 METHOD_CLASSES: dict[str, type[Method]] = {
     c.name: c for c in (WGANGP, WAE, WassersteinPP, DPLC, GC, CAE)
 }
-GENERATIVE = ("wgan_gp", "wae", "wpp")
-"""Methods that train the unconstrained generator G* (input to ``dplc``)."""
+"""The class of each method of :data:`dplc.method_specs.SPECS` (``tests/test_methods.py``
+checks that the two name the same methods)."""
 
 
 def build_method(
@@ -56,17 +57,19 @@ def build_method(
     its realism constraint on the ``holdout`` images."""
     cls = METHOD_CLASSES[cfg.name]
     kw = dict(precision=precision, grad_sync=grad_sync)
-    if cls is DPLC:
+    if SPECS[cfg.name].into_generator:
         if generator is None:
-            raise ValueError("dplc needs a trained generator G* (from wpp, wgan_gp or wae)")
-        return DPLC(net, cfg, total_steps, generator=generator, holdout=holdout, **kw)
+            raise ValueError(
+                f"{cfg.name} needs a trained generator G* (from {', '.join(GENERATIVE)})"
+            )
+        return cls(net, cfg, total_steps, generator=generator, holdout=holdout, **kw)  # type: ignore[call-arg]
     return cls(net, cfg, total_steps, **kw)
 
 
 def generator_of(method: Method, average: bool = True) -> Generator:
     """The trained G of a generative method (wgan_gp, wae, wpp): its weight average when the
     method keeps one (``cfg.ema_decay`` > 0) and ``average``, else the live weights."""
-    if method.name not in GENERATIVE:
+    if not SPECS[method.name].generative:
         raise ValueError(f"{method.name} does not train an unconstrained generator")
     if average and "generator_ema" in method.modules:
         return method.modules["generator_ema"]  # type: ignore[return-value]

@@ -123,10 +123,10 @@ def open_codec(
                     raise OpenError(str(e)) from e
                 entropy = codec.entropy
             else:
-                from dplc.codec import Codec
-                from dplc.entropy import load_entropy_model
+                from dplc.bundle import CodecBundle
 
-                codec, entropy = Codec.load(codec_dir), load_entropy_model(codec_dir)
+                bundle = CodecBundle.load(codec_dir, name, version)
+                codec, entropy = bundle.codec, bundle.entropy
         except (ValueError, KeyError) as e:  # malformed codec.json / entropy.json / weights
             raise OpenError(f"model at {uri} cannot be loaded: {e}") from e
         yield OpenedCodec(chosen, codec, entropy, name, version, codec.net.channels, codec.net.image_size)

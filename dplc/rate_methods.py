@@ -53,7 +53,7 @@ class DPLC(_RateMethod):
     ) -> None:
         super().__init__(net, cfg, total_steps, **kw)
         mode = "prior" if net.code_channels == 0 else "map"
-        self.codec = build_codec(net, mode, meta={"method": "dplc"})
+        self.codec = build_codec(net, mode, meta={"method": self.name})
         self.codec.generator.load_state_dict(generator.state_dict())
         self.codec.generator.eval()
         set_requires_grad(self.codec.generator, False)
@@ -176,7 +176,7 @@ class GC(_RateMethod):
 
     def __init__(self, net: NetConfig, cfg: MethodConfig, total_steps: int, **kw) -> None:
         super().__init__(net, cfg, total_steps, **kw)
-        self.codec = build_codec(net, "map", meta={"method": "gc"})
+        self.codec = build_codec(net, "map", meta={"method": self.name})
         self.critic = Critic(net)
         self.modules = {"codec": self.codec, "critic": self.critic}
         self._adam("codec", self.codec.parameters(), cfg.lr, cfg.betas)
@@ -206,7 +206,7 @@ class CAE(_RateMethod):
             net = NetConfig(**{**net.__dict__, "noise": False})
         super().__init__(net, cfg, total_steps, **kw)
         mode = "mean" if net.code_channels == 0 else "map"
-        self.codec = build_codec(net, mode, meta={"method": "cae"})
+        self.codec = build_codec(net, mode, meta={"method": self.name})
         self.modules = {"codec": self.codec}
         if mode == "map":
             self._adam("codec", self.codec.parameters(), cfg.lr, cfg.betas)

@@ -15,8 +15,9 @@ Workflow (MLflow 3.17, SQLite tracking store):
    ``MlflowClient.set_registered_model_alias``).
 3. :func:`load_codec` resolves ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` through
    ``MlflowClient`` (alias or version, then the version's download URI), downloads it with
-   ``mlflow.artifacts.download_artifacts`` and loads it with ``mlflow.pyfunc.load_model``; a local codec folder works as well. It returns
-   ``(codec, entropy_model, name, version)``; name and version go into every ``.dplc`` header.
+   ``mlflow.artifacts.download_artifacts`` and rebuilds the codec from its JSON and safetensors
+   files (never from the pickled model); a local codec folder works as well. It returns a
+   :class:`~dplc.bundle.CodecBundle`, whose name and version go into every ``.dplc`` header.
 
 The tracking URI is the ``tracking_uri`` argument, else MLflow's own ``MLFLOW_TRACKING_URI``.
 A SQLite store that does not exist is reported as missing rather than created.
@@ -42,11 +43,10 @@ from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 import dplc
 from dplc import folder
-from dplc.entropy import EntropyModel, load_entropy_model
 from dplc.folder import CODEC_ARTIFACT, check_codec_dir
 
 if TYPE_CHECKING:
-    from dplc.codec import Codec
+    from dplc.bundle import CodecBundle
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -87,24 +87,19 @@ class CodecModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from dplc.codec import Codec
+        from dplc.bundle import CodecBundle
 
-        codec_dir = Path(context.artifacts[CODEC_ARTIFACT])
-        self.codec = Codec.load(codec_dir)
-        self.entropy = load_entropy_model(codec_dir)
+        self.bundle = CodecBundle.load(Path(context.artifacts[CODEC_ARTIFACT]), name="pyfunc")
 
     def predict(
         self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        from dplc.files import compress, decompress
-
         params = params or {}
         images = np.asarray(model_input, dtype=np.uint8)
         mode = str(params.get("mode", "ans"))
-        data = compress(
-            self.codec, self.entropy, images, "pyfunc", 0, int(params.get("seed", 0)), mode
+        return self.bundle.decompress(
+            self.bundle.compress(images, int(params.get("seed", 0)), mode)
         )
-        return decompress(data, self.codec, self.entropy)
 
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
@@ -134,14 +129,14 @@ def log_codec(
     Returns MLflow's ``ModelInfo`` (its ``model_uri`` is what :func:`register` takes). The
     codec's weight hash, entropy-model id, levels and code channels go into the model metadata.
     """
-    from dplc.codec import Codec
+    from dplc.bundle import CodecBundle
 
     d = check_codec_dir(codec_dir)
-    codec = Codec.load(d)
-    entropy = load_entropy_model(d)
+    bundle = CodecBundle.load(d)
+    codec, entropy = bundle.codec, bundle.entropy
     meta = {
         "weights_sha256": codec.weights_hash(),
-        "entropy_id": entropy.model_id,
+        "entropy_id": entropy.model_id if entropy is not None else None,
         "code_channels": codec.net.code_channels,
         "levels": codec.net.levels,
         "image_size": codec.net.image_size,
@@ -230,13 +225,6 @@ def _tracking_uri(tracking_uri: str | None) -> str:
     return uri
 
 
-def _from_folder(path: Path) -> tuple[Codec, EntropyModel]:
-    from dplc.codec import Codec
-
-    codec_dir = folder.resolve(path)
-    return Codec.load(codec_dir), load_entropy_model(codec_dir)
-
-
 @contextmanager
 def fetch(uri: str, tracking_uri: str | None = None) -> Iterator[tuple[Path, str, int]]:
     """``(codec folder, name, version)`` of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
@@ -277,15 +265,16 @@ def fetch(uri: str, tracking_uri: str | None = None) -> Iterator[tuple[Path, str
         yield codec_dir, name, int(mv.version)
 
 
-def load_codec(uri: str, tracking_uri: str | None = None) -> tuple[Codec, EntropyModel, str, int]:
-    """Load ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local codec folder.
+def load_codec(uri: str, tracking_uri: str | None = None) -> CodecBundle:
+    """The :class:`~dplc.bundle.CodecBundle` of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``
+    or a local codec folder (named after its folder, version 0).
 
-    Returns ``(codec, entropy_model, name, version)``; a local folder has its folder name and
-    version 0. Raises :class:`ModelNotFoundError` with MLflow's reason when nothing matches.
+    Raises :class:`ModelNotFoundError` with MLflow's reason when nothing matches.
     """
+    from dplc.bundle import CodecBundle
+
     with fetch(uri, tracking_uri) as (codec_dir, name, version):
         try:
-            codec, entropy = _from_folder(codec_dir)
+            return CodecBundle.load(codec_dir, name, version)
         except (ValueError, KeyError, FileNotFoundError) as e:  # malformed description/weights
             raise ModelNotFoundError(f"model at {uri} cannot be loaded: {e}") from e
-    return codec, entropy, name, version

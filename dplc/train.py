@@ -12,9 +12,8 @@ never overwritten by the bad step.
 
 Typical use::
 
-    method = build_method(cfg.net, cfg.method, cfg.loop.steps)
-    sampler = BatchSampler(to_tensor(train.images, 32), seed=cfg.loop.seed)
-    result = train(method, sampler, cfg.loop, checkpoint_dir="ckpt")
+    method, images = setup(cfg, to_tensor(train.images, 32))
+    result = fit(cfg, method, images, checkpoint_dir="ckpt")
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from dplc.codec import Codec
 from dplc.config import LoopConfig, NetConfig, TrainConfig
 from dplc.data import BatchSampler
 from dplc.method import GradSync, Method
+from dplc.method_specs import SPECS
 from dplc.methods import build_method, generator_of
 from dplc.progress import ProgressLine
 
@@ -107,25 +107,44 @@ def save_checkpoint(path: Path, step: int, method: Method, sampler: BatchSampler
     return path
 
 
-def load_checkpoint(path: Path, method: Method, sampler: BatchSampler) -> int:
-    """Restore what :func:`save_checkpoint` wrote; returns the step to continue from."""
+def load_checkpoint(path: Path, method: Method, sampler: BatchSampler | None = None) -> int:
+    """Restore what :func:`save_checkpoint` wrote; returns the step to continue from.
+
+    With ``sampler`` the run's whole state comes back (the sampler's position, torch's RNG) so
+    training continues bit-identically; without it only the method (modules, optimisers,
+    schedulers), as for exporting a trained model.
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("method_name") != method.name:
         raise ValueError(
             f"checkpoint {path} is for method {state.get('method_name')!r}, not {method.name!r}"
         )
     method.load_state_dict(state["method"])
-    sampler.set_state(state["sampler"])
-    torch.set_rng_state(state["torch_rng"])
-    if "cuda_rng" in state and method.device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda_rng"], method.device)
+    if sampler is not None:
+        sampler.set_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and method.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], method.device)
     return int(state["step"])
 
 
-def _images_per_step(method: Method) -> int:
+def images_per_step(method: Method) -> int:
+    """Images one step of ``method`` draws (:meth:`dplc.method_specs.MethodSpec.images_per_step`)."""
     cfg = method.cfg
-    critic = cfg.n_critic * cfg.critic_batch_size if method.name in ("wgan_gp", "wpp", "gc") else 0
-    return cfg.batch_size + critic
+    return SPECS[method.name].images_per_step(cfg.batch_size, cfg.n_critic, cfg.critic_batch_size)
+
+
+def _batches(method: Method, sampler: BatchSampler, channels_last: bool) -> Callable[[int], torch.Tensor]:
+    """``batch(n)`` for ``method.step``: the sampler's draws on the method's device, in the
+    channels-last layout when asked (the method's modules are switched to it here too)."""
+    batch: Callable[[int], torch.Tensor] = sampler
+    if method.device.type != "cpu":
+        batch = lambda n: sampler(n).to(method.device, non_blocking=True)  # noqa: E731
+    if channels_last:
+        method.to_memory_format(torch.channels_last)
+        on_device = batch
+        batch = lambda n: on_device(n).contiguous(memory_format=torch.channels_last)  # noqa: E731
+    return batch
 
 
 def train(
@@ -152,15 +171,9 @@ def train(
     if resume and ckpt is not None and ckpt.is_file():
         start = load_checkpoint(ckpt, method, sampler)
     method.train(True)
-    batch: Callable[[int], torch.Tensor] = sampler
-    if method.device.type != "cpu":
-        batch = lambda n: sampler(n).to(method.device, non_blocking=True)  # noqa: E731
-    if loop.channels_last:
-        method.to_memory_format(torch.channels_last)
-        on_device = batch
-        batch = lambda n: on_device(n).contiguous(memory_format=torch.channels_last)  # noqa: E731
+    batch = _batches(method, sampler, loop.channels_last)
     if loop.progress_every_s > 0:
-        line = ProgressLine(loop.label or method.name, loop.steps, _images_per_step(method),
+        line = ProgressLine(loop.label or method.name, loop.steps, images_per_step(method),
                             start=start, every_s=loop.progress_every_s)  # fmt: skip
         callbacks = [*callbacks, line]
     window: dict[str, list[float]] = {}
@@ -194,7 +207,7 @@ def train(
     method.train(False)
     seconds = time.perf_counter() - t0
     done = max(step - start, 0)
-    ips = done * _images_per_step(method) / seconds if seconds > 0 and done else 0.0
+    ips = done * images_per_step(method) / seconds if seconds > 0 and done else 0.0
     return TrainResult(done, seconds, ips, last, ckpt, start)
 
 
@@ -202,7 +215,7 @@ def split_holdout(cfg: TrainConfig, images: torch.Tensor) -> tuple[torch.Tensor,
     """(training images, held-out images): dplc with a realism constraint keeps the last
     ``cfg.method.realism_holdout`` images out of its batches to measure the latent MMD on."""
     m = cfg.method
-    if m.name != "dplc" or m.mmd_epsilon <= 0 or cfg.net.code_channels == 0:
+    if not SPECS[m.name].realism_constraint or m.mmd_epsilon <= 0 or cfg.net.code_channels == 0:
         return images, None
     if images.shape[0] < 2 * m.realism_holdout:
         raise ValueError(
@@ -212,23 +225,32 @@ def split_holdout(cfg: TrainConfig, images: torch.Tensor) -> tuple[torch.Tensor,
     return images[: -m.realism_holdout], images[-m.realism_holdout :]
 
 
-def fit(
+def new_method(
     cfg: TrainConfig,
-    images: torch.Tensor,
-    checkpoint_dir: str | Path | None = None,
-    callbacks: Sequence[Callback] = (),
     generator: torch.nn.Module | None = None,
     grad_sync: GradSync | None = None,
-    rank: int = 0,
-    device: torch.device | str | None = None,
-) -> tuple[Method, TrainResult]:
-    """Build the method of ``cfg`` and train it on ``images`` (uint8, N x C x S x S).
+    holdout: torch.Tensor | None = None,
+) -> Method:
+    """The method of ``cfg`` with fresh weights: :func:`dplc.methods.build_method` over the three
+    parts of a TrainConfig (``generator`` is dplc's frozen G*, ``holdout`` where it measures its
+    realism constraint)."""
+    return build_method(
+        cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync, holdout
+    )
 
-    Every rank builds identical initial weights (seeded with ``cfg.loop.seed``) and draws its
-    own batches (seed + 1000·rank); ``grad_sync`` averages gradients across ranks when set.
-    Every rank holds out the same images (:func:`split_holdout`), so every rank measures the
-    same latent MMD and takes the same dual step. ``device`` is where the method trains (a
-    worker's GPU; the CPU when omitted).
+
+def setup(
+    cfg: TrainConfig,
+    images: torch.Tensor,
+    generator: torch.nn.Module | None = None,
+    grad_sync: GradSync | None = None,
+) -> tuple[Method, torch.Tensor]:
+    """(method, the images its batches come from) for training ``cfg`` on ``images`` (uint8,
+    N x C x S x S).
+
+    The initial weights are seeded with ``cfg.loop.seed``, so every rank builds the same ones;
+    dplc's held-out images (:func:`split_holdout`) are the same on every rank too, so every rank
+    measures the same latent MMD and takes the same dual step.
     """
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != cfg.net.image_shape:
         raise ValueError(
@@ -238,13 +260,47 @@ def fit(
     seed_everything(cfg.loop.seed)
     set_threads(cfg.loop.threads)
     images, holdout = split_holdout(cfg, images)
-    method = build_method(
-        cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync, holdout
-    )
+    return new_method(cfg, generator, grad_sync, holdout), images
+
+
+def fit(
+    cfg: TrainConfig,
+    method: Method,
+    images: torch.Tensor,
+    checkpoint_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    rank: int = 0,
+    device: torch.device | str | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train the ``method`` of :func:`setup` on its ``images`` for ``cfg.loop``.
+
+    Each rank draws its own batches (seed + 1000·rank); only rank 0 prints progress. ``device``
+    is where the method trains (a worker's GPU; the CPU when omitted).
+
+    >>> from dplc.config import LoopConfig, MethodConfig, NetConfig
+    >>> cfg = TrainConfig(NetConfig(width=4, latent_dim=4, code_channels=1, noise=False),
+    ...                   MethodConfig(name="cae", batch_size=4),
+    ...                   LoopConfig(steps=2, progress_every_s=0))
+    >>> images = torch.zeros(8, 1, 32, 32, dtype=torch.uint8)
+    >>> method, batches = setup(cfg, images)
+    >>> fit(cfg, method, batches).steps
+    2
+    """
     sampler = BatchSampler(images, seed=cfg.loop.seed + 1000 * rank)
     loop = cfg.loop if rank == 0 else dataclasses.replace(cfg.loop, progress_every_s=0)
-    result = train(method, sampler, loop, checkpoint_dir, callbacks, device=device)  # rank 0 reports progress
-    return method, result
+    return train(method, sampler, loop, checkpoint_dir, callbacks, resume, device)
+
+
+def load_method(
+    cfg: TrainConfig, checkpoint: str | Path, generator: torch.nn.Module | None = None
+) -> tuple[Method, int]:
+    """(method, step): the trained method of ``cfg`` from a checkpoint of :func:`train`, in
+    evaluation mode (no sampler or RNG state is restored)."""
+    method = new_method(cfg, generator)
+    step = load_checkpoint(Path(checkpoint), method)
+    method.train(False)
+    return method, step
 
 
 def export_generator(method: Method, directory: str | Path) -> Codec:

@@ -15,19 +15,19 @@ import time
 from pathlib import Path
 
 from dplc import data, evaluation
-from dplc.codec import Codec
-from dplc.entropy import load_entropy_model
+from dplc.bundle import CodecBundle
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import tracking
 
 
 def _featnet() -> Path:
-    return P.RUNS / "featnet" / "featnet.safetensors"
+    return L.featnet_weights()
 
 
 def _test_images(params: dict):
     n = int(params["evaluate"]["test_images"])
-    return data.read_split(P.prepared_dir(), "test", limit=n).images
+    return data.read_split(L.prepared_dir(), "test", limit=n).images
 
 
 def evaluate_rate(params: dict, rate: int) -> dict:
@@ -38,13 +38,13 @@ def evaluate_rate(params: dict, rate: int) -> dict:
     test = _test_images(params)
     inception = params["featnet"].get("inception_weights")
     results: dict[str, dict] = {}
-    for codec_dir in sorted(P.RUNS.glob(f"train/*/{rate}/codec")):
+    for codec_dir in L.codec_dirs(rate):
         name = codec_dir.parent.parent.name
         t0 = time.perf_counter()
-        codec = Codec.load(codec_dir)
-        entropy = load_entropy_model(codec_dir)
+        bundle = CodecBundle.load(codec_dir, name=name)
+        codec = bundle.codec
         m = evaluation.evaluate_codec(
-            codec, entropy, test, _featnet(), model_name=name,
+            bundle, test, _featnet(),
             pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
             inception_path=inception, sample_fid=name.startswith("dplc") and rate == 0,
         )  # fmt: skip
@@ -68,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     params = P.load()
     tracking.check_store(params)
-    out_dir = P.RUNS / "eval"
+    out_dir = L.eval_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.classical:

@@ -13,6 +13,7 @@ import json
 import torch
 
 from dplc import data, featnet, inception
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import tracking
 
@@ -27,7 +28,7 @@ def main() -> None:
             raise SystemExit(f"featnet: {e}") from None
     tracking.check_store(params)
     torch.set_num_threads(max(1, P.ray_params(params).threads_per_worker))
-    root = P.prepared_dir()
+    root = L.prepared_dir()
     size = params["data"]["image_size"]
     train = data.read_split(root, "train")
     test = data.read_split(root, "test")
@@ -40,7 +41,7 @@ def main() -> None:
         seed=int(params["seed"]),
         test=(data.to_tensor(test.images, size), torch.from_numpy(test.labels)),
     )
-    out = P.RUNS / "featnet"
+    out = L.featnet_dir()
     featnet.save_featnet(net, out / "featnet.safetensors")
     metrics = {"featnet_test_accuracy": report.test_accuracy, "featnet_seconds": report.seconds}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

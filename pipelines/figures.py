@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dplc import classical, data, files
-from dplc.codec import Codec
-from dplc.entropy import load_entropy_model
+from dplc import classical, data
+from dplc.bundle import CodecBundle
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import tracking
 
@@ -38,11 +38,10 @@ def learned_rows(params: dict, test: np.ndarray) -> list[tuple[str, list[np.ndar
     decodes: dict[str, list[np.ndarray]] = {label: [] for label, _, _ in rows}
     for c in ladder:
         for name in dict.fromkeys(name for _, name, _ in rows):
-            folder = P.RUNS / "train" / name / str(c) / "codec"
-            codec, entropy = Codec.load(folder), load_entropy_model(folder)
-            blob = files.compress(codec, entropy, test, name, 0)
+            bundle = CodecBundle.load(L.codec_dir(name, c), name=name)
+            blob = bundle.compress(test)
             for label, _, seed in (r for r in rows if r[1] == name):
-                decodes[label].append(files.decompress(blob, codec, entropy, seed=seed))
+                decodes[label].append(bundle.decompress(blob, seed=seed))
     return list(decodes.items())
 
 
@@ -59,11 +58,11 @@ def draw(params: dict, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    test = data.read_split(P.prepared_dir(), "test", limit=max(IMAGES) + 1).images[list(IMAGES)]
+    test = data.read_split(L.prepared_dir(), "test", limit=max(IMAGES) + 1).images[list(IMAGES)]
     rows = learned_rows(params, test)
     net = P.net_config(params)
     top_bits = max(int(c) for c in params["ladder"]) * 16 * math.log2(net.levels)
-    sweep = json.loads((P.RUNS / "eval" / "classical.json").read_text())
+    sweep = json.loads(L.classical_file().read_text())
     name, quality, bits = closest_classical(sweep, top_bits)
     classic = classical.code_images(name, test, int(quality))[0]
     rates = [f"{int(c) * 16 * math.log2(net.levels):g} bits" for c in params["ladder"]]

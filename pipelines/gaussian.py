@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dplc import gaussian
+from dplc import gaussian, gaussian_study
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import tracking
 
-OUT = P.RUNS / "gaussian" / "results.json"
+OUT = L.gaussian_results()
 
 
 def plot(res: dict, path: Path) -> None:
@@ -57,7 +58,7 @@ def main() -> None:
     cfg = gaussian.GaussianConfig.from_dict(params["gaussian"] | {"seed": int(params["seed"])})
     with tracking.stage_run(params, "gaussian") as run:
         run.log_params({"gaussian": params["gaussian"]})
-        res = gaussian.run(cfg)
+        res = gaussian_study.run(cfg)
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(res, indent=2))
         plot_path = P.report_dir(params) / "plots" / "gaussian.png"

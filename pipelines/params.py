@@ -24,11 +24,11 @@ from dplc.config import (
     from_dict,
     method_defaults,
 )
+from dplc.method_specs import SPECS
+from pipelines import layout as L
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / "params.yaml"
-RUNS = ROOT / "runs"
-TUNED = RUNS / "tune" / "best.yaml"
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ def net_config(params: dict, code_channels: int = 0, noise: bool = True) -> NetC
     )
 
 
-def tuned(path: Path = TUNED) -> dict[str, Any]:
+def tuned(path: Path | None = None) -> dict[str, Any]:
     """The best configuration of the tune stage ({} when tuning is off or has not run)."""
+    path = path or L.tuned_file()
     return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
 
 
@@ -72,11 +73,6 @@ def tuned_overrides(best: dict[str, Any]) -> dict[str, Any]:
     """The MethodConfig fields the tune stage chose (its summary's other keys are reports)."""
     fields = MethodConfig.__dataclass_fields__
     return {k: v for k, v in best.items() if k in fields and k != "name"}
-
-
-# At C = 0 dplc decodes G*(z) and cae the training mean: nothing is learned, so their jobs run
-# only the few steps that record the loss (cae: the running mean over 100 batches).
-RATE0_STEPS = {"dplc": 1, "cae": 100}
 
 
 def train_config(
@@ -91,20 +87,21 @@ def train_config(
     ``train.dplc.steps_by_generator`` may give dplc a different step count per G* (the
     comparison generators get fewer steps than the headline Wasserstein++ one).
     """
-    if method in params["generator"] and method in ("wpp", "wgan_gp", "wae"):
+    spec = SPECS[method]
+    if spec.generative and method in params["generator"]:
         section, common = params["generator"][method], params["generator"]
     else:
         section, common = params["train"][method], params["train"]
     overrides = dict(section.get("method", {}))
-    if method == "dplc":
+    if spec.into_generator:
         overrides |= tuned_overrides(tuned() if best is None else best)
     mcfg = from_dict(MethodConfig, method_defaults(method) | overrides)
     ray = ray_params(params)
     steps = int(section["steps"])
     if generator is not None:
         steps = int(section.get("steps_by_generator", {}).get(generator, steps))
-    if code_channels == 0 and method in RATE0_STEPS:
-        steps = min(steps, RATE0_STEPS[method])
+    if code_channels == 0 and spec.rate0_steps is not None:
+        steps = min(steps, spec.rate0_steps)
     label = f"{method}_{generator}" if generator else method
     if code_channels:
         label += f" C={code_channels}"
@@ -118,7 +115,7 @@ def train_config(
         threads=ray.threads_per_worker,
         label=label,
     )
-    return TrainConfig(net_config(params, code_channels, noise=method != "cae"), mcfg, loop)
+    return TrainConfig(net_config(params, code_channels, noise=spec.decoder_noise), mcfg, loop)
 
 
 def ray_params(params: dict) -> RayParams:
@@ -139,32 +136,11 @@ def report_dir(params: dict) -> Path:
     return ROOT / params.get("report_dir", "reports")
 
 
-def prepared_dir() -> Path:
-    return RUNS.parent / "data" / "prepared"
-
-
 # ------------------------------------------------------------------- registry vocabulary
-
-METHOD_DESCRIPTIONS = {
-    "dplc": (
-        "DPLC (Tschannen et al., NeurIPS 2018): a per-rate encoder E and stochastic map B into "
-        "the frozen generator G* trained by {generator}; decodes follow the data distribution "
-        "at every rate (realism enforced as a constraint on MMD(B(E(X)), N(0, I)))."
-    ),
-    "gc": (
-        "Generative compression baseline (Agustsson et al. 2018): E, B and G trained jointly per "
-        "rate for MSE plus a WGAN-GP term, with noise fed to B."
-    ),
-    "cae": (
-        "Compressive autoencoder baseline: E and G trained per rate for MSE alone; "
-        "deterministic decodes (the distortion-optimal reference)."
-    ),
-}
-
 
 def codec_name(method: str, generator: str | None) -> str:
     """The codec's name in paths and the registry: ``dplc_wpp``, ``gc``, ``cae``."""
-    return f"{method}_{generator}" if method == "dplc" else method
+    return f"{method}_{generator}" if SPECS[method].into_generator else method
 
 
 def registered_name(params: dict, codec: str) -> str:
@@ -180,7 +156,7 @@ def fid_features(params: dict) -> str:
 def model_description(params: dict, method: str, generator: str | None) -> tuple[str, dict]:
     """A registered model's description and tags, for the MLflow UI."""
     d = params["data"]
-    text = METHOD_DESCRIPTIONS[method].format(generator=generator) + (
+    text = SPECS[method].description.format(generator=generator) + (
         f" Dataset: {d['source']} at {d['image_size']}x{d['image_size']}. One version per rate, "
         f"aliased c<C> (C code channels); FIDs on {fid_features(params)} features. Decode with "
         "`python -m dplc.compress decompress FILE -o DIR` (ONNX Runtime, no torch needed)."

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from dplc import data, sources
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import tracking
 
@@ -20,11 +21,11 @@ def main() -> None:
     limits = {"train": d.get("train_limit"), "test": d.get("test_limit")}
     splits = {k: v.subset(limits[k]) for k, v in splits.items()}
     manifest = data.write_shards(
-        P.prepared_dir(), splits, source=d["source"], shard_size=int(d["shard_size"])
+        L.prepared_dir(), splits, source=d["source"], shard_size=int(d["shard_size"])
     )
     seconds = time.perf_counter() - t0
     print(
-        f"prepared {manifest['counts']} from {d['source']} in {seconds:.1f} s -> {P.prepared_dir()}"
+        f"prepared {manifest['counts']} from {d['source']} in {seconds:.1f} s -> {L.prepared_dir()}"
     )
     with tracking.stage_run(params, "prepare") as run:
         run.log_params({"data": d})
@@ -35,7 +36,7 @@ def main() -> None:
                 "seconds": seconds,
             }
         )
-        run.log_artifact(P.prepared_dir() / "manifest.json")
+        run.log_artifact(L.prepared_dir() / "manifest.json")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,9 @@ from ray.train.torch import TorchTrainer
 from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, from_dict, to_dict
-from dplc.methods import build_method
-from dplc.train import CHECKPOINT_NAME, NullCallback, fit, load_checkpoint, set_threads
-from pipelines.params import RUNS, RayParams, prepared_dir
+from dplc.train import CHECKPOINT_NAME, Callback, NullCallback, fit, load_method, set_threads, setup
+from pipelines import layout as L
+from pipelines.params import RayParams
 
 HISTORY_NAME = "history.json"
 
@@ -113,25 +114,16 @@ def allreduce_gradients(module: torch.nn.Module) -> None:
 class _RayReporter(NullCallback):
     """Loop callback: every checkpoint becomes a ``ray.train.report`` (rank 0 attaches files)."""
 
-    def __init__(
-        self,
-        rank: int,
-        report_every: int,
-        total: int,
-        fail_at: int | None,
-    ) -> None:
+    def __init__(self, rank: int, report_every: int, total: int, history: list[dict[str, Any]]) -> None:
         self.rank = rank
         self.report_every = report_every
         self.total = total
-        self.fail_at = fail_at
-        self.history: list[dict[str, Any]] = []
+        self.history = history
         self.last: dict[str, float] = {}
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self.last = metrics
         self.history.append({"step": step, "time": time.time(), **metrics})
-        if self.fail_at is not None and step >= self.fail_at:
-            raise RuntimeError(f"injected failure at step {step} (fault test)")
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         if step % self.report_every and step != self.total:
@@ -156,6 +148,12 @@ def _quiet_report_logger() -> None:
     logging.getLogger(context.__file__).setLevel(TRAIN_LOG_LEVEL)
 
 
+WorkerCallback = Callable[[int], Callback]
+"""Makes one more loop callback in each worker, given the step the worker resumed from (0 on a
+first attempt); it may read ``ray.train.get_context()``. This is how a caller watches or
+interrupts the workers' loop (the tests inject a failure and record where each rank ran)."""
+
+
 def _worker(config: dict[str, Any]) -> None:
     """train_loop_per_worker: resume from Ray's checkpoint, run dplc.train.fit, report."""
     _quiet_report_logger()
@@ -170,25 +168,21 @@ def _worker(config: dict[str, Any]) -> None:
     )
     local = Path(tempfile.mkdtemp(prefix=f"dplc-rank{rank}-"))
     history: list[dict[str, Any]] = []
-    fail_at = config.get("fail_at_step")
     restored = ray.train.get_checkpoint()
     if restored is not None:
-        fail_at = None  # the fault test injects one failure, in the first attempt only
         with restored.as_directory() as d:
             shutil.copy2(Path(d) / CHECKPOINT_NAME, local / CHECKPOINT_NAME)
             if (Path(d) / HISTORY_NAME).is_file():
                 history = json.loads((Path(d) / HISTORY_NAME).read_text())
-    if config.get("trace_dir"):  # where each rank ran and what it resumed from (tests, debugging)
-        trace = {"rank": rank, "world": world, "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                 "resumed_from": history[-1]["step"] if history else 0}  # fmt: skip
-        Path(config["trace_dir"], f"rank{rank}-{os.getpid()}.json").write_text(json.dumps(trace))
-    reporter = _RayReporter(rank, int(config["report_every"]), cfg.loop.steps, fail_at)
-    reporter.history = history
+    resumed_from = int(history[-1]["step"]) if history else 0
+    callbacks = [_RayReporter(rank, int(config["report_every"]), cfg.loop.steps, history)]
+    callbacks += [make(resumed_from) for make in config.get("worker_callbacks", ())]
     sync = allreduce_gradients if world > 1 else None
-    # fit seeds every rank identically (same initial weights) and draws per-rank batches; a
-    # worker Ray gave a GPU (ray.use_gpu) trains there, with NCCL all-reducing the gradients
+    # every rank builds the same initial weights and draws its own batches; a worker Ray gave a
+    # GPU (ray.use_gpu) trains there, with NCCL all-reducing the gradients
     device = ray.train.torch.get_device() if torch.cuda.is_available() else None
-    fit(cfg, images, local, [reporter], generator=generator, grad_sync=sync, rank=rank, device=device)
+    method, batches = setup(cfg, images, generator, sync)
+    fit(cfg, method, batches, local, callbacks, rank=rank, device=device)
     shutil.rmtree(local, ignore_errors=True)
 
 
@@ -237,21 +231,21 @@ def run_training(
     name: str,
     generator_dir: Path | None = None,
     train_limit: int | None = None,
-    fail_at_step: int | None = None,
     storage: Path | None = None,
-    extra: dict[str, Any] | None = None,
+    worker_callbacks: Sequence[WorkerCallback] = (),
     callbacks: list | None = None,
     data_dir: Path | None = None,
 ) -> ray.train.Result:
     """Run one training job as a TorchTrainer and return Ray's Result.
 
-    ``extra`` adds worker options (``trace_dir``: each rank records where it ran and what it
-    resumed from); ``callbacks`` go to the RunConfig.
+    ``worker_callbacks`` add loop callbacks in every worker (:data:`WorkerCallback`; they travel
+    to the workers pickled, so define them at a module's top level); ``callbacks`` are Ray
+    Train's, on the driver.
     """
     init_ray(rp)
-    storage = (storage or RUNS / "ray").resolve()
+    storage = (storage or L.ray_storage()).resolve()
     storage.mkdir(parents=True, exist_ok=True)
-    data_dir = (data_dir or prepared_dir()).resolve()
+    data_dir = (data_dir or L.prepared_dir()).resolve()
     name = job_name(name, cfg, generator_dir, train_limit, data_dir)
     threads = max(1, cfg.loop.threads)
     trainer = TorchTrainer(
@@ -265,9 +259,8 @@ def run_training(
                 rp.report_every // cfg.loop.checkpoint_every * cfg.loop.checkpoint_every,
             ),
             "train_limit": train_limit,
-            "fail_at_step": fail_at_step,
-        }
-        | (extra or {}),
+            "worker_callbacks": list(worker_callbacks),
+        },
         scaling_config=ScalingConfig(
             num_workers=rp.num_workers,
             use_gpu=rp.use_gpu,
@@ -286,15 +279,13 @@ def run_training(
 
 
 def restore_method(cfg: TrainConfig, result: ray.train.Result, generator_dir: Path | None = None):
-    """Rebuild the trained method from the job's final Ray checkpoint (on the driver)."""
+    """(method, step, history): the trained method from the job's final Ray checkpoint (on the
+    driver), and the loop's metrics history the workers reported."""
     if result.checkpoint is None:
         raise RuntimeError(f"training job finished without a checkpoint: {result.error}")
     generator = Codec.load(generator_dir).generator if generator_dir else None
-    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator)
     with result.checkpoint.as_directory() as d:
-        sampler = data.BatchSampler(torch.zeros(1, *cfg.net.image_shape, dtype=torch.uint8), 0)
-        step = load_checkpoint(Path(d) / CHECKPOINT_NAME, method, sampler)
+        method, step = load_method(cfg, Path(d) / CHECKPOINT_NAME, generator)
         hist_path = Path(d) / HISTORY_NAME
         history = json.loads(hist_path.read_text()) if hist_path.is_file() else []
-    method.train(False)
     return method, step, history

@@ -16,7 +16,9 @@ import json
 from pathlib import Path
 
 from dplc import report
+from dplc.method_specs import SPECS
 from pipelines import environment, findings, tracking
+from pipelines import layout as L
 from pipelines import params as P
 
 
@@ -25,7 +27,7 @@ def describe(name: str, kind: str) -> str:
     if kind == "classical":
         return f"Classical codec {name} (quality sweep, libraries via imagecodecs/Pillow; bpp of the whole file)."
     method, _, generator = name.partition("_")
-    return P.METHOD_DESCRIPTIONS[method].format(generator=generator) + " bpp of the .dplc file."
+    return SPECS[method].description.format(generator=generator) + " bpp of the .dplc file."
 
 
 def write_compressai(results: dict[str, dict], out: Path) -> dict[str, Path]:
@@ -44,13 +46,13 @@ def main() -> None:
     tracking.check_store(params)
     reports = P.report_dir(params)
     reports.mkdir(parents=True, exist_ok=True)
-    eval_dir = P.RUNS / "eval"
+    eval_dir = L.eval_dir()
     rate_files = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("c[0-9]*.json"))]
     classical_path = eval_dir / "classical.json"
     classical = json.loads(classical_path.read_text()) if classical_path.is_file() else None
     results = report.build_results(rate_files, classical)
     found = findings.findings(results)
-    featnet = json.loads((P.RUNS / "featnet" / "metrics.json").read_text())
+    featnet = json.loads(L.featnet_metrics().read_text())
     extra = (
         "\n## Findings\n\n"
         + "\n".join(
@@ -59,7 +61,7 @@ def main() -> None:
         )
         + f"\n\nFeature network test accuracy: {featnet['featnet_test_accuracy']:.4f}\n"
     )
-    gauss_path = P.RUNS / "gaussian" / "results.json"
+    gauss_path = L.gaussian_results()
     gauss = json.loads(gauss_path.read_text()) if gauss_path.is_file() else None
     headline_lists = findings.headline(results, found, featnet["featnet_test_accuracy"], gauss)
     extra += findings.ratio_section(headline_lists)

@@ -24,8 +24,10 @@ from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
 from dplc.method import Method
+from dplc.method_specs import GENERATIVE, PER_RATE, SPECS
 from dplc.rate_methods import DPLC
-from dplc.train import NullCallback, export_codec, export_generator, fit
+from dplc.train import NullCallback, export_codec, export_generator, fit, setup
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import ray_jobs, tracking
 
@@ -92,7 +94,7 @@ def run_job(
     timing = timing or Timing()
     workers = rp.num_workers
     t0 = time.perf_counter()
-    if cfg.net.code_channels == 0 and cfg.method.name in P.RATE0_STEPS:
+    if cfg.net.code_channels == 0 and SPECS[cfg.method.name].rate0_steps is not None:
         with timing.phase("in_process_fit"):
             method, step, history = _fit_in_process(params, cfg, generator_dir)
         workers = 0
@@ -132,31 +134,30 @@ class _History(NullCallback):
 
 def _fit_in_process(params: dict, cfg: TrainConfig, generator_dir: Path | None):
     """(method, steps, history) of :func:`dplc.train.fit` run here, without checkpoints."""
-    split = data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit"))
+    split = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit"))
     generator = Codec.load(generator_dir).generator if generator_dir else None
     history = _History()
-    method, result = fit(
-        cfg, data.to_tensor(split.images, cfg.net.image_size), None, [history], generator
-    )
+    method, batches = setup(cfg, data.to_tensor(split.images, cfg.net.image_size), generator)
+    result = fit(cfg, method, batches, None, [history])
     return method, result.steps, history.rows
 
 
 def main() -> None:
     timing = Timing()
     ap = argparse.ArgumentParser(description="train one per-rate codec")
-    ap.add_argument("--method", required=True, choices=["dplc", "gc", "cae"])
-    ap.add_argument("--generator", default=None, help="G* for dplc: wpp, wgan_gp or wae")
+    ap.add_argument("--method", required=True, choices=PER_RATE)
+    ap.add_argument("--generator", default=None, choices=GENERATIVE, help="G* (dplc)")
     ap.add_argument("--rate", type=int, required=True, help="code channels C")
     args = ap.parse_args()
-    if args.method == "dplc" and not args.generator:
-        ap.error("--generator is required for dplc")
+    if SPECS[args.method].into_generator and not args.generator:
+        ap.error(f"--generator is required for {args.method}")
     params = P.load()
     with timing.phase("mlflow"):
         tracking.check_store(params)
     codec = P.codec_name(args.method, args.generator)
     cfg = P.train_config(params, args.method, args.rate, generator=args.generator)
-    out_dir = P.RUNS / "train" / codec / str(args.rate)
-    gen_dir = P.RUNS / "generator" / args.generator / "codec" if args.method == "dplc" else None
+    out_dir = L.train_dir(codec, args.rate)
+    gen_dir = L.generator_codec(args.generator) if SPECS[args.method].into_generator else None
     with tracking.stage_run(params, "train", run_name=f"train-{codec}-c{args.rate}") as run:
         with timing.phase("mlflow"):
             run.log_params(to_dict(cfg) | {"codec": codec, "rate_bits": cfg.net.bits_per_image})
@@ -168,7 +169,7 @@ def main() -> None:
             run.log_metrics({"lambda_rate_final": method.dual.lam})
         with timing.phase("export"):
             trained = export_codec(method, out_dir / "codec")
-            test = data.read_split(P.prepared_dir(), "test", limit=64)
+            test = data.read_split(L.prepared_dir(), "test", limit=64)
             grid = _sample_grid(
                 trained, data.to_tensor(test.images, cfg.net.image_size), out_dir / "decodes.png"
             )
@@ -210,7 +211,7 @@ def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
     """Fit the per-channel probability model on the training symbols and save it with the codec."""
     from dplc import entropy
 
-    train = data.read_split(P.prepared_dir(), "train", limit=params["data"].get("train_limit"))
+    train = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit"))
     images = data.to_tensor(train.images, codec.net.image_size)
     symbols = codec.encode(data.to_float(images[:20000]))
     entropy.EntropyModel.fit(symbols, codec.net.levels).save(codec_dir)
@@ -220,13 +221,13 @@ def main_generator() -> None:
     """DVC stage `generator`: G* by wpp, wgan_gp or wae (``--method``), saved as a prior codec."""
     timing = Timing()
     ap = argparse.ArgumentParser(description="train one unconstrained generator G*")
-    ap.add_argument("--method", required=True, choices=["wpp", "wgan_gp", "wae"])
+    ap.add_argument("--method", required=True, choices=GENERATIVE)
     args = ap.parse_args()
     params = P.load()
     with timing.phase("mlflow"):
         tracking.check_store(params)
     cfg = P.train_config(params, args.method)
-    out_dir = P.RUNS / "generator" / args.method
+    out_dir = L.generator_dir(args.method)
     with tracking.stage_run(params, "generator", run_name=f"generator-{args.method}") as run:
         with timing.phase("mlflow"):
             run.log_params(to_dict(cfg))

@@ -44,8 +44,9 @@ from dplc import data, losses, realism
 from dplc.codec import Codec
 from dplc.config import MethodConfig, TrainConfig, from_dict, to_dict
 from dplc.method import Method
-from dplc.methods import build_method
-from dplc.train import NullCallback, seed_everything, set_threads, split_holdout, train
+from dplc.method_specs import SPECS
+from dplc.train import NullCallback, fit, setup
+from pipelines import layout as L
 from pipelines import params as P
 from pipelines import ray_jobs, tracking
 
@@ -108,24 +109,13 @@ def run_trial(base: dict[str, Any], overrides: dict[str, Any], data_dir: str, ge
     label = "tune " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in overrides.items())  # fmt: skip
     cfg = TrainConfig(cfg.net, cfg.method, dataclasses.replace(cfg.loop, label=label))
-    set_threads(cfg.loop.threads)
     split = data.read_split(data_dir, "train", limit=train_limit)
     images = data.to_tensor(split.images, cfg.net.image_size)
-    (train_images, dual_holdout), val_images = split_holdout(cfg, images[:-holdout]), images[-holdout:]
     generator = Codec.load(generator_dir).generator if generator_dir else None
-    seed_everything(cfg.loop.seed)
-    method = build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator,
-                          holdout=dual_holdout)  # fmt: skip
+    method, batches = setup(cfg, images[:-holdout], generator)
     null = realism.mmd_null(holdout, cfg.net.latent_dim) if cfg.net.code_channels else None
-    reporter = _TuneReporter(method, val_images, null, score, label)
-    train(
-        method,
-        data.BatchSampler(train_images, cfg.loop.seed),
-        cfg.loop,
-        Path(trial_dir),
-        [reporter],
-        resume=False,
-    )
+    reporter = _TuneReporter(method, images[-holdout:], null, score, label)
+    fit(cfg, method, batches, Path(trial_dir), [reporter], resume=False)
 
 
 def scheduler(t: dict[str, Any]) -> TrialScheduler:
@@ -171,11 +161,11 @@ def main() -> None:
     params = P.load()
     tracking.check_store(params)
     t = params["tune"]
-    out = P.RUNS / "tune"
+    out = L.tune_dir()
     out.mkdir(parents=True, exist_ok=True)
     method = t.get("method", "dplc")
     rate = int(t["rate"])
-    best_file = out / "best.yaml"
+    best_file = L.tuned_file()
     if not t.get("enabled", True):
         best_file.write_text(yaml.safe_dump({"tuned": False}))
         return
@@ -183,7 +173,7 @@ def main() -> None:
     threads = int(t.get("threads", rp.threads_per_worker))  # per trial; trials run side by side
     score = {"mmd_limit_sd": float(t["mmd_limit_sd"]), "penalty": float(t["penalty"])}
     trial = make_trial(params, t, method, rate, threads, score)
-    storage = (P.RUNS / "ray").resolve()
+    storage = L.ray_storage().resolve()
     storage.mkdir(parents=True, exist_ok=True)
     ray_jobs.init_ray(rp)
     t0 = time.perf_counter()
@@ -215,9 +205,9 @@ def make_trial(params: dict, t: dict, method: str, rate: int, threads: int, scor
     loop = to_dict(base.loop) | {"checkpoint_every": int(t["report_every"]), "threads": threads}
     base = from_dict(TrainConfig, to_dict(base) | {"loop": loop})
     base_dict = to_dict(trial_config(base, {}, int(t["steps"])))
-    gen_dir = (P.RUNS / "generator" / "wpp" / "codec").resolve() if method == "dplc" else None
-    data_dir = str(P.prepared_dir().resolve())
-    ckpt_root = (P.RUNS / "tune" / "trials").resolve()
+    gen_dir = L.generator_codec("wpp").resolve() if SPECS[method].into_generator else None
+    data_dir = str(L.prepared_dir().resolve())
+    ckpt_root = (L.tune_dir() / "trials").resolve()
     holdout = int(t.get("val_holdout", 1000))
     train_limit = params["data"].get("train_limit")
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from dplc import gaussian as G
+from dplc import gaussian_study as S
 
 
 def test_config_is_strict():
@@ -18,7 +19,7 @@ def test_small_run_codes_and_keeps_the_distribution():
         variances=(1.0, 0.25), rates=(0, 4), steps=400, generator_steps=400, hidden=32,
         batch_size=256, test_size=20_000, threads=1,
     )  # fmt: skip
-    res = G.run(cfg, log=lambda *_: None)
+    res = S.run(cfg, log=lambda *_: None)
     assert res["bits"] == [0.0, 4.0]
     # CAE at rate 0 decodes the mean: MSE = mean variance; coding 4 bits helps both codecs
     assert res["mse_cae"][0] == pytest.approx(0.625, rel=0.05)
@@ -36,8 +37,8 @@ def test_two_worker_processes_give_the_same_results():
     """Each codec is trained from its own seeds: spreading them over processes changes nothing."""
     kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=60, generator_steps=60, hidden=16,
               batch_size=64, test_size=2_000, threads=1)  # fmt: skip
-    one = G.run(G.GaussianConfig(**kw), log=lambda *_: None)
-    two = G.run(G.GaussianConfig(**kw, workers=2), log=lambda *_: None)
+    one = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
+    two = S.run(G.GaussianConfig(**kw, workers=2), log=lambda *_: None)
     for key in ("mse_cae", "mse_dplc", "w2_dplc", "var_dplc"):
         assert one[key] == two[key], key
     with pytest.raises(ValueError, match="workers"):

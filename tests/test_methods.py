@@ -3,9 +3,11 @@ import torch
 from _tiny import fixed_batch, tiny_method, tiny_net
 
 from dplc.config import MethodConfig
-from dplc.methods import build_method, generator_of
+from dplc.method_specs import SPECS
+from dplc.methods import METHOD_CLASSES, build_method, generator_of
 from dplc.nets import Generator
 from dplc.rate_methods import DPLC
+from dplc.train import images_per_step as images_per_step_of
 
 # (method, code channels, metric that must fall on a fixed batch, learning rate)
 CASES = [
@@ -224,3 +226,28 @@ def test_dplc_recalibrates_batchnorm_after_its_last_step():
     with torch.no_grad():
         gap = (stale.codec.encoder.eval()(x) - stale.codec.encoder.train()(x)).abs().max()
     assert gap > 2e-2
+
+
+def test_the_method_vocabulary_describes_the_classes_it_names():
+    """Every name of dplc.method_specs has its class and no other; a spec's kind (critic,
+    generative, noisy decoder, frozen G*) is what the built method actually is."""
+    assert list(METHOD_CLASSES) == list(SPECS)
+    g_star = Generator(tiny_net())
+    images_per_step = {}
+    for name, spec in SPECS.items():
+        c = 0 if spec.generative else 2
+        m = build_method(tiny_net(code_channels=c, noise=spec.decoder_noise), tiny_method(name), 1,
+                         generator=g_star if spec.into_generator else None)  # fmt: skip
+        assert ("critic" in m.modules) == spec.critic, name
+        assert ("codec" in m.modules) == spec.per_rate, name
+        if spec.per_rate:
+            assert m.codec.net.noise == spec.decoder_noise, name
+        images_per_step[name] = images_per_step_of(m)
+    cfg = tiny_method("wpp")
+    assert images_per_step["wpp"] == cfg.batch_size + cfg.n_critic * cfg.critic_batch_size
+    assert images_per_step["wae"] == tiny_method("wae").batch_size
+
+
+def test_a_method_needing_g_star_is_refused_without_it():
+    with pytest.raises(ValueError, match="dplc needs a trained generator G\\* \\(from wgan_gp, wae, wpp\\)"):
+        build_method(tiny_net(code_channels=1), tiny_method("dplc"), 1)

@@ -4,6 +4,7 @@ import torch
 from _tiny import fixed_batch, tiny_net
 
 from dplc import evaluation, featnet, metrics
+from dplc.bundle import CodecBundle
 from dplc.codec import build_codec
 from dplc.data import to_uint8
 from dplc.entropy import EntropyModel
@@ -61,7 +62,8 @@ def test_evaluate_codec_reports_every_metric(featnet_path):
     codec = build_codec(tiny_net(code_channels=2), "map").eval()
     test = np.ascontiguousarray(to_uint8(fixed_batch(32, seed=3))[:, :, 2:30, 2:30].permute(0, 2, 3, 1).numpy())
     model = EntropyModel.fit(codec.encode(fixed_batch(32)), 2)
-    m = evaluation.evaluate_codec(codec, model, test, path, pv_batch=8, pv_repeats=5, sample_fid=True)
+    bundle = CodecBundle(codec, model, "eval")
+    m = evaluation.evaluate_codec(bundle, test, path, pv_batch=8, pv_repeats=5, sample_fid=True)
     for key in ("mse", "psnr", "rfid_featnet", "rkid_featnet", "sfid_featnet", "pv", "bpp_fixed", "bpp_payload", "bpp_file",
                 "rfid_featnet_sd", "sfid_featnet_sd"):
         assert key in m and np.isfinite(m[key]), key

@@ -44,27 +44,32 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 def test_alias_and_version_resolve_to_the_logged_codecs(store) -> None:
     v1, v2 = store["versions"]
     assert (int(v1.version), int(v2.version)) == (1, 2)
-    codec, entropy, name, version = load_codec("models:/tiny@champion", store["uri"])
+    b = load_codec("models:/tiny@champion", store["uri"])
+    codec, entropy, name, version = b.codec, b.entropy, b.name, b.version
     assert (name, version) == ("tiny", 1)
     assert codec.weights_hash() == tiny_codec(seed=0).weights_hash()
     assert entropy == fitted_entropy(codec)
-    codec2, _, name2, version2 = load_codec("models:/tiny/2", store["uri"])
+    b2 = load_codec("models:/tiny/2", store["uri"])
+    codec2, name2, version2 = b2.codec, b2.name, b2.version
     assert (name2, version2) == ("tiny", 2)
     assert codec2.weights_hash() == tiny_codec(seed=1).weights_hash()
 
 
 def test_default_tracking_uri_is_mlflows_env_var(store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
-    assert load_codec("models:/tiny@champion")[2:] == ("tiny", 1)
+    b = load_codec("models:/tiny@champion")
+    assert (b.name, b.version) == ("tiny", 1)
 
 
 def test_local_folders_load_too(store, tmp_path: Path) -> None:
-    codec, entropy, name, version = load_codec(str(store["folders"][0]))
+    b = load_codec(str(store["folders"][0]))
+    codec, entropy, name, version = b.codec, b.entropy, b.name, b.version
     assert (name, version) == ("codec0", 0)
     local = mlflow.artifacts.download_artifacts(
         artifact_uri="models:/tiny/1", dst_path=str(tmp_path), tracking_uri=store["uri"]
     )
-    exported, entropy2, _, _ = load_codec(local)  # an exported MLflow model folder
+    b2 = load_codec(local)  # an exported MLflow model folder
+    exported, entropy2 = b2.codec, b2.entropy
     assert exported.weights_hash() == codec.weights_hash() and entropy2 == entropy
     # a model "from code": the logged model holds no pickle at all
     assert not list(Path(local).rglob("*.pkl")) and list(Path(local).rglob("mlflow_model.py"))
@@ -137,8 +142,8 @@ def test_logged_model_folder_loads_without_unpickling(tmp_path):
     (model / "python_model.pkl").write_bytes(b"\x80\x04this would explode if unpickled")
     flavor = {"python_function": {"artifacts": {"codec": {"path": "artifacts/codec"}}, "python_model": "python_model.pkl"}}
     (model / "MLmodel").write_text(_yaml.safe_dump({"flavors": flavor}))
-    loaded, entropy, name, version = registry.load_codec(str(model))
-    assert loaded.weights_hash() == codec.weights_hash() and entropy.channels == 2 and version == 0
+    b = registry.load_codec(str(model))
+    assert b.codec.weights_hash() == codec.weights_hash() and b.entropy.channels == 2 and b.version == 0
     flavor["python_function"]["artifacts"]["codec"]["path"] = "../../etc"
     (model / "MLmodel").write_text(_yaml.safe_dump({"flavors": flavor}))
     with pytest.raises(registry.ModelNotFoundError, match="leaves the model folder"):

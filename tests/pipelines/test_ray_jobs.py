@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import ray
 from _tiny import tiny_method, tiny_net
+from _worker_hooks import FailOnce, Trace
 from conftest import ray_params
 
 from dplc.config import LoopConfig, TrainConfig, from_dict, to_dict
@@ -42,8 +43,8 @@ def test_two_workers_survive_an_injected_failure_and_resume(local_ray, tiny_prep
     trace.mkdir()
     cfg = _cfg()
     result = ray_jobs.run_training(
-        cfg, ray_params(workers=2, threads=1), "fault", None, fail_at_step=5,
-        storage=tmp_path / "ray", data_dir=tiny_prepared, extra={"trace_dir": str(trace)},
+        cfg, ray_params(workers=2, threads=1), "fault", None, storage=tmp_path / "ray",
+        worker_callbacks=[FailOnce(5), Trace(str(trace))], data_dir=tiny_prepared,
     )  # fmt: skip
     assert result.error is None
     method, step, history = ray_jobs.restore_method(cfg, result)
@@ -83,7 +84,7 @@ def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp
         cfg = _cfg(steps=4)
         result = ray_jobs.run_training(
             cfg, ray_params(workers=2, threads=1, address=f"127.0.0.1:{port}"), "two-node", None,
-            storage=tmp_path / "ray", data_dir=tiny_prepared, extra={"trace_dir": str(trace)},
+            storage=tmp_path / "ray", data_dir=tiny_prepared, worker_callbacks=[Trace(str(trace))],
         )  # fmt: skip
         assert result.error is None
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
