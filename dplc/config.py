@@ -143,14 +143,13 @@ class MethodConfig:
     realism_holdout: int = 2000
     """Training images held out of dplc's batches to measure the latent MMD on."""
     realism_draws: int = 4
-    """Noise draws per code in dplc's MMD term: B's marginal seen through more latents a step.
-    With one draw, the dual ascent drove λ_rate into the thousands and B stopped using the code
-    (measured at C = 4: MSE 0.51 against 0.083 with four draws, docs/realism.md)."""
+    """Noise draws per code in dplc's MMD term: B's marginal seen through more latents a step
+    (with one draw B stopped using the code: docs/realism.md, reports/design_measurements.md)."""
     realism_independent_pairs: bool = False
     """Leave pairs of draws of one code out of the MMD's x–x term (the unbiased estimate of the
-    marginal's MMD). Off by default: measured, the unbiased term let λ_rate run to 7·10⁵ and B
-    drop the code (C = 1 MSE 0.39), while the same-code pairs act as a repulsion that keeps B
-    spreading its noise (docs/realism.md)."""
+    marginal's MMD). Off by default: the same-code pairs act as a repulsion that keeps B
+    spreading its noise, while the unbiased term let λ_rate run away and B drop the code
+    (docs/realism.md, reports/design_measurements.md)."""
     realism_grad: str = "decoder"
     """Where the MMD term's gradient goes: ``decoder`` (B only; the code is detached in the
     MMD path, so E learns from distortion alone) or ``all`` (E through the quantizer too)."""
@@ -207,9 +206,7 @@ class LoopConfig:
     """The name progress lines carry (the method's name when empty)."""
     channels_last: bool = True
     """Train in the channels-last memory layout (NHWC): oneDNN's convolutions skip their layout
-    reorders. On 2 CPU cores the isolated step was 10-17% faster for dplc, cae, wpp and gc; in the
-    default pipeline wpp, wae, cae and gc gained 10-25% and dplc and wgan_gp nothing measurable.
-    The weights return to the standard layout when the loop ends, so saved files do not depend
+    reorders (the gain per method: reports/design_measurements.md). The weights return to the standard layout when the loop ends, so saved files do not depend
     on it."""
 
     def __post_init__(self) -> None:

@@ -44,8 +44,8 @@ class NarrowConv(nn.Module):
     """A stride-1 'same' convolution with few output channels (G's last layer) for inference.
 
     Computed as one matrix product y = x W (every input pixel times every tap) and a sum of
-    k² shifted planes of y, out[i, j] = b + Σ_ab y[i + a - p, j + b - p, a, b]: about three
-    times faster on a CPU than the library convolution, which is slow for 1-3 outputs.
+    k² shifted planes of y, out[i, j] = b + Σ_ab y[i + a - p, j + b - p, a, b], faster on a CPU
+    than the library convolution, which is slow for 1-3 outputs (reports/design_measurements.md).
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:

@@ -25,9 +25,8 @@ format 2, unless the decode is large enough for the fused torch decoder to win b
 
 TORCH_FROM_IMAGES = 8192
 """Decodes of at least this many images go to the fused torch decoder when torch is installed:
-torch's import costs about 1.3 s more than ONNX Runtime's, and the fused torch decoder decodes
-about twice as many images per second, so it pays off from some 8,000 images
-(``reports/bench/product.json``: ``decode_images_per_s_*``)."""
+torch's slower import is paid back by its faster decoder from about this many images
+(``reports/bench/product.json``, ``decode_images_per_s_*``; reports/design_measurements.md)."""
 
 
 class OpenError(LookupError):

@@ -86,9 +86,9 @@ class DPLC(_RateMethod):
 
         Measured on copies of E and B in training mode: BatchNorm normalises with the held-out
         set's own statistics, as the training objective sees the current weights. (In eval mode
-        the running averages lag the weights while the learning rate is high; measured at C = 1
-        that lag alone read as 40-60 null s.d. early in training. The evaluate stage measures
-        the finished codec in eval mode, as it decodes.)
+        the running averages lag the weights while the learning rate is high, which alone reads
+        as a large violation early in training: reports/design_measurements.md. The evaluate
+        stage measures the finished codec in eval mode, as it decodes.)
         """
         assert self.holdout is not None and self.null is not None
         codec = copy.deepcopy(self.codec).train()
@@ -143,8 +143,8 @@ class DPLC(_RateMethod):
         """Replace E's and B's BatchNorm running statistics by their plain average over
         ``batches`` fresh training batches under the final weights (as SWA's ``update_bn``,
         Izmailov et al. 2018). During training the running averages trail weights that move,
-        and the codec decodes with them: measured at C = 4, the test latents scored 3.2 null
-        s.d. in inference mode against ≤ 1 with batch statistics."""
+        and the codec decodes with them (the effect on the test latents' MMD:
+        reports/design_measurements.md)."""
         norms = [m for m in (*self.codec.encoder.modules(), *self.codec.bmap.modules())
                  if isinstance(m, nn.modules.batchnorm._BatchNorm)]  # fmt: skip
         momenta = [m.momentum for m in norms]
