@@ -9,7 +9,9 @@ offset  bytes   type    field
 ======  ======  ======  ==================================================================
 0       4       bytes   magic ``b"DPLC"``
 4       2       u16     format version (:data:`READABLE_VERSIONS`; others are refused)
-6       1       u8      coding mode: 0 = ANS (entropy coded), 1 = fixed-length
+6       1       u8      coding mode: 0 = ANS (entropy coded), 1 = fixed-length; in format 3
+                        bit 0 is the coding mode and bit 1 is set when the decoder noise is
+                        shared with the encoder (``dplc_shared``)
 7       1       u8      n, length of the model name in bytes, 1..255
 8       n       utf-8   the model's registered name (MLflow registry name)
 8+n     4       u32     the model's registered version (0 = not from a registry)
@@ -36,10 +38,14 @@ using it, checks the CRC before trusting any field, then checks every field's ra
 raises its own subclass of :class:`BitstreamError` whose message names it. :func:`check_model`
 refuses a file made by other weights or geometry (:class:`ModelMismatchError`).
 
-Versions. Format 2 (written today) decodes image i with the counter-based noise of
-:func:`dplc.noise.draw` for (seed, i), which every decoder can draw exactly, with or without
-torch. Format 1 files (same layout) drew the noise of the whole file from one
-``torch.Generator`` seeded with the seed; :mod:`dplc.files` still decodes them bit-identically.
+Versions. Format 2 decodes image i with the counter-based noise of :func:`dplc.noise.draw` for
+(seed, i), which every decoder can draw exactly, with or without torch. Format 3 (same layout)
+adds the shared-noise flag: the encoder chose the code knowing that noise, so the seed is part
+of the code and a decoder must not draw another one. A writer uses the oldest format that says
+what the file is: format 2 for private noise (byte for byte as before format 3 existed), format 3
+for shared noise, which readers older than format 3 refuse instead of decoding it wrongly.
+Format 1 files (same layout) drew the noise of the whole file from one ``torch.Generator``
+seeded with the seed; :mod:`dplc.files` still decodes them bit-identically.
 
 This module is the container alone (the payload's coding is :mod:`dplc.payload`); it needs
 numpy and the entropy coder, not torch. Images go
@@ -78,7 +84,11 @@ from dplc.entropy import (
 
 MAGIC = b"DPLC"
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+"""The format of a file with private decoder noise."""
+SHARED_NOISE_VERSION = 3
+"""The format of a file whose decoder noise is shared with the encoder (the flag exists from it)."""
+READABLE_VERSIONS = (1, 2, 3)
+_SHARED_FLAG = 2
 MODES = ("ans", "fixed")
 MAX_NAME_BYTES = 255
 MAX_IMAGES = 1 << 16
@@ -153,6 +163,8 @@ class Header:
     seed: int
     payload_length: int = 0
     version: int = FORMAT_VERSION
+    shared_noise: bool = False
+    """The encoder read the decoder's noise for (seed, image index): decode with this seed only."""
 
     @property
     def code_shape(self) -> tuple[int, int, int]:
@@ -197,7 +209,10 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError(f"seed must be in [0, 2**64), got {header.seed}")
     if not 0 <= header.model_version < 1 << 32:
         raise ValueError(f"model version must be in [0, 2**32), got {header.model_version}")
-    body = _PREFIX.pack(MAGIC, header.version, MODES.index(header.mode), len(name)) + name
+    if header.shared_noise and header.version < SHARED_NOISE_VERSION:
+        raise ValueError(f"shared decoder noise needs format {SHARED_NOISE_VERSION}, got {header.version}")
+    flags = MODES.index(header.mode) | (_SHARED_FLAG if header.shared_noise else 0)
+    body = _PREFIX.pack(MAGIC, header.version, flags, len(name)) + name
     body += _FIELDS.pack(
         header.model_version,
         bytes.fromhex(header.weights_sha256),
@@ -224,6 +239,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     """
     data = bytes(data)
     version, mode_code, name_len = _check_prefix(data)
+    shared = version >= SHARED_NOISE_VERSION and bool(mode_code & _SHARED_FLAG)
+    if shared:
+        mode_code &= ~_SHARED_FLAG
     fields_at = _PREFIX.size + name_len
     payload_at = fields_at + _FIELDS.size
     if len(data) < payload_at:
@@ -255,6 +273,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         seed=seed,
         payload_length=fields[-1],
         version=version,
+        shared_noise=shared,
     )
     _check_fields(header, mode_code, grid, name_len)
     return header, data[payload_at:end]
@@ -310,7 +329,10 @@ def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
     if name_len == 0:
         raise bad("empty model name")
     if mode_code >= len(MODES):
-        raise bad(f"coding mode {mode_code} (0 = ans, 1 = fixed)")
+        raise bad(
+            f"coding mode {mode_code} (0 = ans, 1 = fixed"
+            + ("; bit 1: shared noise)" if h.version >= SHARED_NOISE_VERSION else ")")
+        )
     if not 1 <= h.count <= MAX_IMAGES:
         raise bad(f"image count {h.count} (1..{MAX_IMAGES})")
     if h.image_size not in NETWORK_SIZES:

@@ -9,9 +9,11 @@ A :class:`Codec` is the per-rate deliverable of every rate method (``dplc``, ``g
   images on the CPU, and different seeds give different images wherever the codec uses noise.
 * ``sample(n, seed)`` draws ``n`` images G(z), z ~ N(0, I): the generator's own samples.
 
-Three decoder modes exist:
+Four modes exist:
 
 ``map``    B(code, noise) then G: the general case (any C, with or without noise).
+``shared`` as ``map``, and the encoder reads the decoder's noise too, E(x, u) (``dplc_shared``:
+           common randomness; a file's seed and an image's index give both sides the same u).
 ``prior``  C = 0 for ``dplc``: the latent is z ~ N(0, I) itself, so decodes are G*'s samples.
 ``mean``   C = 0 for ``cae``: the decode is the training mean, the MSE-optimal constant.
 
@@ -49,7 +51,9 @@ from dplc.quantize import Quantizer
 
 CODEC_FORMAT = "dplc-codec"
 CODEC_VERSION = 1
-MODES = ("map", "prior", "mean")
+MODES = ("map", "prior", "mean", "shared")
+MAP_MODES = ("map", "shared")
+"""The modes that decode through B(code, noise)."""
 
 
 class CodecInputError(ValueError):
@@ -90,8 +94,10 @@ class Codec(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown codec mode {mode!r}; choose one of {MODES}")
-        if mode == "map" and bmap is None:
-            raise ValueError("mode 'map' needs the stochastic map B")
+        if mode in MAP_MODES and bmap is None:
+            raise ValueError(f"mode {mode!r} needs the stochastic map B")
+        if mode == "shared" and (net.code_channels == 0 or net.noise_channels == 0):
+            raise ValueError("mode 'shared' needs code channels and decoder noise to share")
         if mode in ("prior", "mean") and net.code_channels != 0:
             raise ValueError(f"mode {mode!r} is the rate-0 decoder; it needs code_channels = 0")
         if net.code_channels > 0 and encoder is None:
@@ -113,7 +119,13 @@ class Codec(nn.Module):
     @property
     def stochastic(self) -> bool:
         """True when decodes depend on the seed."""
-        return self.mode == "prior" or (self.mode == "map" and self.net.noise_channels > 0)
+        return self.mode == "prior" or (self.mode in MAP_MODES and self.net.noise_channels > 0)
+
+    @property
+    def shares_noise(self) -> bool:
+        """True when the encoder reads the decoder's noise (mode ``shared``): encoding needs the
+        noise the decoder will draw, and another seed decodes a wrong image, not another sample."""
+        return self.mode == "shared"
 
     def _check_images(self, images: Tensor) -> None:
         expected = self.net.image_shape
@@ -141,10 +153,15 @@ class Codec(nn.Module):
         return symbols
 
     # ------------------------------------------------------------ differentiable
-    def code(self, images: Tensor) -> Tensor:
-        """Quantized code values (N, C, 4, 4), straight-through differentiable."""
+    def code(self, images: Tensor, noise: Tensor | None = None) -> Tensor:
+        """Quantized code values (N, C, 4, 4), straight-through differentiable; ``noise`` is the
+        decoder's noise, which the encoder of a ``shared`` codec reads (others ignore it)."""
         if self.net.code_channels == 0 or self.encoder is None:
             return images.new_zeros(images.shape[0], *self.net.code_shape)
+        if self.shares_noise:
+            if noise is None:
+                raise CodecInputError("this codec shares its noise with the decoder: pass it")
+            return self.quantizer(self.encoder(images, noise.to(images.device, images.dtype)))
         return self.quantizer(self.encoder(images))
 
     def draw_noise(
@@ -161,9 +178,13 @@ class Codec(nn.Module):
     def noise_spec(self) -> noise_lib.NoiseSpec:
         """The per-image decoder noise (:func:`dplc.noise.spec_for`), as :meth:`draw_noise`."""
         net = self.net
-        return noise_lib.spec_for(
-            self.mode, net.latent_dim, net.noise_channels, CODE_GRID, self.quantizer.step
-        )
+        mode = "map" if self.mode in MAP_MODES else self.mode
+        return noise_lib.spec_for(mode, net.latent_dim, net.noise_channels, CODE_GRID, self.quantizer.step)
+
+    def shared_noise(self, seed: int, n: int) -> np.ndarray | None:
+        """The noise the encoder of a ``shared`` codec reads for images 0..n-1 of a file with
+        ``seed`` (:func:`dplc.noise.draw`, the decoder's own draw); None for other codecs."""
+        return noise_lib.draw(self.noise_spec, int(seed), n) if self.shares_noise else None
 
     def latent(self, code: Tensor, noise: Tensor) -> Tensor:
         """z = B(code, noise) (or the noise itself in prior mode)."""
@@ -178,7 +199,7 @@ class Codec(nn.Module):
         """G(B(Q(E(x)), u)) in one differentiable pass (training and evaluation)."""
         if noise is None:
             noise = self.draw_noise(images.shape[0]).to(images.device)
-        return self.generator(self.latent(self.code(images), noise))
+        return self.generator(self.latent(self.code(images, noise), noise))
 
     def _check_noise(self, noise: np.ndarray, n: int) -> Tensor:
         spec = self.noise_spec
@@ -190,24 +211,39 @@ class Codec(nn.Module):
 
     # ------------------------------------------------------------------- codec API
     @torch.no_grad()
-    def encode(self, images: Tensor, batch_size: int = 1024, fused: bool = False) -> np.ndarray:
+    def encode(
+        self,
+        images: Tensor,
+        batch_size: int = 1024,
+        fused: bool = False,
+        noise: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Images (N, channels, H, W) in [-1, 1] -> symbols (N, C, 4, 4) as uint8.
 
         ``fused=True`` runs the encoder's inference copy (:meth:`inference_nets`) in chunks of
         128 images; a code value within float rounding of a quantizer boundary may then snap
         to the other side, so the symbols can differ (rarely) from the reference ones.
+        ``noise`` (N, *:attr:`noise_spec` shape) is the decoder noise the images will be decoded
+        with: a ``shared`` codec needs it (:attr:`shares_noise`), the others ignore it.
         """
         self._check_images(images)
         n = images.shape[0]
         out = np.zeros((n, *self.net.code_shape), dtype=np.uint8)
+        if self.shares_noise and noise is None:
+            raise CodecInputError(
+                "this codec shares its noise with the decoder: encode with the noise the file "
+                "will be decoded with (noise=dplc.noise.draw(codec.noise_spec, seed, n))"
+            )
         if self.net.code_channels == 0 or n == 0:
             return out
         assert self.encoder is not None
+        noise_t = self._check_noise(noise, n) if self.shares_noise else None
         encoder = self.inference_nets()["encoder"] if fused else self.encoder
         step = min(batch_size, 128) if fused else batch_size
         for i in range(0, n, step):
             chunk = images[i : i + step].float()
-            out[i : i + step] = self.quantizer.to_symbols(encoder(chunk)).numpy()
+            code = encoder(chunk) if noise_t is None else encoder(chunk, noise_t[i : i + step])
+            out[i : i + step] = self.quantizer.to_symbols(code).numpy()
         return out
 
     @torch.no_grad()
@@ -242,7 +278,7 @@ class Codec(nn.Module):
         if fused and self.mode != "mean":
             dtype = torch.bfloat16 if precision == "bf16" else torch.float32
             nets = self.inference_nets(dtype)
-            bmap = nets["bmap"] if self.mode == "map" else None
+            bmap = nets["bmap"] if self.mode in MAP_MODES else None
             generator = nets["generator"]
             step = min(batch_size, 64)
             outs = []
@@ -347,7 +383,8 @@ class Codec(nn.Module):
 
 def build_codec(net: NetConfig, mode: str, meta: dict[str, Any] | None = None) -> Codec:
     """A fresh codec of the given geometry and mode (weights initialised, untrained)."""
-    encoder = Encoder(net, "code") if net.code_channels > 0 else None
-    bmap = StochasticMap(net) if mode == "map" else None
+    noise_in = net.noise_channels if mode == "shared" else 0
+    encoder = Encoder(net, "code", noise_in) if net.code_channels > 0 else None
+    bmap = StochasticMap(net) if mode in MAP_MODES else None
     generator: nn.Module = ConstantImage(net) if mode == "mean" else Generator(net)
     return Codec(net, generator, encoder=encoder, bmap=bmap, mode=mode, meta=meta)

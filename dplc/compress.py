@@ -26,7 +26,10 @@ reference codec otherwise; ``export`` writes a codec folder's ONNX export (needs
 them where that is smaller (``--fixed-length`` always bit-packs: the paper's rate).
 ``decompress`` decodes with the model named in the header unless ``--model`` is given, with
 the header's noise seed unless ``--seed`` is; ``--samples K`` writes K decodes per image with
-seeds S, S+1, ..., S+K-1 (``00000.png`` for K = 1, ``00000-k.png`` otherwise).
+seeds S, S+1, ..., S+K-1 (``00000.png`` for K = 1, ``00000-k.png`` otherwise). A file whose
+noise is shared with its encoder (``dplc_shared``; ``info`` shows ``shared_noise``) refuses
+``--seed`` and ``--samples``: another seed decodes a wrong image, not another sample. Its seed
+is drawn at random per file unless ``compress --seed`` gives one.
 
 Outputs appear atomically (a temporary file or folder, then a rename), so a failed run leaves
 nothing behind. Exit status: 0 success, 2 bad input (one line ``error: ...`` on stderr, no
@@ -90,7 +93,7 @@ def _check_output_dir(out: Path) -> None:
 def cmd_compress(args: argparse.Namespace) -> int:
     out = Path(args.output)
     _check_output_file(out)
-    if not 0 <= args.seed < 1 << 64:
+    if args.seed is not None and not 0 <= args.seed < 1 << 64:
         raise UserError(f"--seed must be in [0, 2**64), got {args.seed}")
     with open_codec(args.model, args.tracking_uri, args.backend) as model:
         images = load_images(
@@ -101,7 +104,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
             if model.backend == "onnx":
                 from dplc import runtime
 
-                data = runtime.compress(model.codec, images, model.name, model.version, args.seed, mode)
+                seed = 0 if args.seed is None else args.seed  # the ONNX path: private noise only
+                data = runtime.compress(model.codec, images, model.name, model.version, seed, mode)
             else:
                 from dplc.files import compress
 
@@ -140,6 +144,11 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         header, payload = unpack(data)
     except BitstreamError as e:
         raise UserError(f"{path}: {e}") from e
+    if header.shared_noise and (args.seed is not None or args.samples > 1):
+        raise UserError(
+            f"{path}: its decoder noise is shared with the encoder; --seed and --samples would "
+            "decode wrong images, not other samples"
+        )
     uri = args.model
     if uri is None:
         if header.model_version == 0:
@@ -216,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION or a codec folder"
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="decoder noise seed stored in the file (default 0)"
+        "--seed", type=int, default=None,
+        help="decoder noise seed stored in the file (default 0; random per file for shared noise)"
     )
     p.add_argument(
         "--fixed-length",

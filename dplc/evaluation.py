@@ -6,14 +6,16 @@ once, and scores the decodes with the primitives of :mod:`dplc.metrics`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from dplc import bitstream, fid_noise, files
 from dplc.bundle import CodecBundle
-from dplc.codec import Codec
+from dplc.codec import MAP_MODES, Codec
 from dplc.data import crop_to, to_float, to_tensor, to_uint8
 from dplc.entropy import EntropyModel
 from dplc.metrics import fid_kid, inversion_floor, latent_realism, mse, noise_split, psnr
@@ -37,6 +39,21 @@ def rate_figures(codec: Codec, entropy_model: EntropyModel | None, symbols: np.n
         "bpp_payload": 8.0 * payload_bytes / pixels,
         "bpp_file": 8.0 * file_bytes / pixels,
     }
+
+
+def pv_decoder(codec: Codec, x: Tensor, h: int, w: int) -> Callable[[int], Tensor]:
+    """``decode(seed)`` of the images ``x`` for PV (:func:`~dplc.metrics.noise_split`), cropped to
+    h x w: one code decoded with each seed's noise; a shared-noise codec encodes ``x`` again
+    with each seed's noise, so PV is E Var(X̂ | X) over shared seeds."""
+    if codec.shares_noise:
+
+        def decode_shared(seed: int) -> Tensor:
+            u = codec.shared_noise(seed, x.shape[0])
+            return crop_to(codec.decode(codec.encode(x, noise=u), noise=u), h, w)
+
+        return decode_shared
+    symbols = codec.encode(x)
+    return lambda seed: crop_to(codec.decode(symbols, seed=seed), h, w)
 
 
 def evaluate_codec(
@@ -89,10 +106,8 @@ def evaluate_codec(
             if real_f is not None:
                 out["sfid_featnet_sd"] = fid_noise.fid_sd(real_f, fid_noise.featnet_features(samples, featnet_path))
     first = to_float(to_tensor(test_images[:pv_batch], size))
-    symbols_pv = codec.encode(first)
-    out |= noise_split(lambda seed: crop_to(codec.decode(symbols_pv, seed=seed), h, w),
-                       crop_to(first, h, w), pv_repeats)  # fmt: skip
-    if codec.mode == "map" and realism_n >= 2:
+    out |= noise_split(pv_decoder(codec, first, h, w), crop_to(first, h, w), pv_repeats)
+    if codec.mode in MAP_MODES and realism_n >= 2:
         out["latent_mmd_sd"] = latent_realism(codec, to_float(to_tensor(test_images[:realism_n], size)))
     if sample_fid:
         out["inversion_floor_mse"] = inversion_floor(codec.generator, first)

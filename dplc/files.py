@@ -21,6 +21,8 @@ True
 
 from __future__ import annotations
 
+import secrets
+
 import numpy as np
 import torch
 
@@ -35,6 +37,19 @@ from dplc.bitstream import (
 from dplc.codec import Codec
 from dplc.entropy import EntropyModel
 from dplc.payload import decode_payload, write_file
+
+
+class SharedNoiseError(ValueError):
+    """A decode of a shared-noise file with another seed than its own was asked for."""
+
+
+def check_seed(header: Header, seed: int | None) -> None:
+    """Refuse another seed than the header's for a file whose noise is shared with its encoder."""
+    if header.shared_noise and seed is not None and int(seed) % (1 << 64) != header.seed:
+        raise SharedNoiseError(
+            "this file's decoder noise is shared with its encoder: decoding with another seed "
+            "gives a wrong image, not another sample"
+        )
 
 
 def geometry(codec: Codec) -> tuple[int, int, int, int]:
@@ -62,24 +77,32 @@ def compress(
     images: np.ndarray,
     model_name: str,
     model_version: int,
-    seed: int = 0,
+    seed: int | None = None,
     mode: str = "ans",
     weights_sha256: str | None = None,
 ) -> bytes:
-    """uint8 images (N, H, W, channels), H, W ≤ S -> one ``.dplc`` file (format 2).
+    """uint8 images (N, H, W, channels), H, W ≤ S -> one ``.dplc`` file (format 2; format 3 for
+    a codec that shares its noise, :attr:`Codec.shares_noise`).
 
     Images smaller than the network's S x S are zero-padded (:func:`dplc.pixels.pad_to`) and
-    cropped back on decode. ``seed`` is the decoder-noise seed written in the header; ``mode``
-    is "ans", "fixed" or "auto" (whichever payload is smaller, so a file never exceeds the
-    fixed-length budget); ``weights_sha256`` may pass a precomputed :meth:`Codec.weights_hash`.
+    cropped back on decode. ``seed`` is the decoder-noise seed written in the header: with
+    private noise it picks which sample a decode shows (0 when not given); with shared noise
+    it is part of the code, the encoder reading image i's noise for (seed, i), and it is drawn
+    at random per file when not given (a fixed seed would make the codec deterministic across
+    files; it is never chosen by looking at the images). ``mode`` is "ans", "fixed" or "auto"
+    (whichever payload is smaller, so a file never exceeds the fixed-length budget);
+    ``weights_sha256`` may pass a precomputed :meth:`Codec.weights_hash`.
     """
     arr = pixels.check_images(images, codec.net.image_size, codec.net.channels, MAX_IMAGES)
     _check_entropy_model(codec, entropy_model, mode)
+    if seed is None:
+        seed = secrets.randbits(64) if codec.shares_noise else 0
     n, h, w, c = arr.shape
     padded = torch.from_numpy(pixels.to_float(pixels.pad_to(arr, codec.net.image_size)))
-    symbols = codec.encode(padded, fused=True)
+    symbols = codec.encode(padded, fused=True, noise=codec.shared_noise(seed, n))
     return write_file(symbols, (h, w, c), geometry(codec), model_name, model_version,
-                      weights_sha256 or codec.weights_hash(), entropy_model, seed, mode)  # fmt: skip
+                      weights_sha256 or codec.weights_hash(), entropy_model, seed, mode,
+                      shared_noise=codec.shares_noise)  # fmt: skip
 
 
 def decompress(
@@ -94,11 +117,14 @@ def decompress(
     """A ``.dplc`` file -> uint8 images (N, H, W, channels) at the original geometry.
 
     ``seed`` None decodes with the header's seed (a repeatable decode); another seed draws other
-    decoder noise (another sample of the conditional distribution). ``precision`` and ``fused``
+    decoder noise (another sample of the conditional distribution), except for a file whose
+    noise is shared with its encoder (format 3), which :class:`SharedNoiseError` refuses: there
+    another seed decodes a wrong image, not another sample. ``precision`` and ``fused``
     are passed to :meth:`Codec.decode` (the fused fp32 inference copy by default: the same
     images as the reference decoder up to float rounding, about twice as fast on a CPU).
     """
     header, payload = unpack(data)
+    check_seed(header, seed)
     check_model(header, weights_sha256 or codec.weights_hash(), geometry(codec))
     symbols = decode_payload(header, payload, entropy_model)
     seed = header.seed if seed is None else seed

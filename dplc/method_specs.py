@@ -8,7 +8,7 @@ described in ``docs/method.md``.
 >>> [name for name, spec in SPECS.items() if spec.generative]
 ['wgan_gp', 'wae', 'wpp']
 >>> [name for name, spec in SPECS.items() if spec.per_rate]
-['dplc', 'gc', 'cae']
+['dplc', 'dplc_shared', 'gc', 'cae']
 >>> SPECS["gc"].images_per_step(batch_size=256, n_critic=5, critic_batch_size=64)
 576
 >>> SPECS["cae"].images_per_step(batch_size=256, n_critic=5, critic_batch_size=64)
@@ -36,6 +36,10 @@ class MethodSpec:
     """Its decoder takes noise (every method but the deterministic cae)."""
     realism_constraint: bool = False
     """Enforces realism as the constraint "held-out latent MMD ≤ ε" (dplc's dual ascent)."""
+    shared_noise: bool = False
+    """Its encoder reads the decoder's noise (common randomness, ``dplc_shared``)."""
+    trains_like: str | None = None
+    """The method whose params section (steps, settings, tuned values) it trains with."""
     rate0_steps: int | None = None
     """At C = 0 nothing is learned (dplc decodes G*(z), cae the training mean): the steps that
     record the loss (cae: its running mean over 100 batches); None trains as at any rate."""
@@ -72,6 +76,17 @@ SPECS: dict[str, MethodSpec] = {
                 "into the frozen generator G* trained by {generator}; decodes follow the data "
                 "distribution at every rate (realism enforced as a constraint on "
                 "MMD(B(E(X)), N(0, I)))."
+            ),
+        ),
+        MethodSpec(
+            "dplc_shared", generative=False, critic=False, into_generator=True,
+            realism_constraint=True, shared_noise=True, rate0_steps=1, trains_like="dplc",
+            defaults=dict(batch_size=256, lr=1e-3, **_ADAM),
+            description=(
+                "DPLC with shared randomness (Zhang et al., NeurIPS 2021): as DPLC into the frozen "
+                "G* trained by {generator}, but the encoder also reads the decoder's noise, drawn "
+                "from the file's seed and the image's index on both sides; decodes follow the "
+                "data distribution across files, and another seed decodes a wrong image."
             ),
         ),
         MethodSpec(

@@ -1,4 +1,4 @@
-"""The six training objectives of Tschannen et al. 2018 as training steps over the shared networks.
+"""The training objectives of Tschannen et al. 2018 (and DPLC with shared noise) as training steps over the shared networks.
 
 Each method owns its modules and optimisers and exposes one :meth:`Method.step`, which draws
 the batches it needs from ``batch(n)`` (a callable returning ``n`` images in [-1, 1]) and
@@ -15,6 +15,9 @@ wpp        Wasserstein++ (Tschannen et al. 2018, §4): the WAE terms − λ_adv�
 dplc       Per rate, into a frozen G*: sqrt-MSE(G*(B(Q(E(x)), u)), x) + λ_rate·MMD(B(·), z),
            λ_rate the multiplier of the constraint "held-out latent MMD ≤ ε null s.d." (dual
            ascent). At C = 0 the decoder is G*'s prior sampler and nothing is trained.
+dplc_      dplc whose encoder reads the decoder's noise, E(x, u) (common randomness: a file's
+shared     seed and an image's index give both sides the same u); the constraint holds on the
+           marginal of B(E(X, U), U).
 gc         Per rate (Agustsson et al. 2018): MSE(G(B(Q(E(x)), u)), x) + λ_gan·(−f(x̂)), a
            WGAN-GP critic on x vs x̂; at C = 0 the distortion term carries no information
            and is dropped (a pure GAN on the noise).
@@ -35,10 +38,10 @@ from dplc.generative import WAE, WGANGP, WassersteinPP
 from dplc.method import GradSync, Method
 from dplc.method_specs import GENERATIVE, SPECS
 from dplc.nets import Generator
-from dplc.rate_methods import CAE, DPLC, GC
+from dplc.rate_methods import CAE, DPLC, GC, DPLCShared
 
 METHOD_CLASSES: dict[str, type[Method]] = {
-    c.name: c for c in (WGANGP, WAE, WassersteinPP, DPLC, GC, CAE)
+    c.name: c for c in (WGANGP, WAE, WassersteinPP, DPLC, DPLCShared, GC, CAE)
 }
 """The class of each method of :data:`dplc.method_specs.SPECS` (``tests/test_methods.py``
 checks that the two name the same methods)."""

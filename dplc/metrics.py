@@ -159,14 +159,15 @@ def noise_split(decode: Callable[[int], Tensor], x: Tensor, repeats: int) -> dic
 
 
 def latent_realism(codec: Codec, images: Tensor, seed: int = 0) -> float:
-    """The latent MMD of B(Q(E(x)), u) on ``images`` against N(0, I), in null s.d. at that
+    """The latent MMD of B(Q(E(x)), u) (B(Q(E(x, u)), u) with shared noise) on ``images`` against N(0, I), in null s.d. at that
     sample size (:func:`dplc.realism.latent_mmd_sd`): how far the decoder's input is from the
     prior G* was trained on, the quantity DPLC's realism constraint holds down."""
     from dplc import realism
 
     with torch.no_grad():
         gen = torch.Generator().manual_seed(seed)
-        latent = codec.latent(codec.code(images), codec.draw_noise(images.shape[0], gen))
+        noise = codec.draw_noise(images.shape[0], gen)
+        latent = codec.latent(codec.code(images, noise), noise)
     null = realism.mmd_null(images.shape[0], codec.net.latent_dim, seed=seed)
     return realism.latent_mmd_sd(latent, null, seed=seed + 1)
 

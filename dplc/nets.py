@@ -48,9 +48,17 @@ def trunk_widths(net: NetConfig) -> list[int]:
 
 
 class Encoder(nn.Module):
-    """E: image -> code (C x 4 x 4, before quantization) or latent (m, BatchNorm at the end)."""
+    """E: image -> code (C x 4 x 4, before quantization) or latent (m, BatchNorm at the end).
 
-    def __init__(self, net: NetConfig, head: Literal["code", "latent"]) -> None:
+    With ``noise_channels`` > 0 (a code encoder of ``dplc_shared``) E also reads the decoder's
+    noise u (noise_channels x 4 x 4): the code is head(trunk(x)) + noise_head(u). ``noise_head``
+    starts at zero and is created without drawing from torch's RNG, so at initialisation the
+    encoder, and every module built after it, equals the private-noise one of the same seed.
+    """
+
+    def __init__(
+        self, net: NetConfig, head: Literal["code", "latent"], noise_channels: int = 0
+    ) -> None:
         super().__init__()
         widths = trunk_widths(net)
         layers: list[nn.Module] = []
@@ -75,9 +83,21 @@ class Encoder(nn.Module):
             )
         else:
             raise ValueError(f"unknown encoder head {head!r}")
+        self.noise_head: nn.Module | None = None
+        if noise_channels > 0:
+            if head != "code":
+                raise ValueError("only a code encoder reads the decoder's noise")
+            conv = nn.utils.skip_init(nn.Conv2d, noise_channels, net.code_channels, 3, padding=1, bias=False)
+            nn.init.zeros_(conv.weight)
+            self.noise_head = conv
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.trunk(x))
+    def forward(self, x: Tensor, noise: Tensor | None = None) -> Tensor:
+        out = self.head(self.trunk(x))
+        if self.noise_head is not None:
+            if noise is None:
+                raise ValueError("this encoder reads the decoder's noise u; pass it")
+            out = out + self.noise_head(noise.to(out.dtype))
+        return out
 
 
 class ResBlock(nn.Module):

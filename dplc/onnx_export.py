@@ -148,6 +148,11 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], names: list[str]) -> by
 
 def export_onnx(codec: Codec, directory: str | Path) -> dict[str, Any]:
     """Write ``encoder.onnx`` (C > 0), ``decoder.onnx`` and ``onnx.json`` into ``directory``."""
+    if codec.shares_noise:
+        raise ValueError(
+            "a shared-noise codec's encoder reads the decoder's noise; its ONNX export is not "
+            "supported (decode it with the torch backend)"
+        )
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     net = codec.net

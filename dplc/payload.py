@@ -12,6 +12,7 @@ import numpy as np
 from dplc.bitstream import (
     FORMAT_VERSION,
     MODES,
+    SHARED_NOISE_VERSION,
     Header,
     ModelMismatchError,
     PayloadError,
@@ -88,8 +89,10 @@ def write_file(
     entropy: EntropyModel | None,
     seed: int,
     mode: str,
+    shared_noise: bool = False,
 ) -> bytes:
-    """Symbols (N, C, 4, 4) of images (H, W, channels) -> the bytes of a format-2 file.
+    """Symbols (N, C, 4, 4) of images (H, W, channels) -> the bytes of a format-2 file (format 3
+    with ``shared_noise``: the symbols were encoded knowing the decoder's noise for ``seed``).
 
     ``geometry`` is the codec's (image size, channels, levels, code channels), as
     :func:`dplc.bitstream.check_model` takes it; ``mode`` as :func:`choose_payload`. Both the
@@ -112,6 +115,7 @@ def write_file(
         code_channels=code_channels,
         mode=mode,
         seed=int(seed),
-        version=FORMAT_VERSION,
+        version=SHARED_NOISE_VERSION if shared_noise else FORMAT_VERSION,
+        shared_noise=shared_noise,
     )
     return pack(header, payload)

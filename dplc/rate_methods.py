@@ -41,6 +41,8 @@ class DPLC(_RateMethod):
     """
 
     name = "dplc"
+    codec_mode = "map"
+    """The codec's mode at C > 0 (:class:`DPLCShared`: ``shared``)."""
 
     def __init__(
         self,
@@ -52,7 +54,7 @@ class DPLC(_RateMethod):
         **kw,
     ) -> None:
         super().__init__(net, cfg, total_steps, **kw)
-        mode = "prior" if net.code_channels == 0 else "map"
+        mode = "prior" if net.code_channels == 0 else self.codec_mode
         self.codec = build_codec(net, mode, meta={"method": self.name})
         self.codec.generator.load_state_dict(generator.state_dict())
         self.codec.generator.eval()
@@ -66,7 +68,7 @@ class DPLC(_RateMethod):
         self.holdout: Tensor | None = None
         self.null: realism.NullSpread | None = None
         self.steps_done = 0
-        if holdout is not None and cfg.mmd_epsilon > 0 and mode == "map":
+        if holdout is not None and cfg.mmd_epsilon > 0 and mode != "prior":
             self.holdout = holdout if holdout.is_floating_point() else to_float(holdout)
             self.null = realism.mmd_null(self.holdout.shape[0], net.latent_dim, seed=0)
 
@@ -94,17 +96,24 @@ class DPLC(_RateMethod):
         codec = copy.deepcopy(self.codec).train()
         gen = torch.Generator().manual_seed(seed)
         x = self.holdout
-        latent = codec.latent(codec.code(x), codec.draw_noise(x.shape[0], gen, device=x.device))
+        noise = codec.draw_noise(x.shape[0], gen, device=x.device)
+        latent = codec.latent(codec.code(x, noise), noise)
         return realism.latent_mmd_sd(latent, self.null, seed=seed + 1)
 
-    def _realism_mmd(self, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
+    def _realism_mmd(self, x: Tensor, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
         """MMD(B(·), N(0, I)) over ``cfg.realism_draws`` noise draws per code (the step's own
         latents when 1), the code detached when ``cfg.realism_grad == 'decoder'``. With
         ``cfg.realism_independent_pairs`` pairs of draws of one code are left out of the x–x
         term (``mmd_imq(groups=k)``, the unbiased estimate of the marginal's MMD); by default
-        they count, which also pushes B to spread its noise over each code."""
+        they count, which also pushes B to spread its noise over each code. A shared-noise
+        codec's code depends on the noise, so each draw encodes ``x`` again with its own u."""
         k, cut = self.cfg.realism_draws, self.cfg.realism_grad == "decoder"
-        if k > 1:
+        if k > 1 and self.codec.shares_noise:
+            xs = x.repeat(k, *([1] * (x.dim() - 1)))
+            draws = self.codec.draw_noise(xs.shape[0], device=x.device)
+            code = self.codec.code(xs, draws)
+            latent = self.codec.latent(code.detach() if cut else code, draws)
+        elif k > 1:
             code = code.detach() if cut else code
             code = code.repeat(k, *([1] * (code.dim() - 1)))
             latent = self.codec.latent(code, self.codec.draw_noise(code.shape[0], device=code.device))
@@ -122,11 +131,11 @@ class DPLC(_RateMethod):
             return {"loss": float(losses.mse(x_hat, x)), "mse": float(losses.mse(x_hat, x))}
         lam = self.dual.lam
         with self.autocast():
-            code = self.codec.code(x)
             noise = self.codec.draw_noise(x.shape[0], device=x.device)
+            code = self.codec.code(x, noise)  # no random draw: the noise comes first for E(x, u)
             latent = self.codec.latent(code, noise)
             rec = losses.sqrt_mse(self.codec.generator(latent), x)
-            mmd = self._realism_mmd(code, noise, latent)
+            mmd = self._realism_mmd(x, code, noise, latent)
             loss = rec + lam * mmd
         self._update("codec", loss, self.codec)
         out = {"loss": as_float(loss), "sqrt_mse": as_float(rec), "mmd": as_float(mmd),
@@ -155,7 +164,8 @@ class DPLC(_RateMethod):
         self.codec.generator.eval()
         for _ in range(batches):
             x = batch(self.cfg.batch_size)
-            self.codec.latent(self.codec.code(x), self.codec.draw_noise(x.shape[0], device=x.device))
+            noise = self.codec.draw_noise(x.shape[0], device=x.device)
+            self.codec.latent(self.codec.code(x, noise), noise)
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
 
@@ -167,6 +177,17 @@ class DPLC(_RateMethod):
         if "dual" in state:
             self.dual.load_state_dict(state["dual"])
             self.steps_done = int(state["steps_done"])
+
+
+class DPLCShared(DPLC):
+    """DPLC with common randomness: E(x, u) reads the decoder's noise u, so it chooses the code
+    knowing how B will decode it (``dplc_shared``; Zhang et al., NeurIPS 2021; Theis & Agustsson
+    2021). Trained as DPLC, the realism constraint on the marginal of B(E(X, U), U), u fresh every
+    step; a file's seed and an image's index give encoder and decoder the same u
+    (:mod:`dplc.noise`). At C = 0 it is DPLC's prior sampler."""
+
+    name = "dplc_shared"
+    codec_mode = "shared"
 
 
 class GC(_RateMethod):

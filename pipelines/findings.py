@@ -22,6 +22,13 @@ def _series(results: dict[str, dict], name: str, key: str) -> list[float]:
     return list(results.get(name, {}).get("results", {}).get(key, []))
 
 
+def _aligned(results: dict[str, dict], name: str, key: str, channels: list[int]) -> list[float | None]:
+    """``name``'s ``key`` at each code size of ``channels`` (None where it has no codec)."""
+    res = results.get(name, {}).get("results", {})
+    by_c = dict(zip(res.get("code_channels", []), res.get(key, []), strict=False))
+    return [by_c.get(c) if c in by_c and finite(by_c[c]) else None for c in channels]
+
+
 def fid_tolerance(sd_a: float, sd_b: float) -> float:
     """How far apart two independent FID estimates may lie and still count as one value: two
     standard deviations of their difference, 2·√(sd_a² + sd_b²) (the s.d. are the bootstrap
@@ -111,10 +118,12 @@ def headline(
     featnet_accuracy: float,
     gaussian: dict[str, Any] | None = None,
     dplc: str = "dplc_wpp",
+    shared: str = "dplc_shared_wpp",
 ) -> dict[str, Any]:
     """The headline figures: lists aligned with the ladder ``bits_per_image``, plus numbers.
 
-    ``dplc`` is DPLC on the Wasserstein++ generator; ``sfid_generator`` is its rate-0 sFID.
+    ``dplc`` is DPLC on the Wasserstein++ generator, ``shared`` DPLC with shared noise on it
+    (None where it has no codec, e.g. at rate 0); ``sfid_generator`` is DPLC's rate-0 sFID.
     Ratios: MSE_dplc / MSE_cae and rFID_dplc / sFID(G*) per rate, PV_dplc(top) / PV_dplc(first
     positive rate).
     """
@@ -151,6 +160,14 @@ def headline(
     out["mse_mean_decode_dplc"] = nan_to_none(_series(results, dplc, "mse_mean_decode"))
     floor = _series(results, dplc, "inversion_floor_mse")
     out["inversion_floor_mse"] = floor[0] if floor and finite(floor[0]) else None
+    channels = _series(results, dplc, "code_channels")
+    for field, key in (("mse", "mse"), ("rfid_featnet", "rfid"), ("latent_mmd_sd", "latent_mmd_sd"),
+                       ("pv", "pv"), ("bpp_payload", "bpp_payload")):  # fmt: skip
+        out[f"{key}_dplc_shared"] = _aligned(results, shared, field, channels)
+    out["mse_ratio_shared_dplc"] = [a / b if a is not None and finite(b) and b > 0 else None
+                                    for a, b in zip(out["mse_dplc_shared"], out["mse_dplc"], strict=False)]  # fmt: skip
+    out["mse_ratio_shared_cae"] = [a / b if a is not None and finite(b) and b > 0 else None
+                                   for a, b in zip(out["mse_dplc_shared"], out["mse_cae"], strict=False)]  # fmt: skip
     out["findings"] = {k: bool(v["held"]) for k, v in found.items()}
     if gaussian is not None:
         out["gaussian_bits"] = gaussian["bits"]

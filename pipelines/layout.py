@@ -111,6 +111,7 @@ STAGE_OUTS: dict[str, tuple[str, ...]] = {
     "generator": (_rel(generator_dir("${item.method}")),),
     "tune": (_rel(tuned_file()),),
     "train": (_rel(train_dir("dplc_${item.generator}", "${item.rate}")),),
+    "train_shared": (_rel(train_dir("dplc_shared_wpp", "${item.rate}")),),
     "train_baseline": (_rel(train_dir("${item.method}", "${item.rate}")),),
     "evaluate": (_rel(eval_file("${item}")),),
     "evaluate_classical": (_rel(classical_file()),),

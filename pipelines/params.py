@@ -91,7 +91,9 @@ def train_config(
     if spec.generative and method in params["generator"]:
         section, common = params["generator"][method], params["generator"]
     else:
-        section, common = params["train"][method], params["train"]
+        own = params["train"].get(method)
+        section = own if own is not None else params["train"][spec.trains_like or method]
+        common = params["train"]
     overrides = dict(section.get("method", {}))
     if spec.into_generator:
         overrides |= tuned_overrides(tuned() if best is None else best)
@@ -141,6 +143,15 @@ def report_dir(params: dict) -> Path:
 def codec_name(method: str, generator: str | None) -> str:
     """The codec's name in paths and the registry: ``dplc_wpp``, ``gc``, ``cae``."""
     return f"{method}_{generator}" if SPECS[method].into_generator else method
+
+
+def parse_codec_name(codec: str) -> tuple[str, str | None]:
+    """(method, generator) of a codec name, the inverse of :func:`codec_name`."""
+    for generator in (name for name, spec in SPECS.items() if spec.generative):
+        method = codec.removesuffix(f"_{generator}")
+        if method != codec and SPECS.get(method) is not None and SPECS[method].into_generator:
+            return method, generator
+    return codec, None
 
 
 def registered_name(params: dict, codec: str) -> str:

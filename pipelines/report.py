@@ -26,7 +26,7 @@ def describe(name: str, kind: str) -> str:
     """A codec's one-line description for its CompressAI-layout results file."""
     if kind == "classical":
         return f"Classical codec {name} (quality sweep, libraries via imagecodecs/Pillow; bpp of the whole file)."
-    method, _, generator = name.partition("_")
+    method, generator = P.parse_codec_name(name)
     return SPECS[method].description.format(generator=generator) + " bpp of the .dplc file."
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         "findings_held": sum(1 for v in found.values() if v["held"]),
         "findings_total": len(found),
     }
-    for name in ("dplc_wpp", "cae", "gc"):
+    for name in ("dplc_wpp", "dplc_shared_wpp", "cae", "gc"):
         res = results.get(name, {}).get("results", {})
         for i, c in enumerate(res.get("code_channels", [])):
             headline[f"{name}.c{c}.mse"] = res["mse"][i]

@@ -33,12 +33,15 @@ from pipelines import ray_jobs, tracking
 
 
 def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4) -> Path:
-    """Rows: inputs, then ``seeds`` decodes with different noise (shows what the noise does)."""
+    """Rows: inputs, then ``seeds`` decodes with different noise (shows what the noise does; a
+    shared-noise codec encodes again for each seed's noise)."""
     import torchvision
 
     x = data.to_float(images[:8])
-    sym = codec.encode(x)
-    rows = [x] + [codec.decode(sym, seed=s) for s in range(seeds)]
+    rows = [x]
+    for s in range(seeds):
+        u = codec.shared_noise(s, x.shape[0])  # None with private noise: decode draws it from s
+        rows.append(codec.decode(codec.encode(x, noise=u), seed=s, noise=u))
     path.parent.mkdir(parents=True, exist_ok=True)
     torchvision.utils.save_image(torch.cat(rows) * 0.5 + 0.5, str(path), nrow=8, padding=1)
     return path
@@ -175,10 +178,11 @@ def main() -> None:
             )
         with timing.phase("entropy_model"):
             _fit_entropy(trained, params, out_dir / "codec")
-        with timing.phase("onnx"):  # the torch-free decoder's graphs (dplc.runtime)
-            from dplc.onnx_export import export_onnx
+        if not trained.shares_noise:
+            with timing.phase("onnx"):  # the torch-free decoder's graphs (dplc.runtime)
+                from dplc.onnx_export import export_onnx
 
-            export_onnx(trained, out_dir / "codec")
+                export_onnx(trained, out_dir / "codec")
         with timing.phase("mlflow"):
             run.log_artifact(grid)
             if params["mlflow"].get("register", True):
@@ -213,7 +217,8 @@ def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
 
     train = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit"))
     images = data.to_tensor(train.images, codec.net.image_size)
-    symbols = codec.encode(data.to_float(images[:20000]))
+    x = data.to_float(images[:20000])
+    symbols = codec.encode(x, noise=codec.shared_noise(0, x.shape[0]))  # shared: counted on random u
     entropy.EntropyModel.fit(symbols, codec.net.levels).save(codec_dir)
 
 

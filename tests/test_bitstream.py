@@ -230,9 +230,9 @@ def test_every_defect_has_its_own_error(files, tiny) -> None:
         (data[:20], ShortFileError, "truncated"),
         (b"GIF8" + data[4:], BadMagicError, "not a dplc file"),
         (
-            data[:4] + b"\x00\x03" + data[6:],
+            data[:4] + b"\x00\x04" + data[6:],
             UnsupportedVersionError,
-            "unsupported format version 3",
+            "unsupported format version 4",
         ),
         (
             data[:4] + b"\x00\x00" + data[6:],

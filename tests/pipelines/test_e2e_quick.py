@@ -131,3 +131,14 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     assert d.returncode == 0, d.stderr
     outs = sorted((tmp_path / "out").glob("*.png"))
     assert len(outs) == 5 and np.asarray(Image.open(outs[0])).shape == (28, 28)
+    # 6. dplc_shared: registered at its one rate, its files are format 3 and refuse another seed
+    shared = client.get_model_version_by_alias("fashion_mnist-dplc_shared_wpp", "c4")
+    assert float(shared.tags["eval.mse"]) > 0 and "shared" in client.get_registered_model(shared.name).description
+    model = "models:/fashion_mnist-dplc_shared_wpp@c4"
+    assert cli("compress", str(folder), "-o", str(tmp_path / "s.dplc"), "--model", model).returncode == 0
+    info = json.loads(cli("info", str(tmp_path / "s.dplc"), "--json").stdout)
+    assert info["shared_noise"] is True and info["version"] == 3
+    refused = cli("decompress", str(tmp_path / "s.dplc"), "-o", str(tmp_path / "s1"), "--seed", "1")
+    assert refused.returncode == 2 and "shared with the encoder" in refused.stderr
+    assert cli("decompress", str(tmp_path / "s.dplc"), "-o", str(tmp_path / "s0")).returncode == 0
+    assert len(list((tmp_path / "s0").glob("*.png"))) == 5

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import yaml
 
@@ -20,6 +22,13 @@ def test_every_profile_composes_into_valid_train_configs(tmp_path, name):
             cfg = P.train_config(params, method, c, best={})
             assert cfg.net.code_channels == c
             assert cfg.net.noise == (method != "cae")
+    # dplc_shared trains at positive rates of the ladder, with dplc's settings
+    assert params["shared_ladder"] and set(params["shared_ladder"]) <= set(params["ladder"]) - {0}
+    for c in params["shared_ladder"]:
+        shared = P.train_config(params, "dplc_shared", c, best={}, generator="wpp")
+        dplc = P.train_config(params, "dplc", c, best={}, generator="wpp")
+        assert shared.method == dataclasses.replace(dplc.method, name="dplc_shared")
+        assert (shared.loop.steps, shared.loop.seed, shared.net) == (dplc.loop.steps, dplc.loop.seed, dplc.net)
 
 
 def test_committed_params_is_the_composed_default(tmp_path):
@@ -97,3 +106,8 @@ def test_64px_profiles_derive_their_adversarial_weights(tmp_path, name):
     lam32 = default["train"]["gc"]["method"]["lambda_gan"]
     want_gan = loss_scale.same_balance_mse(lam32, (dd["channels"], dd["image_size"], dd["image_size"]), shape)
     assert params["train"]["gc"]["method"]["lambda_gan"] == pytest.approx(want_gan, rel=0.01)
+
+
+@pytest.mark.parametrize("method, generator", [("dplc", "wpp"), ("dplc_shared", "wpp"), ("dplc", "wgan_gp"), ("gc", None), ("cae", None)])
+def test_a_codec_name_parses_back_to_its_method_and_generator(method, generator):
+    assert P.parse_codec_name(P.codec_name(method, generator)) == (method, generator)
