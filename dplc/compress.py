@@ -184,7 +184,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         from dplc.codec import Codec
         from dplc.onnx_export import export_onnx
 
-        record = export_onnx(Codec.load(codec_dir), codec_dir)
+        try:
+            record = export_onnx(Codec.load(codec_dir), codec_dir)
+        except ValueError as e:  # a shared-noise codec has no ONNX form
+            raise UserError(f"{codec_dir}: {e}") from e
     print(f"{codec_dir}: wrote {', '.join(sorted(record['files']))} and {folder.ONNX_FILE}")
     return EXIT_OK
 

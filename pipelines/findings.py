@@ -181,20 +181,28 @@ def headline(
 
 
 def ratio_section(h: dict[str, Any]) -> str:
-    """Markdown: the ratios that matter most, per rate."""
+    """Markdown: the ratios that matter most, per rate (DPLC with shared noise where it has a
+    codec, a dash elsewhere, e.g. at rate 0)."""
     lines = [
         "",
         "## Ratios (DPLC on the Wasserstein++ G*)",
         "",
-        "| bits/image | MSE_DPLC / MSE_CAE | rFID_DPLC / sFID(G*) | PV_DPLC | PV_GC |",
-        "|---:|---:|---:|---:|---:|",
+        "| bits/image | MSE_DPLC / MSE_CAE | rFID_DPLC / sFID(G*) | PV_DPLC | PV_GC "
+        "| MSE_shared / MSE_DPLC | MSE_shared / MSE_CAE | latent MMD shared (null s.d.) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     n = len(h["bits_per_image"])
-    col = lambda k, i: h[k][i] if i < len(h[k]) else float("nan")  # noqa: E731
+
+    def col(k: str, i: int) -> float:
+        v = h.get(k) or []
+        return v[i] if i < len(v) and v[i] is not None else float("nan")
+
     for i in range(n):
         lines.append(
             f"| {as_int(h['bits_per_image'][i])} | {fmt(col('mse_ratio_dplc_cae', i), 3)} | "
-            f"{fmt(col('rfid_dplc_over_sfid', i), 3)} | {fmt(col('pv_dplc', i))} | {fmt(col('pv_gc', i))} |"
+            f"{fmt(col('rfid_dplc_over_sfid', i), 3)} | {fmt(col('pv_dplc', i))} | {fmt(col('pv_gc', i))} | "
+            f"{fmt(col('mse_ratio_shared_dplc', i), 3)} | {fmt(col('mse_ratio_shared_cae', i), 3)} | "
+            f"{fmt(col('latent_mmd_sd_dplc_shared', i), 3)} |"
         )
     return "\n".join(lines) + "\n"
 
