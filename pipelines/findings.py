@@ -160,14 +160,7 @@ def headline(
     out["mse_mean_decode_dplc"] = nan_to_none(_series(results, dplc, "mse_mean_decode"))
     floor = _series(results, dplc, "inversion_floor_mse")
     out["inversion_floor_mse"] = floor[0] if floor and finite(floor[0]) else None
-    channels = _series(results, dplc, "code_channels")
-    for field, key in (("mse", "mse"), ("rfid_featnet", "rfid"), ("latent_mmd_sd", "latent_mmd_sd"),
-                       ("pv", "pv"), ("bpp_payload", "bpp_payload")):  # fmt: skip
-        out[f"{key}_dplc_shared"] = _aligned(results, shared, field, channels)
-    out["mse_ratio_shared_dplc"] = [a / b if a is not None and finite(b) and b > 0 else None
-                                    for a, b in zip(out["mse_dplc_shared"], out["mse_dplc"], strict=False)]  # fmt: skip
-    out["mse_ratio_shared_cae"] = [a / b if a is not None and finite(b) and b > 0 else None
-                                   for a, b in zip(out["mse_dplc_shared"], out["mse_cae"], strict=False)]  # fmt: skip
+    out |= _shared_series(results, shared, _series(results, dplc, "code_channels"), out)
     out["findings"] = {k: bool(v["held"]) for k, v in found.items()}
     if gaussian is not None:
         out["gaussian_bits"] = gaussian["bits"]
@@ -178,6 +171,22 @@ def headline(
             out[key] = gaussian.get(key)
         out["gaussian_shared_mse"] = gaussian.get("mse_dplc_shared")
     return out
+
+
+def _shared_series(results: dict[str, dict], shared: str, channels: list[int],
+                   out: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """DPLC with shared noise, aligned with ``channels`` (None where it has no codec), and its
+    MSE over DPLC's and CAE's (``out``'s ``mse_dplc`` and ``mse_cae``)."""
+    series: dict[str, Any] = {}
+    for field, key in (("mse", "mse"), ("rfid_featnet", "rfid"), ("latent_mmd_sd", "latent_mmd_sd"),
+                       ("pv", "pv"), ("bpp_payload", "bpp_payload")):  # fmt: skip
+        series[f"{key}_dplc_shared"] = _aligned(results, shared, field, channels)
+    for other in ("dplc", "cae"):
+        series[f"mse_ratio_shared_{other}"] = [
+            a / b if a is not None and finite(b) and b > 0 else None
+            for a, b in zip(series["mse_dplc_shared"], out[f"mse_{other}"], strict=False)
+        ]
+    return series
 
 
 def ratio_section(h: dict[str, Any]) -> str:

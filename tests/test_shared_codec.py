@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,7 +117,7 @@ def test_a_format_2_file_cannot_claim_shared_noise():
 
 _ROUND_TRIP = """
 import sys, numpy as np, torch
-sys.path.insert(0, "tests")
+sys.path.insert(0, {tests!r})
 from test_shared_codec import _images, _shared_trained
 from dplc import files
 shared, model = _shared_trained()
@@ -129,7 +130,8 @@ def test_the_shared_noise_round_trip_is_bit_exact_across_processes_and_batch_siz
     shared, model = _shared_trained()
     images = _images(9)
     here = files.compress(shared, model, images, "s", 1, seed=2**63 + 5)
-    there = subprocess.run([sys.executable, "-c", _ROUND_TRIP], capture_output=True, check=True).stdout
+    code = _ROUND_TRIP.format(tests=str(Path(__file__).parent))
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert here == there
     header = bitstream.read_header(here)
     u = noise.draw(shared.noise_spec, header.seed, 9)

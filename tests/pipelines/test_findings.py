@@ -62,3 +62,17 @@ def test_headline_lists_and_nan_free_json():
     assert h["latent_mmd_sd_dplc"] == [None, None, None]  # NaN (not measured) becomes null
     json.dumps(h, allow_nan=False)
     assert "| 16 | 2 | 1.06 |" in findings.ratio_section(h)
+
+
+def test_the_shared_codec_is_aligned_with_the_ladder_and_missing_rates_are_none():
+    results = report.build_results(RATE_FILES, CLASSICAL)
+    channels = results["dplc_wpp"]["results"]["code_channels"]
+    shared = json.loads(json.dumps(results["dplc_wpp"]))
+    keep = [i for i, c in enumerate(channels) if c > 0]  # dplc_shared has no rate-0 codec
+    shared["results"] = {k: [v[i] for i in keep] if isinstance(v, list) else v for k, v in shared["results"].items()}
+    shared["results"]["mse"] = [m / 2 for m in shared["results"]["mse"]]
+    results["dplc_shared_wpp"] = shared
+    h = findings.headline(results, findings.findings(results), 0.9)
+    assert h["mse_dplc_shared"][0] is None and len(h["mse_dplc_shared"]) == len(channels)
+    assert h["mse_ratio_shared_dplc"][1:] == [0.5] * (len(channels) - 1)
+    assert h["mse_ratio_shared_dplc"][0] is None
