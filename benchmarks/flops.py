@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from dplc.config import NetConfig  # noqa: E402
 from dplc.method import Method  # noqa: E402
-from dplc.method_specs import SPECS  # noqa: E402
+from dplc.method_specs import BY_NAME  # noqa: E402
 from dplc.methods import build_method  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 
-METHOD_RATES = {name: 4 if spec.per_rate else 0 for name, spec in SPECS.items()}
+METHOD_RATES = {name: 4 if spec.per_rate else 0 for name, spec in BY_NAME.items()}
 
 
 class CountFlops(TorchDispatchMode):

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from dplc import data, entropy, evaluation  # noqa: E402
 from dplc.bundle import CodecBundle  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
-from dplc.method_specs import SPECS  # noqa: E402
+from dplc.method_specs import BY_NAME  # noqa: E402
 from dplc.rate_methods import DPLC  # noqa: E402
 from dplc.train import export_codec, fit, setup  # noqa: E402
 from pipelines import environment  # noqa: E402
@@ -47,9 +47,9 @@ def train_one(params: dict, method: str, rate: int, seed: int, images: torch.Ten
     out = WORK / f"{method}-c{rate}-s{seed}"
     if (out / "codec" / "codec.json").is_file():
         return out / "codec"
-    cfg = P.train_config(params, method, rate, generator="wpp" if SPECS[method].into_generator else None)
+    cfg = P.train_config(params, method, rate, generator="wpp" if BY_NAME[method].into_generator else None)
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, seed=seed, label=f"{method} C={rate} seed {seed}"))
-    generator = Codec.load(L.generator_codec("wpp")).generator if SPECS[method].into_generator else None
+    generator = Codec.load(L.generator_codec("wpp")).generator if BY_NAME[method].into_generator else None
     trained, batches = setup(cfg, images, generator)
     fit(cfg, trained, batches)
     if isinstance(trained, DPLC):

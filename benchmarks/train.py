@@ -25,7 +25,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dplc.config import MethodConfig, NetConfig, from_dict, method_defaults
-from dplc.method_specs import METHODS, SPECS
+from dplc.method_specs import BY_NAME, METHODS
 from dplc.methods import build_method
 from dplc.nets import Generator
 from dplc.train import images_per_step
@@ -99,12 +99,12 @@ def main() -> None:
     }
     print(f"{'method':8s} {'geometry':9s} {'precision':9s} {'images/s':>10s}")
     for name in METHODS:
-        c = 4 if SPECS[name].per_rate else 0
+        c = 4 if BY_NAME[name].per_rate else 0
         net32, cfg = default_profile(args.params, name, c)
         cfg64 = from_dict(MethodConfig, method_defaults(name))
-        net64 = from_dict(NetConfig, large | {"code_channels": c, "noise": SPECS[name].decoder_noise})
+        net64 = from_dict(NetConfig, large | {"code_channels": c, "noise": BY_NAME[name].decoder_noise})
         out[f"{name}_batch_size"] = cfg.batch_size
-        out[f"{name}_n_critic"] = cfg.n_critic if SPECS[name].critic else 0
+        out[f"{name}_n_critic"] = cfg.n_critic if BY_NAME[name].critic else 0
         for geom, net, steps, mcfg in (
             ("32", net32, args.steps, cfg),
             ("64", net64, args.steps_64, cfg64),

@@ -77,7 +77,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dplc.config import CODE_GRID
+from dplc.config import CHANNELS, CODE_GRID, IMAGE_SIZES, MAX_LEVELS
 from dplc.entropy import (
     packed_bits,
 )
@@ -95,7 +95,7 @@ MAX_IMAGES = 1 << 16
 MAX_CODE_CHANNELS = 1024
 MAX_SYMBOLS = 1 << 27
 MAX_PAYLOAD = 1 << 30
-NETWORK_SIZES = (32, 64)
+NETWORK_SIZES = IMAGE_SIZES
 
 _PREFIX = struct.Struct(">4sHBB")  # magic, version, mode, name length
 _FIELDS = struct.Struct(">I32s8sIHHBHHHBQI")  # model version .. payload length
@@ -339,10 +339,10 @@ def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
         raise bad(f"network image size {h.image_size} (one of {NETWORK_SIZES})")
     if not (1 <= h.height <= h.image_size and 1 <= h.width <= h.image_size):
         raise bad(f"image size {h.height}x{h.width} (1..{h.image_size} each)")
-    if h.channels not in (1, 3):
+    if h.channels not in CHANNELS:
         raise bad(f"channels {h.channels} (1 or 3)")
-    if not 2 <= h.levels <= 256:
-        raise bad(f"quantizer levels {h.levels} (2..256)")
+    if not 2 <= h.levels <= MAX_LEVELS:
+        raise bad(f"quantizer levels {h.levels} (2..{MAX_LEVELS})")
     if h.code_channels > MAX_CODE_CHANNELS:
         raise bad(f"code channels {h.code_channels} (0..{MAX_CODE_CHANNELS})")
     if grid != CODE_GRID:

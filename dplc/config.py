@@ -27,13 +27,20 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from dplc.method_specs import METHODS, SPECS
+from dplc.method_specs import BY_NAME, METHODS
 
 ADV_TARGETS = ("mixture", "encoded")
 """wpp's generator adversarial term: on the critic's mixture z̃, or on G(sg E(x)) (the paper)."""
 
 REALISM_GRADS = ("decoder", "all")
 """Which of dplc's modules the realism (MMD) term trains: B only, or E and B."""
+
+IMAGE_SIZES = (32, 64)
+"""The network image sizes S (Tschannen et al. 2018: 64; 32 for 28x28 sources)."""
+CHANNELS = (1, 3)
+"""Grey or colour images."""
+MAX_LEVELS = 256
+"""Quantizer levels L are 2..MAX_LEVELS (one byte per symbol)."""
 
 CODE_GRID = 4
 """The code is C x 4 x 4 scalars at every resolution (Tschannen et al. 2018)."""
@@ -65,14 +72,14 @@ class NetConfig:
     critic_width: int = 0
 
     def __post_init__(self) -> None:
-        if self.image_size not in (32, 64):
-            raise ConfigError(f"image_size must be 32 or 64, got {self.image_size}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        if self.image_size not in IMAGE_SIZES:
+            raise ConfigError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
+        if self.channels not in CHANNELS:
+            raise ConfigError(f"channels must be one of {CHANNELS}, got {self.channels}")
         if self.width < 1 or self.latent_dim < 1:
             raise ConfigError("width and latent_dim must be positive")
-        if self.levels < 2 or self.levels > 256:
-            raise ConfigError(f"levels must be in [2, 256], got {self.levels}")
+        if not 2 <= self.levels <= MAX_LEVELS:
+            raise ConfigError(f"levels must be in [2, {MAX_LEVELS}], got {self.levels}")
         if self.critic_width < 0:
             raise ConfigError(
                 f"critic_width must be >= 0 (0: same as width), got {self.critic_width}"
@@ -185,9 +192,9 @@ def method_defaults(name: str) -> dict[str, Any]:
     """The authors' hyperparameters of a method (Tschannen et al. 2018,
     :attr:`MethodSpec.defaults <dplc.method_specs.MethodSpec.defaults>`), as a dict to update
     with params."""
-    if name not in SPECS:
+    if name not in BY_NAME:
         raise ConfigError(f"unknown method {name!r}; choose one of {list(METHODS)}")
-    return {"name": name, **SPECS[name].defaults}
+    return {"name": name, **BY_NAME[name].defaults}
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from dplc.config import CODE_GRID
+from dplc.config import CODE_GRID, MAX_LEVELS
 
 ENTROPY_FORMAT = "dplc-entropy"
 ENTROPY_VERSION = 1
@@ -90,8 +90,8 @@ class EntropyModel:
     smoothing: float = DEFAULT_SMOOTHING
 
     def __post_init__(self) -> None:
-        if not 2 <= self.levels <= 256:
-            raise EntropyModelError(f"levels must be in [2, 256], got {self.levels}")
+        if not 2 <= self.levels <= MAX_LEVELS:
+            raise EntropyModelError(f"levels must be in [2, {MAX_LEVELS}], got {self.levels}")
         if not (math.isfinite(self.smoothing) and self.smoothing > 0):
             raise EntropyModelError(f"smoothing must be a positive number, got {self.smoothing}")
         for row in self.counts:

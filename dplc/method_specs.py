@@ -2,16 +2,16 @@
 
 This is the one place a method's name is spelled with its kind. Config validation
 (:mod:`dplc.config`), the method registry (:mod:`dplc.methods`), the training loop, the
-pipeline's params and its stages all derive from :data:`SPECS`; the objectives themselves are
+pipeline's params and its stages all derive from :data:`BY_NAME`; the objectives themselves are
 described in ``docs/method.md``.
 
->>> [name for name, spec in SPECS.items() if spec.generative]
+>>> [name for name, spec in BY_NAME.items() if spec.generative]
 ['wgan_gp', 'wae', 'wpp']
->>> [name for name, spec in SPECS.items() if spec.per_rate]
+>>> [name for name, spec in BY_NAME.items() if spec.per_rate]
 ['dplc', 'dplc_shared', 'gc', 'cae']
->>> SPECS["gc"].images_per_step(batch_size=256, n_critic=5, critic_batch_size=64)
+>>> BY_NAME["gc"].images_per_step(batch_size=256, n_critic=5, critic_batch_size=64)
 576
->>> SPECS["cae"].images_per_step(batch_size=256, n_critic=5, critic_batch_size=64)
+>>> BY_NAME["cae"].images_per_step(batch_size=256, n_critic=5, critic_batch_size=64)
 256
 """
 
@@ -60,7 +60,7 @@ class MethodSpec:
 
 _ADAM = dict(betas=(0.9, 0.999), lr_decay_at=(0.6, 0.85))
 
-SPECS: dict[str, MethodSpec] = {
+BY_NAME: dict[str, MethodSpec] = {
     s.name: s
     for s in (
         MethodSpec("wgan_gp", generative=True, critic=True,
@@ -108,9 +108,9 @@ SPECS: dict[str, MethodSpec] = {
     )
 }  # fmt: skip
 
-METHODS = tuple(SPECS)
+METHODS = tuple(BY_NAME)
 """The method names, generative ones first."""
-GENERATIVE = tuple(name for name, spec in SPECS.items() if spec.generative)
+GENERATIVE = tuple(name for name, spec in BY_NAME.items() if spec.generative)
 """Methods that train the unconstrained generator G* (input to ``dplc``)."""
-PER_RATE = tuple(name for name, spec in SPECS.items() if spec.per_rate)
+PER_RATE = tuple(name for name, spec in BY_NAME.items() if spec.per_rate)
 """Methods trained once per rate of the ladder."""

@@ -36,14 +36,14 @@ from torch import Tensor, nn
 from dplc.config import MethodConfig, NetConfig
 from dplc.generative import WAE, WGANGP, WassersteinPP
 from dplc.method import GradSync, Method
-from dplc.method_specs import GENERATIVE, SPECS
+from dplc.method_specs import BY_NAME, GENERATIVE
 from dplc.nets import Generator
 from dplc.rate_methods import CAE, DPLC, GC, DPLCShared
 
 METHOD_CLASSES: dict[str, type[Method]] = {
     c.name: c for c in (WGANGP, WAE, WassersteinPP, DPLC, DPLCShared, GC, CAE)
 }
-"""The class of each method of :data:`dplc.method_specs.SPECS` (``tests/test_methods.py``
+"""The class of each method of :data:`dplc.method_specs.BY_NAME` (``tests/test_methods.py``
 checks that the two name the same methods)."""
 
 
@@ -60,7 +60,7 @@ def build_method(
     its realism constraint on the ``holdout`` images."""
     cls = METHOD_CLASSES[cfg.name]
     kw = dict(precision=precision, grad_sync=grad_sync)
-    if SPECS[cfg.name].into_generator:
+    if BY_NAME[cfg.name].into_generator:
         if generator is None:
             raise ValueError(
                 f"{cfg.name} needs a trained generator G* (from {', '.join(GENERATIVE)})"
@@ -72,7 +72,7 @@ def build_method(
 def generator_of(method: Method, average: bool = True) -> Generator:
     """The trained G of a generative method (wgan_gp, wae, wpp): its weight average when the
     method keeps one (``cfg.ema_decay`` > 0) and ``average``, else the live weights."""
-    if not SPECS[method.name].generative:
+    if not BY_NAME[method.name].generative:
         raise ValueError(f"{method.name} does not train an unconstrained generator")
     if average and "generator_ema" in method.modules:
         return method.modules["generator_ema"]  # type: ignore[return-value]

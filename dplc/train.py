@@ -35,7 +35,7 @@ from dplc.codec import Codec
 from dplc.config import LoopConfig, NetConfig, TrainConfig
 from dplc.data import BatchSampler
 from dplc.method import GradSync, Method
-from dplc.method_specs import SPECS
+from dplc.method_specs import BY_NAME
 from dplc.methods import build_method, generator_of
 from dplc.progress import ProgressLine
 
@@ -128,10 +128,18 @@ def load_checkpoint(path: Path, method: Method, sampler: BatchSampler | None = N
     return int(state["step"])
 
 
+def _check_finite(name: str, metrics: dict[str, float], step: int, ckpt: Path | None) -> None:
+    """Raise :class:`NonFiniteLossError` when a step's loss is NaN or infinite."""
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        where = f"; last good checkpoint kept at {ckpt}" if ckpt is not None and ckpt.is_file() else ""
+        raise NonFiniteLossError(f"{name}: non-finite loss {bad} at step {step}{where}")
+
+
 def images_per_step(method: Method) -> int:
     """Images one step of ``method`` draws (:meth:`dplc.method_specs.MethodSpec.images_per_step`)."""
     cfg = method.cfg
-    return SPECS[method.name].images_per_step(cfg.batch_size, cfg.n_critic, cfg.critic_batch_size)
+    return BY_NAME[method.name].images_per_step(cfg.batch_size, cfg.n_critic, cfg.critic_batch_size)
 
 
 def _batches(method: Method, sampler: BatchSampler, channels_last: bool) -> Callable[[int], torch.Tensor]:
@@ -182,14 +190,7 @@ def train(
     step = start
     for step in range(start + 1, loop.steps + 1):
         metrics = method.step(batch)
-        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-        if bad:
-            where = (
-                f"; last good checkpoint kept at {ckpt}"
-                if ckpt is not None and ckpt.is_file()
-                else ""
-            )
-            raise NonFiniteLossError(f"{method.name}: non-finite loss {bad} at step {step}{where}")
+        _check_finite(method.name, metrics, step, ckpt)
         method.end_step()
         for k, v in metrics.items():
             window.setdefault(k, []).append(v)
@@ -215,7 +216,7 @@ def split_holdout(cfg: TrainConfig, images: torch.Tensor) -> tuple[torch.Tensor,
     """(training images, held-out images): dplc with a realism constraint keeps the last
     ``cfg.method.realism_holdout`` images out of its batches to measure the latent MMD on."""
     m = cfg.method
-    if not SPECS[m.name].realism_constraint or m.mmd_epsilon <= 0 or cfg.net.code_channels == 0:
+    if not BY_NAME[m.name].realism_constraint or m.mmd_epsilon <= 0 or cfg.net.code_channels == 0:
         return images, None
     if images.shape[0] < 2 * m.realism_holdout:
         raise ValueError(

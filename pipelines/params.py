@@ -24,7 +24,7 @@ from dplc.config import (
     from_dict,
     method_defaults,
 )
-from dplc.method_specs import SPECS
+from dplc.method_specs import BY_NAME
 from pipelines import layout as L
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def train_config(
     ``train.dplc.steps_by_generator`` may give dplc a different step count per G* (the
     comparison generators get fewer steps than the headline Wasserstein++ one).
     """
-    spec = SPECS[method]
+    spec = BY_NAME[method]
     if spec.generative and method in params["generator"]:
         section, common = params["generator"][method], params["generator"]
     else:
@@ -142,14 +142,14 @@ def report_dir(params: dict) -> Path:
 
 def codec_name(method: str, generator: str | None) -> str:
     """The codec's name in paths and the registry: ``dplc_wpp``, ``gc``, ``cae``."""
-    return f"{method}_{generator}" if SPECS[method].into_generator else method
+    return f"{method}_{generator}" if BY_NAME[method].into_generator else method
 
 
 def parse_codec_name(codec: str) -> tuple[str, str | None]:
     """(method, generator) of a codec name, the inverse of :func:`codec_name`."""
-    for generator in (name for name, spec in SPECS.items() if spec.generative):
+    for generator in (name for name, spec in BY_NAME.items() if spec.generative):
         method = codec.removesuffix(f"_{generator}")
-        if method != codec and SPECS.get(method) is not None and SPECS[method].into_generator:
+        if method != codec and BY_NAME.get(method) is not None and BY_NAME[method].into_generator:
             return method, generator
     return codec, None
 
@@ -167,7 +167,7 @@ def fid_features(params: dict) -> str:
 def model_description(params: dict, method: str, generator: str | None) -> tuple[str, dict]:
     """A registered model's description and tags, for the MLflow UI."""
     d = params["data"]
-    text = SPECS[method].description.format(generator=generator) + (
+    text = BY_NAME[method].description.format(generator=generator) + (
         f" Dataset: {d['source']} at {d['image_size']}x{d['image_size']}. One version per rate, "
         f"aliased c<C> (C code channels); FIDs on {fid_features(params)} features. Decode with "
         "`python -m dplc.compress decompress FILE -o DIR` (ONNX Runtime, no torch needed)."

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from dplc import report
-from dplc.method_specs import SPECS
+from dplc.method_specs import BY_NAME
 from pipelines import environment, findings, tracking
 from pipelines import layout as L
 from pipelines import params as P
@@ -27,7 +27,7 @@ def describe(name: str, kind: str) -> str:
     if kind == "classical":
         return f"Classical codec {name} (quality sweep, libraries via imagecodecs/Pillow; bpp of the whole file)."
     method, generator = P.parse_codec_name(name)
-    return SPECS[method].description.format(generator=generator) + " bpp of the .dplc file."
+    return BY_NAME[method].description.format(generator=generator) + " bpp of the .dplc file."
 
 
 def write_compressai(results: dict[str, dict], out: Path) -> dict[str, Path]:

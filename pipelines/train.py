@@ -24,7 +24,7 @@ from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
 from dplc.method import Method
-from dplc.method_specs import GENERATIVE, PER_RATE, SPECS
+from dplc.method_specs import BY_NAME, GENERATIVE, PER_RATE
 from dplc.rate_methods import DPLC
 from dplc.train import NullCallback, export_codec, export_generator, fit, setup
 from pipelines import layout as L
@@ -97,7 +97,7 @@ def run_job(
     timing = timing or Timing()
     workers = rp.num_workers
     t0 = time.perf_counter()
-    if cfg.net.code_channels == 0 and SPECS[cfg.method.name].rate0_steps is not None:
+    if cfg.net.code_channels == 0 and BY_NAME[cfg.method.name].rate0_steps is not None:
         with timing.phase("in_process_fit"):
             method, step, history = _fit_in_process(params, cfg, generator_dir)
         workers = 0
@@ -152,7 +152,7 @@ def main() -> None:
     ap.add_argument("--generator", default=None, choices=GENERATIVE, help="G* (dplc)")
     ap.add_argument("--rate", type=int, required=True, help="code channels C")
     args = ap.parse_args()
-    if SPECS[args.method].into_generator and not args.generator:
+    if BY_NAME[args.method].into_generator and not args.generator:
         ap.error(f"--generator is required for {args.method}")
     params = P.load()
     with timing.phase("mlflow"):
@@ -160,7 +160,7 @@ def main() -> None:
     codec = P.codec_name(args.method, args.generator)
     cfg = P.train_config(params, args.method, args.rate, generator=args.generator)
     out_dir = L.train_dir(codec, args.rate)
-    gen_dir = L.generator_codec(args.generator) if SPECS[args.method].into_generator else None
+    gen_dir = L.generator_codec(args.generator) if BY_NAME[args.method].into_generator else None
     with tracking.stage_run(params, "train", run_name=f"train-{codec}-c{args.rate}") as run:
         with timing.phase("mlflow"):
             run.log_params(to_dict(cfg) | {"codec": codec, "rate_bits": cfg.net.bits_per_image})

@@ -3,7 +3,7 @@ import torch
 from _tiny import fixed_batch, tiny_method, tiny_net
 
 from dplc.config import MethodConfig
-from dplc.method_specs import SPECS
+from dplc.method_specs import BY_NAME
 from dplc.methods import METHOD_CLASSES, build_method, generator_of
 from dplc.nets import Generator
 from dplc.rate_methods import DPLC
@@ -231,10 +231,10 @@ def test_dplc_recalibrates_batchnorm_after_its_last_step():
 def test_the_method_vocabulary_describes_the_classes_it_names():
     """Every name of dplc.method_specs has its class and no other; a spec's kind (critic,
     generative, noisy decoder, frozen G*) is what the built method actually is."""
-    assert list(METHOD_CLASSES) == list(SPECS)
+    assert list(METHOD_CLASSES) == list(BY_NAME)
     g_star = Generator(tiny_net())
     images_per_step = {}
-    for name, spec in SPECS.items():
+    for name, spec in BY_NAME.items():
         c = 0 if spec.generative else 2
         m = build_method(tiny_net(code_channels=c, noise=spec.decoder_noise), tiny_method(name), 1,
                          generator=g_star if spec.into_generator else None)  # fmt: skip
