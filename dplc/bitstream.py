@@ -47,9 +47,9 @@ for shared noise, which readers older than format 3 refuse instead of decoding i
 Format 1 files (same layout) drew the noise of the whole file from one ``torch.Generator``
 seeded with the seed; :mod:`dplc.files` still decodes them bit-identically.
 
-This module is the container alone (the payload's coding is :mod:`dplc.payload`); it needs
-numpy and the entropy coder, not torch. Images go
-in and out of files through :mod:`dplc.files` (torch) or :mod:`dplc.runtime` (ONNX Runtime).
+This module is the container alone (the payload's coding is :mod:`dplc.payload`); it needs numpy
+and the entropy coder, not torch. Images go in and out of files through :mod:`dplc.files`
+(torch) or :mod:`dplc.runtime` (ONNX Runtime).
 
 >>> import numpy as np
 >>> from dplc.entropy import EntropyModel
@@ -78,9 +78,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dplc.config import CHANNELS, CODE_GRID, IMAGE_SIZES, MAX_LEVELS
-from dplc.entropy import (
-    packed_bits,
-)
+from dplc.entropy import packed_bits
 
 MAGIC = b"DPLC"
 FORMAT_VERSION = 2
@@ -357,6 +355,19 @@ def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
         raise bad(f"ANS payload of {h.payload_length} bytes for {h.code_channels} code channels")
 
 
+class SharedNoiseError(ValueError):
+    """A decode of a shared-noise file with another seed than its own was asked for."""
+
+
+def check_seed(header: Header, seed: int | None) -> None:
+    """Refuse another seed than the header's for a file whose noise is shared with its encoder."""
+    if header.shared_noise and seed is not None and int(seed) % (1 << 64) != header.seed:
+        raise SharedNoiseError(
+            "this file's decoder noise is shared with its encoder: decoding with another seed "
+            "gives a wrong image, not another sample"
+        )
+
+
 def read_header(data: bytes) -> Header:
     """Parse and verify a whole file (CRC included) and return its header."""
     return unpack(data)[0]
@@ -382,19 +393,8 @@ def check_model(
 
 
 __all__ = [
-    "BadMagicError",
-    "BitstreamError",
-    "ChecksumError",
-    "Header",
-    "HeaderFieldError",
-    "LengthError",
-    "ModelMismatchError",
-    "PayloadError",
-    "ShortFileError",
-    "SymbolRangeError",
-    "UnsupportedVersionError",
-    "check_model",
-    "pack",
-    "read_header",
-    "unpack",
+    "BadMagicError", "BitstreamError", "ChecksumError", "Header", "HeaderFieldError",
+    "LengthError", "ModelMismatchError", "PayloadError", "SharedNoiseError", "ShortFileError",
+    "SymbolRangeError", "UnsupportedVersionError", "check_model", "check_seed", "pack",
+    "read_header", "unpack",
 ]

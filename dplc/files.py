@@ -32,24 +32,12 @@ from dplc.bitstream import (
     MAX_IMAGES,
     Header,
     check_model,
+    check_seed,
     unpack,
 )
 from dplc.codec import Codec
 from dplc.entropy import EntropyModel
 from dplc.payload import decode_payload, write_file
-
-
-class SharedNoiseError(ValueError):
-    """A decode of a shared-noise file with another seed than its own was asked for."""
-
-
-def check_seed(header: Header, seed: int | None) -> None:
-    """Refuse another seed than the header's for a file whose noise is shared with its encoder."""
-    if header.shared_noise and seed is not None and int(seed) % (1 << 64) != header.seed:
-        raise SharedNoiseError(
-            "this file's decoder noise is shared with its encoder: decoding with another seed "
-            "gives a wrong image, not another sample"
-        )
 
 
 def geometry(codec: Codec) -> tuple[int, int, int, int]:
@@ -118,7 +106,7 @@ def decompress(
 
     ``seed`` None decodes with the header's seed (a repeatable decode); another seed draws other
     decoder noise (another sample of the conditional distribution), except for a file whose
-    noise is shared with its encoder (format 3), which :class:`SharedNoiseError` refuses: there
+    noise is shared with its encoder (format 3), which :class:`dplc.bitstream.SharedNoiseError` refuses: there
     another seed decodes a wrong image, not another sample. ``precision`` and ``fused``
     are passed to :meth:`Codec.decode` (the fused fp32 inference copy by default: the same
     images as the reference decoder up to float rounding, about twice as fast on a CPU).

@@ -28,6 +28,7 @@ from dplc.bitstream import (
     MAX_IMAGES,
     Header,
     check_model,
+    check_seed,
     unpack,
 )
 from dplc.config import CODE_GRID, NetConfig, from_dict
@@ -176,6 +177,7 @@ def decode_images(header: Header, symbols: np.ndarray, codec: RuntimeCodec, seed
 def decompress(data: bytes, codec: RuntimeCodec, seed: int | None = None) -> np.ndarray:
     """A ``.dplc`` file -> uint8 images (N, H, W, channels), as :func:`dplc.files.decompress`."""
     header, payload = unpack(data)
+    check_seed(header, seed)
     check_model(header, codec.weights_sha256, codec.geometry)
     symbols = decode_payload(header, payload, codec.entropy)
     return decode_images(header, symbols, codec, header.seed if seed is None else seed)

@@ -102,7 +102,7 @@ def test_decoding_a_shared_file_with_another_seed_is_refused():
     data = files.compress(shared, model, _images(), "s", 1, seed=11)
     same = files.decompress(data, shared, model, seed=11)  # its own seed is fine
     assert np.array_equal(same, files.decompress(data, shared, model))
-    with pytest.raises(files.SharedNoiseError, match="shared with its encoder"):
+    with pytest.raises(bitstream.SharedNoiseError, match="shared with its encoder"):
         files.decompress(data, shared, model, seed=12)
 
 
