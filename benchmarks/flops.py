@@ -74,7 +74,7 @@ def build(params: dict, name: str) -> tuple[Method, object]:
     cfg = P.train_config(params, name, METHOD_RATES[name], best={})
     net = cfg.net
     gen = None
-    if name == "dplc":
+    if BY_NAME[name].into_generator:
         gen = Generator(NetConfig(**{**net.__dict__, "code_channels": 0})).eval()
     method = build_method(net, cfg.method, 1000, cfg.loop.precision, gen)
     data = torch.rand(4096, *net.image_shape) * 2 - 1

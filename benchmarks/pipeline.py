@@ -4,6 +4,7 @@ library's plain loop at the same total threads, and the wall time of `dvc repro`
     python benchmarks/pipeline.py [--steps 60] [--method dplc] [--quick-repro]
     python benchmarks/pipeline.py --peak            # train_step_peak_fraction (benchmarks/flops.py)
     python benchmarks/pipeline.py --default-repro   # default_repro_seconds, per-job overheads
+    python benchmarks/pipeline.py --floor           # Ray Train's own cost per job; overheads itemised
 
 Throughput is images/s while training (between the first and the last logged step, so Ray's
 start-up is excluded and reported separately as ``ray_startup_seconds``). The plain loop uses
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("RAY_AUTH_MODE", "token")  # as pipelines.repro runs; Ray reads it on import
 sys.path.insert(0, str(ROOT))
 
 from dplc import data  # noqa: E402
@@ -123,6 +126,55 @@ def job_overheads(runs: Path) -> dict[str, float]:
     return out
 
 
+def _trivial_worker(config: dict) -> None:
+    """A Ray Train worker that does nothing but note when it started."""
+    print(f"worker entered {time.time() - config['submitted']:.2f} s after submission")
+
+
+def ray_train_floor(repeats: int = 3) -> dict[str, float]:
+    """Median seconds of a ``TorchTrainer.fit`` whose worker does nothing (1 worker, all CPUs),
+    on a head started as ``pipelines.repro`` starts it: Ray Train's own fixed cost per job
+    (its controller and worker processes), which no change inside a job removes."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from pipelines.repro import start_head, stop_head
+
+    head, address = start_head(dict(os.environ))
+    try:
+        ray_jobs.init_ray(RayParams(address, 1, False, 2, 0, 1))
+        walls = []
+        for i in range(repeats):
+            t0 = time.time()
+            TorchTrainer(
+                _trivial_worker, train_loop_config={"submitted": t0},
+                scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
+                run_config=RunConfig(name=f"floor-{i}", storage_path=tempfile.mkdtemp()),
+            ).fit()  # fmt: skip
+            walls.append(time.time() - t0)
+    finally:
+        import ray
+
+        ray.shutdown()
+        stop_head(head)
+    return {"median": round(float(np.median(walls)), 2), "runs": [round(w, 2) for w in walls]}
+
+
+def overhead_parts(runs: Path) -> dict[str, float]:
+    """Median over the training jobs under ``runs`` of each itemised part of their overhead
+    (the phases besides the Ray job, and the Ray job's parts besides its steps)."""
+    parts: dict[str, list[float]] = {}
+    for path in sorted(runs.glob("*/**/train.json")):
+        timing = json.loads(path.read_text()).get("timing") or {}
+        if "ray_job_parts" not in timing:
+            continue
+        items = {k: v for k, v in timing["phases"].items() if k != "ray_job"}
+        items |= {k: v for k, v in timing["ray_job_parts"].items() if k != "steps"}
+        for k, v in items.items():
+            parts.setdefault(k, []).append(v)
+    return {k: round(float(np.median(v)), 2) for k, v in parts.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
@@ -130,6 +182,8 @@ def main() -> None:
     ap.add_argument("--quick-repro", action="store_true")
     ap.add_argument("--default-repro", action="store_true", help="time `dvc repro` here")
     ap.add_argument("--peak", action="store_true", help="FLOPs per step against the sgemm peak")
+    ap.add_argument("--floor", action="store_true",
+                    help="Ray Train's fixed cost per job, and the itemised overheads under runs/")  # fmt: skip
     args = ap.parse_args()
     out = json.loads(OUT.read_text()) if OUT.is_file() else {}
     env = environment.describe()
@@ -141,6 +195,12 @@ def main() -> None:
         out |= flops.peak_fractions(P.load())
         OUT.write_text(json.dumps(out, indent=2))
         print(f"wrote {OUT}")
+        return
+    if args.floor:
+        out["ray_train_floor_seconds"] = ray_train_floor()
+        out["per_job_overhead_parts_median"] = overhead_parts(L.RUNS)
+        OUT.write_text(json.dumps(out, indent=2))
+        print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "per_job_overhead_parts_median")}))
         return
     if args.default_repro:
         total, stages = time_repro(ROOT, ROOT / "reports" / "bench" / "default_repro.log")

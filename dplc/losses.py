@@ -78,11 +78,28 @@ def mmd_imq(
     total = x.new_zeros(())
     for s in scales:
         c = 2.0 * m * s
-        kxx = (c / (c + dxx) * off_x).sum() / pairs_x
-        kyy = (c / (c + dyy) * off_y).sum() / (n2 * (n2 - 1))
-        kxy = (c / (c + dxy)).sum() / (n * n2)
+        kxx = _imq_sum(dxx, c, off_x, diagonal_only=groups == 1) / pairs_x
+        kyy = _imq_sum(dyy, c, off_y, diagonal_only=True) / (n2 * (n2 - 1))
+        kxy = _imq_sum(dxy, c, None) / (n * n2)
         total = total + kxx + kyy - 2.0 * kxy
     return total
+
+
+def _imq_sum(d2: Tensor, c: float, mask: Tensor | None, diagonal_only: bool = False) -> Tensor:
+    """Σ mask · C / (C + d²) over a matrix of squared distances (``mask`` None: every entry;
+    ``diagonal_only``: the mask only zeroes the diagonal).
+
+    Without autograd it is computed in place on one buffer, entry for entry the same floats as
+    the expression used with autograd (``c / t`` is ``t.reciprocal() * c`` in torch, and a 0/1
+    mask multiplies exactly), so the result is bit-identical while one buffer is allocated
+    instead of four."""
+    if d2.requires_grad and torch.is_grad_enabled():
+        k = c / (c + d2)
+        return (k if mask is None else k * mask).sum()
+    k = torch.add(d2, c).reciprocal_().mul_(c)
+    if mask is not None:
+        k.fill_diagonal_(0.0) if diagonal_only else k.mul_(mask)
+    return k.sum()
 
 
 def sliced_w2_to_normal(x: Tensor, projections: int = 64, generator: torch.Generator | None = None) -> Tensor:

@@ -47,6 +47,10 @@ from pipelines import layout as L
 from pipelines.params import RayParams
 
 HISTORY_NAME = "history.json"
+TIMING_NAME = "worker_timing.json"
+"""Rank 0's wall-clock times (``time.time()``) of entering the worker function and of being
+ready to train (data read, method built), saved with each checkpoint: where a job's fixed cost
+goes (:func:`worker_timing`)."""
 
 
 # Settings for the processes Ray starts (controller, workers), chosen so that a `dvc repro` log
@@ -114,8 +118,10 @@ def allreduce_gradients(module: torch.nn.Module) -> None:
 class _RayReporter(NullCallback):
     """Loop callback: every checkpoint becomes a ``ray.train.report`` (rank 0 attaches files)."""
 
-    def __init__(self, rank: int, report_every: int, total: int, history: list[dict[str, Any]]) -> None:
+    def __init__(self, rank: int, report_every: int, total: int, history: list[dict[str, Any]],
+                 times: dict[str, float] | None = None) -> None:  # fmt: skip
         self.rank = rank
+        self.times = times if times is not None else {}
         self.report_every = report_every
         self.total = total
         self.history = history
@@ -135,6 +141,7 @@ class _RayReporter(NullCallback):
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copy2(path, Path(tmp) / CHECKPOINT_NAME)
             (Path(tmp) / HISTORY_NAME).write_text(json.dumps(self.history))
+            (Path(tmp) / TIMING_NAME).write_text(json.dumps(self.times))
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
 
 
@@ -156,6 +163,7 @@ interrupts the workers' loop (the tests inject a failure and record where each r
 
 def _worker(config: dict[str, Any]) -> None:
     """train_loop_per_worker: resume from Ray's checkpoint, run dplc.train.fit, report."""
+    times = {"entered": time.time()}
     _quiet_report_logger()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -175,13 +183,14 @@ def _worker(config: dict[str, Any]) -> None:
             if (Path(d) / HISTORY_NAME).is_file():
                 history = json.loads((Path(d) / HISTORY_NAME).read_text())
     resumed_from = int(history[-1]["step"]) if history else 0
-    callbacks = [_RayReporter(rank, int(config["report_every"]), cfg.loop.steps, history)]
+    callbacks = [_RayReporter(rank, int(config["report_every"]), cfg.loop.steps, history, times)]
     callbacks += [make(resumed_from) for make in config.get("worker_callbacks", ())]
     sync = allreduce_gradients if world > 1 else None
     # every rank builds the same initial weights and draws its own batches; a worker Ray gave a
     # GPU (ray.use_gpu) trains there, with NCCL all-reducing the gradients
     device = ray.train.torch.get_device() if torch.cuda.is_available() else None
     method, batches = setup(cfg, images, generator, sync)
+    times["ready"] = time.time()
     fit(cfg, method, batches, local, callbacks, rank=rank, device=device)
     shutil.rmtree(local, ignore_errors=True)
 
@@ -276,6 +285,15 @@ def run_training(
         ),
     )
     return trainer.fit()
+
+
+def worker_timing(result: ray.train.Result) -> dict[str, float]:
+    """Rank 0's :data:`TIMING_NAME` times from the job's final checkpoint ({} if absent)."""
+    if result.checkpoint is None:
+        return {}
+    with result.checkpoint.as_directory() as d:
+        path = Path(d) / TIMING_NAME
+        return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def restore_method(cfg: TrainConfig, result: ray.train.Result, generator_dir: Path | None = None):

@@ -54,6 +54,7 @@ class Timing:
     def __init__(self) -> None:
         self.created = psutil.Process().create_time()
         self.phases: dict[str, float] = {"start_and_imports": round(time.time() - self.created, 2)}
+        self.ray_job_parts: dict[str, float] = {}
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -65,8 +66,24 @@ class Timing:
 
     def summary(self, training_seconds: float) -> dict[str, float | dict[str, float]]:
         total = time.time() - self.created
-        return {"total_seconds": round(total, 2), "training_seconds": round(training_seconds, 2),
-                "overhead_seconds": round(total - training_seconds, 2), "phases": self.phases}  # fmt: skip
+        out = {"total_seconds": round(total, 2), "training_seconds": round(training_seconds, 2),
+               "overhead_seconds": round(total - training_seconds, 2), "phases": self.phases}  # fmt: skip
+        return out | ({"ray_job_parts": self.ray_job_parts} if self.ray_job_parts else {})
+
+    def split_ray_job(self, start: float, end: float, worker: dict[str, float], history: list[dict]) -> None:
+        """Itemise the ``ray_job`` phase (wall times ``start`` .. ``end`` on the driver) with rank
+        0's :data:`pipelines.ray_jobs.TIMING_NAME` times and the loop's last logged step:
+        Ray Train's start (controller and worker processes) until the worker function runs, the
+        worker's set-up (data, method), its steps, and what follows the last step (the final
+        checkpoint's report, Ray Train's shutdown)."""
+        rows = [h for h in history if "time" in h]
+        if not rows or "entered" not in worker or "ready" not in worker:
+            return
+        last = rows[-1]["time"]
+        self.ray_job_parts = {"ray_start": round(worker["entered"] - start, 2),
+                              "worker_setup": round(worker["ready"] - worker["entered"], 2),
+                              "steps": round(last - worker["ready"], 2),
+                              "after_last_step": round(end - last, 2)}  # fmt: skip
 
 
 def training_seconds(history: list[dict]) -> float:
@@ -102,14 +119,17 @@ def run_job(
             method, step, history = _fit_in_process(params, cfg, generator_dir)
         workers = 0
     else:
+        started = time.time()
         with timing.phase("ray_job"):
             result = ray_jobs.run_training(
                 cfg, rp, name, generator_dir, train_limit=params["data"].get("train_limit")
             )
+        ended = time.time()
         if result.error is not None:
             raise RuntimeError(f"training job {name} failed: {result.error}")
         with timing.phase("restore"):
             method, step, history = ray_jobs.restore_method(cfg, result, generator_dir)
+            timing.split_ray_job(started, ended, ray_jobs.worker_timing(result), history)
             ray_jobs.discard_run(result)  # exported below; a forced rerun must train again
     seconds = time.perf_counter() - t0
     if run is not None:

@@ -82,6 +82,9 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path):
     assert recorded["cpu_model"] and recorded["versions"]["torch"] != "absent"
     timing = json.loads((repo / "runs" / "train" / "cae" / "4" / "train.json").read_text())["timing"]
     assert 0 < timing["training_seconds"] < timing["total_seconds"]
+    parts = timing["ray_job_parts"]  # the Ray job itemised from the worker's own clock
+    assert parts["ray_start"] > 0 and parts["worker_setup"] > 0 and parts["steps"] > 0
+    assert sum(parts.values()) <= timing["phases"]["ray_job"] + 0.5
     shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert "featnet_test_accuracy" in shown
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)

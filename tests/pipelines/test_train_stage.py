@@ -24,3 +24,12 @@ def test_timing_splits_a_stage_into_phases_and_overhead():
     summary = timing.summary(training_seconds=0.0)
     assert summary["phases"]["export"] >= 0.1
     assert summary["overhead_seconds"] == summary["total_seconds"] >= 0.1
+    assert "ray_job_parts" not in summary  # only a Ray job has them
+    history = [{"step": 50, "time": 109.0}, {"step": 100, "time": 110.0}]
+    timing.split_ray_job(100.0, 112.0, {"entered": 104.0, "ready": 105.0}, history)
+    assert timing.summary(0.0)["ray_job_parts"] == {
+        "ray_start": 4.0, "worker_setup": 1.0, "steps": 5.0, "after_last_step": 2.0
+    }
+    bare = train.Timing()
+    bare.split_ray_job(100.0, 112.0, {}, history)  # no worker times (an old checkpoint): no parts
+    assert "ray_job_parts" not in bare.summary(0.0)
