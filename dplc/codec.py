@@ -14,6 +14,9 @@ Four modes exist:
 ``map``    B(code, noise) then G: the general case (any C, with or without noise).
 ``shared`` as ``map``, and the encoder reads the decoder's noise too, E(x, u) (``dplc_shared``:
            common randomness; a file's seed and an image's index give both sides the same u).
+``dither`` as ``map``, with subtractive dither: the noise also holds d ~ U[-Δ/2, Δ/2] per code
+           value, the code is Q(E(x) + d) and B reads Q(E(x) + d) - d (Ziv 1985; Theis &
+           Agustsson 2021); ``dplc_shared`` with ``shared_form: dither``.
 ``prior``  C = 0 for ``dplc``: the latent is z ~ N(0, I) itself, so decodes are G*'s samples.
 ``mean``   C = 0 for ``cae``: the decode is the training mean, the MSE-optimal constant.
 
@@ -51,9 +54,12 @@ from dplc.quantize import Quantizer
 
 CODEC_FORMAT = "dplc-codec"
 CODEC_VERSION = 1
-MODES = ("map", "prior", "mean", "shared")
-MAP_MODES = ("map", "shared")
+MODES = ("map", "prior", "mean", "shared", "dither")
+MAP_MODES = ("map", "shared", "dither")
 """The modes that decode through B(code, noise)."""
+SHARED_MODES = {"encoder": "shared", "dither": "dither"}
+"""The codec mode of each :data:`dplc.config.SHARED_FORMS` entry: the modes whose encoder and
+decoder share the noise."""
 
 
 class CodecInputError(ValueError):
@@ -98,6 +104,8 @@ class Codec(nn.Module):
             raise ValueError(f"mode {mode!r} needs the stochastic map B")
         if mode == "shared" and (net.code_channels == 0 or net.noise_channels == 0):
             raise ValueError("mode 'shared' needs code channels and decoder noise to share")
+        if mode == "dither" and net.code_channels == 0:
+            raise ValueError("mode 'dither' needs code channels to dither")
         if mode in ("prior", "mean") and net.code_channels != 0:
             raise ValueError(f"mode {mode!r} is the rate-0 decoder; it needs code_channels = 0")
         if net.code_channels > 0 and encoder is None:
@@ -119,13 +127,26 @@ class Codec(nn.Module):
     @property
     def stochastic(self) -> bool:
         """True when decodes depend on the seed."""
-        return self.mode == "prior" or (self.mode in MAP_MODES and self.net.noise_channels > 0)
+        return (self.mode in ("prior", "dither")
+                or (self.mode in MAP_MODES and self.net.noise_channels > 0))  # fmt: skip
 
     @property
     def shares_noise(self) -> bool:
         """True when the encoder reads the decoder's noise (mode ``shared``): encoding needs the
         noise the decoder will draw, and another seed decodes a wrong image, not another sample."""
-        return self.mode == "shared"
+        return self.mode in SHARED_MODES.values()
+
+    @property
+    def dither_channels(self) -> int:
+        """Channels of subtractive dither after B's noise channels (C in mode ``dither``, else 0)."""
+        return self.net.code_channels if self.mode == "dither" else 0
+
+    def _split(self, noise: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(B's noise u, the dither d or None) of a noise tensor (mode ``dither``: u ⊕ d)."""
+        if self.mode != "dither":
+            return noise, None
+        k = self.net.noise_channels
+        return noise[:, :k], noise[:, k:]
 
     def _check_images(self, images: Tensor) -> None:
         expected = self.net.image_shape
@@ -161,17 +182,25 @@ class Codec(nn.Module):
         if self.shares_noise:
             if noise is None:
                 raise CodecInputError("this codec shares its noise with the decoder: pass it")
-            return self.quantizer(self.encoder(images, noise.to(images.device, images.dtype)))
+            return self.quantizer(self._pre_quantizer(self.encoder, images, noise))
         return self.quantizer(self.encoder(images))
+
+    def _pre_quantizer(self, encoder: nn.Module, images: Tensor, noise: Tensor) -> Tensor:
+        """What a shared-noise codec quantizes: E(x, u) (``shared``) or E(x) + d (``dither``)."""
+        noise = noise.to(images.device, images.dtype)
+        if self.mode == "dither":
+            return encoder(images) + self._split(noise)[1]
+        return encoder(images, noise)
 
     def draw_noise(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
     ) -> Tensor:
-        """Decoder noise for ``n`` images: U[-Δ/2, Δ/2] on the 4x4 grid, or N(0, I) in prior
-        mode; drawn from a CPU generator and then moved to ``device`` when given."""
+        """Decoder noise for ``n`` images: U[-Δ/2, Δ/2] on the 4x4 grid (B's noise channels, then
+        the dither's in mode ``dither``), or N(0, I) in prior mode; drawn from a CPU generator
+        and then moved to ``device`` when given."""
         if self.mode == "prior":
             return torch.randn(n, self.net.latent_dim, generator=generator).to(device)
-        shape = (n, self.net.noise_channels, *self.net.code_shape[1:])
+        shape = (n, self.net.noise_channels + self.dither_channels, *self.net.code_shape[1:])
         return ((torch.rand(shape, generator=generator) - 0.5) * self.quantizer.step).to(device)
 
     @property
@@ -179,7 +208,8 @@ class Codec(nn.Module):
         """The per-image decoder noise (:func:`dplc.noise.spec_for`), as :meth:`draw_noise`."""
         net = self.net
         mode = "map" if self.mode in MAP_MODES else self.mode
-        return noise_lib.spec_for(mode, net.latent_dim, net.noise_channels, CODE_GRID, self.quantizer.step)
+        channels = net.noise_channels + self.dither_channels
+        return noise_lib.spec_for(mode, net.latent_dim, channels, CODE_GRID, self.quantizer.step)
 
     def shared_noise(self, seed: int, n: int) -> np.ndarray | None:
         """The noise the encoder of a ``shared`` codec reads for images 0..n-1 of a file with
@@ -187,13 +217,18 @@ class Codec(nn.Module):
         return noise_lib.draw(self.noise_spec, int(seed), n) if self.shares_noise else None
 
     def latent(self, code: Tensor, noise: Tensor) -> Tensor:
-        """z = B(code, noise) (or the noise itself in prior mode)."""
+        """z = B(code, noise) (or the noise itself in prior mode); in mode ``dither``
+        z = B(code - d, u) with (u, d) the two parts of ``noise``."""
         if self.mode == "prior":
             return noise.to(code.device)
         if self.mode == "mean":
             return code.new_zeros(code.shape[0], self.net.latent_dim)
         assert self.bmap is not None
-        return self.bmap(code, noise.to(code.device, code.dtype))
+        return self._bmap(self.bmap, code, noise.to(code.device, code.dtype))
+
+    def _bmap(self, bmap: nn.Module, code: Tensor, noise: Tensor) -> Tensor:
+        u, d = self._split(noise)
+        return bmap(code if d is None else code - d, u)
 
     def reconstruct(self, images: Tensor, noise: Tensor | None = None) -> Tensor:
         """G(B(Q(E(x)), u)) in one differentiable pass (training and evaluation)."""
@@ -242,7 +277,8 @@ class Codec(nn.Module):
         step = min(batch_size, 128) if fused else batch_size
         for i in range(0, n, step):
             chunk = images[i : i + step].float()
-            code = encoder(chunk) if noise_t is None else encoder(chunk, noise_t[i : i + step])
+            code = (encoder(chunk) if noise_t is None
+                    else self._pre_quantizer(encoder, chunk, noise_t[i : i + step]))  # fmt: skip
             out[i : i + step] = self.quantizer.to_symbols(code).numpy()
         return out
 
@@ -285,7 +321,7 @@ class Codec(nn.Module):
             for i in range(0, n, step):
                 z = noise_t[i : i + step].to(dtype)
                 if bmap is not None:
-                    z = bmap(values[i : i + step].to(dtype), z)
+                    z = self._bmap(bmap, values[i : i + step].to(dtype), z)
                 outs.append(generator(z).float())
         else:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

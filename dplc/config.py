@@ -33,6 +33,9 @@ ADV_TARGETS = ("mixture", "encoded")
 """wpp's generator adversarial term: on the critic's mixture z̃, or on G(sg E(x)) (the paper)."""
 
 REALISM_GRADS = ("decoder", "all")
+SHARED_FORMS = ("encoder", "dither")
+"""How a shared-noise codec uses the decoder's noise: ``encoder``, E(x, u) reads it; ``dither``,
+subtractive dither, the code is Q(E(x) + d) and the decoder reads Q(E(x) + d) - d."""
 """Which of dplc's modules the realism (MMD) term trains: B only, or E and B."""
 
 IMAGE_SIZES = (32, 64)
@@ -160,6 +163,8 @@ class MethodConfig:
     realism_grad: str = "decoder"
     """Where the MMD term's gradient goes: ``decoder`` (B only; the code is detached in the
     MMD path, so E learns from distortion alone) or ``all`` (E through the quantizer too)."""
+    shared_form: str = "encoder"
+    """``dplc_shared``'s use of the shared noise, one of :data:`SHARED_FORMS`."""
 
     def __post_init__(self) -> None:
         if self.adv_target not in ADV_TARGETS:
@@ -168,6 +173,8 @@ class MethodConfig:
             raise ConfigError(
                 f"realism_grad must be one of {list(REALISM_GRADS)}, got {self.realism_grad!r}"
             )
+        if self.shared_form not in SHARED_FORMS:
+            raise ConfigError(f"shared_form must be one of {list(SHARED_FORMS)}, got {self.shared_form!r}")
         if self.mmd_epsilon < 0 or self.dual_every < 1 or self.dual_step < 0:
             raise ConfigError("mmd_epsilon and dual_step must be >= 0 and dual_every >= 1")
         if self.realism_draws < 1:

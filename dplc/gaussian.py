@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dplc.config import SHARED_FORMS
 from dplc.gaussian_bounds import gaussian_w2_squared, quantile_w2_squared
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer
@@ -46,7 +47,6 @@ from dplc.realism import DualLambda, NullSpread, latent_mmd_sd, mmd_null
 
 CODECS = ("cae", "dplc", "dplc_shared")
 """The per-rate codecs of the Gaussian experiment."""
-SHARED_FORMS = ("encoder", "dither")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dplc import losses, realism
-from dplc.codec import Codec, ConstantImage, build_codec
+from dplc.codec import SHARED_MODES, Codec, ConstantImage, build_codec
 from dplc.config import MethodConfig, NetConfig
 from dplc.data import to_float
 from dplc.method import Batch, Method, as_float, multistep_schedule, set_requires_grad
@@ -41,8 +41,11 @@ class DPLC(_RateMethod):
     """
 
     name = "dplc"
-    codec_mode = "map"
-    """The codec's mode at C > 0 (:class:`DPLCShared`: ``shared``)."""
+
+    @property
+    def codec_mode(self) -> str:
+        """The codec's mode at C > 0 (:class:`DPLCShared`: per ``cfg.shared_form``)."""
+        return "map"
 
     def __init__(
         self,
@@ -184,10 +187,17 @@ class DPLCShared(DPLC):
     knowing how B will decode it (``dplc_shared``; Zhang et al., NeurIPS 2021; Theis & Agustsson
     2021). Trained as DPLC, the realism constraint on the marginal of B(E(X, U), U), u fresh every
     step; a file's seed and an image's index give encoder and decoder the same u
-    (:mod:`dplc.noise`). At C = 0 it is DPLC's prior sampler."""
+    (:mod:`dplc.noise`). At C = 0 it is DPLC's prior sampler.
+
+    ``cfg.shared_form`` says how the encoder uses u: ``encoder``, E(x, u) learns to read it;
+    ``dither``, subtractive dither d drawn with u, code Q(E(x) + d), B reads Q(E(x) + d) − d
+    (codec mode ``dither``)."""
 
     name = "dplc_shared"
-    codec_mode = "shared"
+
+    @property
+    def codec_mode(self) -> str:
+        return SHARED_MODES[self.cfg.shared_form]
 
 
 class GC(_RateMethod):

@@ -75,6 +75,11 @@ def tuned_overrides(best: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in best.items() if k in fields and k != "name"}
 
 
+def _overlay(base: dict, own: dict) -> dict:
+    """``base`` with ``own``'s keys replacing its own, one level down in ``method``."""
+    return base | own | {"method": base.get("method", {}) | own.get("method", {})}
+
+
 def train_config(
     params: dict,
     method: str,
@@ -91,8 +96,9 @@ def train_config(
     if spec.generative and method in params["generator"]:
         section, common = params["generator"][method], params["generator"]
     else:
-        own = params["train"].get(method)
-        section = own if own is not None else params["train"][spec.trains_like or method]
+        section = params["train"][method] if not spec.trains_like else _overlay(
+            params["train"][spec.trains_like], params["train"].get(method) or {}
+        )  # a method that trains like another: its own section, if any, overlays that one's
         common = params["train"]
     overrides = dict(section.get("method", {}))
     if spec.into_generator:

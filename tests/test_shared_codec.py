@@ -1,4 +1,5 @@
-"""dplc_shared on images: the encoder sees the decoder's noise, and the file says so."""
+"""dplc_shared on images: the encoder sees the decoder's noise (``shared``: E(x, u); ``dither``:
+subtractive dither), and the file says so."""
 
 from __future__ import annotations
 
@@ -70,16 +71,60 @@ def test_at_initialisation_dplc_shared_takes_dplc_s_first_step():
     assert losses["dplc_shared"]["mmd"] == pytest.approx(losses["dplc"]["mmd"], rel=1e-3, abs=1e-6)
 
 
-def _shared_trained() -> tuple[Codec, EntropyModel]:
+def _shared_trained(mode: str = "shared") -> tuple[Codec, EntropyModel]:
+    if mode == "dither":
+        torch.manual_seed(0)
+        return build_codec(tiny_net(code_channels=2), "dither").eval(), EntropyModel.uniform(channels=2, levels=2)
     _, shared = _pair()
     torch.manual_seed(7)
     torch.nn.init.normal_(shared.encoder.noise_head.weight, std=0.5)
     return shared, EntropyModel.uniform(channels=2, levels=2)
 
 
-def test_a_shared_noise_file_is_format_3_with_its_flag_and_private_files_stay_format_2():
+SHARED_MODES = pytest.mark.parametrize("mode", ["shared", "dither"])
+
+
+class _Constant(torch.nn.Module):
+    """An encoder whose pre-quantizer output is ``value`` everywhere."""
+
+    def __init__(self, shape: tuple[int, ...], value: float) -> None:
+        super().__init__()
+        self.shape, self.value = shape, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], *self.shape), self.value)
+
+
+class _Input(torch.nn.Module):
+    """A stand-in for B that returns the code part of its input."""
+
+    def forward(self, code: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return code
+
+
+@pytest.mark.parametrize("y", [0.1, 0.4])
+def test_dither_is_subtracted_so_the_error_is_uniform_whatever_the_value(y):
+    """Subtractive dither (Ziv 1985): with d ~ U[-Δ/2, Δ/2] shared, Q(y + d) - d - y is
+    uniform on [-Δ/2, Δ/2] (variance Δ²/12) for every y inside the quantizer's range. The
+    error of Q(y + d) alone (d not subtracted at the decoder) depends on y."""
+    codec = build_codec(tiny_net(code_channels=2), "dither").eval()
+    codec.encoder = _Constant(codec.net.code_shape, y)
+    codec.bmap = _Input()
+    n = 4000
+    u = torch.from_numpy(noise.draw(codec.noise_spec, 3, n))
+    code = codec.code(torch.zeros(n, *codec.net.image_shape), u)
+    err = codec.latent(code, u) - y  # what B reads, minus the value the encoder meant
+    step = codec.quantizer.step
+    assert err.abs().max() <= step / 2 + 1e-6
+    assert err.mean().abs() < 0.01 and err.var().item() == pytest.approx(step**2 / 12, rel=0.05)
+    plain = code - y  # the dither left in: its error variance is (Δ/2)² - y², not Δ²/12
+    assert plain.var().item() == pytest.approx(step**2 / 4 - y**2, rel=0.05)
+
+
+@SHARED_MODES
+def test_a_shared_noise_file_is_format_3_with_its_flag_and_private_files_stay_format_2(mode):
     private, _ = _pair()
-    shared, model = _shared_trained()
+    shared, model = _shared_trained(mode)
     images = _images()
     h = bitstream.read_header(files.compress(shared, model, images, "s", 1, seed=11))
     assert (h.version, h.shared_noise, h.seed) == (3, True, 11)
@@ -88,8 +133,9 @@ def test_a_shared_noise_file_is_format_3_with_its_flag_and_private_files_stay_fo
     assert (p.version, p.shared_noise) == (2, False)
 
 
-def test_the_seed_of_a_shared_file_is_random_unless_given():
-    shared, model = _shared_trained()
+@SHARED_MODES
+def test_the_seed_of_a_shared_file_is_random_unless_given(mode):
+    shared, model = _shared_trained(mode)
     images = _images(2)
     seeds = {bitstream.read_header(files.compress(shared, model, images, "s", 1)).seed for _ in range(3)}
     assert len(seeds) == 3
@@ -97,8 +143,9 @@ def test_the_seed_of_a_shared_file_is_random_unless_given():
     assert bitstream.read_header(files.compress(private, model, images, "p", 1)).seed == 0
 
 
-def test_decoding_a_shared_file_with_another_seed_is_refused():
-    shared, model = _shared_trained()
+@SHARED_MODES
+def test_decoding_a_shared_file_with_another_seed_is_refused(mode):
+    shared, model = _shared_trained(mode)
     data = files.compress(shared, model, _images(), "s", 1, seed=11)
     same = files.decompress(data, shared, model, seed=11)  # its own seed is fine
     assert np.array_equal(same, files.decompress(data, shared, model))
@@ -120,17 +167,18 @@ import sys, numpy as np, torch
 sys.path.insert(0, {tests!r})
 from test_shared_codec import _images, _shared_trained
 from dplc import files
-shared, model = _shared_trained()
+shared, model = _shared_trained({mode!r})
 data = files.compress(shared, model, _images(9), "s", 1, seed=2**63 + 5)
 sys.stdout.buffer.write(data)
 """
 
 
-def test_the_shared_noise_round_trip_is_bit_exact_across_processes_and_batch_sizes():
-    shared, model = _shared_trained()
+@SHARED_MODES
+def test_the_shared_noise_round_trip_is_bit_exact_across_processes_and_batch_sizes(mode):
+    shared, model = _shared_trained(mode)
     images = _images(9)
     here = files.compress(shared, model, images, "s", 1, seed=2**63 + 5)
-    code = _ROUND_TRIP.format(tests=str(Path(__file__).parent))
+    code = _ROUND_TRIP.format(tests=str(Path(__file__).parent), mode=mode)
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert here == there
     header = bitstream.read_header(here)
@@ -142,12 +190,13 @@ def test_the_shared_noise_round_trip_is_bit_exact_across_processes_and_batch_siz
     assert np.array_equal(files.decompress(here, shared, model), files.decompress(there, shared, model))
 
 
-def test_the_command_line_shows_the_flag_and_refuses_another_seed(tmp_path, capsys):
+@SHARED_MODES
+def test_the_command_line_shows_the_flag_and_refuses_another_seed(tmp_path, capsys, mode):
     from PIL import Image
 
     from dplc.compress import main
 
-    shared, model = _shared_trained()
+    shared, model = _shared_trained(mode)
     shared.save(tmp_path / "shared")
     model.save(tmp_path / "shared")
     inputs = tmp_path / "in"
@@ -166,3 +215,13 @@ def test_the_command_line_shows_the_flag_and_refuses_another_seed(tmp_path, caps
         assert not (tmp_path / f"d{flag[0]}").exists()
     assert main(["decompress", str(out), "-o", str(tmp_path / "d"), "--model", str(tmp_path / "shared")]) == 0
     assert len(list((tmp_path / "d").glob("*.png"))) == 3
+
+
+@SHARED_MODES
+def test_a_shared_noise_codec_has_no_onnx_form(tmp_path, mode):
+    from dplc.onnx_export import export_onnx
+
+    shared, _ = _shared_trained(mode)
+    with pytest.raises(ValueError, match="ONNX export is not"):
+        export_onnx(shared, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()  # nothing half-written

@@ -27,7 +27,8 @@ def test_every_profile_composes_into_valid_train_configs(tmp_path, name):
     for c in params["shared_ladder"]:
         shared = P.train_config(params, "dplc_shared", c, best={}, generator="wpp")
         dplc = P.train_config(params, "dplc", c, best={}, generator="wpp")
-        assert shared.method == dataclasses.replace(dplc.method, name="dplc_shared")
+        own = params["train"].get("dplc_shared", {}).get("method", {})  # the keys it replaces
+        assert shared.method == dataclasses.replace(dplc.method, name="dplc_shared", **own)
         assert (shared.loop.steps, shared.loop.seed, shared.net) == (dplc.loop.steps, dplc.loop.seed, dplc.net)
 
 
