@@ -5,6 +5,7 @@ library's plain loop at the same total threads, and the wall time of `dvc repro`
     python benchmarks/pipeline.py --peak            # train_step_peak_fraction (benchmarks/flops.py)
     python benchmarks/pipeline.py --default-repro   # default_repro_seconds, per-job overheads
     python benchmarks/pipeline.py --floor           # Ray Train's own cost per job; overheads itemised
+    python benchmarks/pipeline.py --budget          # training FLOPs of the profile at a 105 GFLOP/s peak
 
 Throughput is images/s while training (between the first and the last logged step, so Ray's
 start-up is excluded and reported separately as ``ray_startup_seconds``). The plain loop uses
@@ -175,6 +176,34 @@ def overhead_parts(runs: Path) -> dict[str, float]:
     return {k: round(float(np.median(v)), 2) for k, v in parts.items()}
 
 
+def training_budget(params: dict, step_gflop: dict[str, float], slow_gflops: float = 105.0) -> dict:
+    """The training FLOPs of the profile in ``params`` and what they cost at 100% of a
+    ``slow_gflops`` fp32 peak: Σ over training stages of steps × FLOPs of one step of that
+    method (``step_gflop``: ``train_step`` of ``--peak``, measured at C = 4, so the per-rate
+    codecs' FLOPs are approximated by that rate's), Tune's trials included. A lower bound on
+    the profile's time on such a machine: no overhead, no evaluation, perfect efficiency."""
+    from dplc.method_specs import BY_NAME
+
+    jobs: dict[str, float] = {}
+    for g in params["generators"]:
+        jobs[f"generator@{g}"] = P.train_config(params, g).loop.steps * step_gflop[g]
+    for method in ("dplc", "dplc_shared", "gc", "cae"):
+        rates = params["shared_ladder"] if method == "dplc_shared" else params["ladder"]
+        for c in rates:
+            if c == 0 and BY_NAME[method].rate0_steps is not None:
+                continue  # nothing is learned at rate 0 (G*'s sampler, the training mean)
+            gen = params["generators"][0] if BY_NAME[method].into_generator else None
+            steps = P.train_config(params, method, c, best={}, generator=gen).loop.steps
+            jobs[f"{method}@{c}"] = steps * step_gflop[method]
+    t = params["tune"]
+    if t.get("enabled", True):
+        jobs["tune"] = t["num_samples"] * t["steps"] * step_gflop["dplc"]
+    tflop = sum(jobs.values()) / 1e3
+    return {"training_tflop": round(tflop, 1), "slow_machine_gflops": slow_gflops,
+            "seconds_at_full_slow_peak": round(tflop * 1e3 / slow_gflops, 1),
+            "tflop_by_job": {k: round(v / 1e3, 2) for k, v in jobs.items()}}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
@@ -182,6 +211,8 @@ def main() -> None:
     ap.add_argument("--quick-repro", action="store_true")
     ap.add_argument("--default-repro", action="store_true", help="time `dvc repro` here")
     ap.add_argument("--peak", action="store_true", help="FLOPs per step against the sgemm peak")
+    ap.add_argument("--budget", action="store_true",
+                    help="the default profile's training FLOPs at 100%% of a 105 GFLOP/s peak (after --peak)")
     ap.add_argument("--floor", action="store_true",
                     help="Ray Train's fixed cost per job, and the itemised overheads under runs/")  # fmt: skip
     args = ap.parse_args()
@@ -195,6 +226,12 @@ def main() -> None:
         out |= flops.peak_fractions(P.load())
         OUT.write_text(json.dumps(out, indent=2))
         print(f"wrote {OUT}")
+        return
+    if args.budget:
+        gflop = {m: v["gflop"] for m, v in out["train_step"].items()}
+        out["training_budget"] = training_budget(P.load(), gflop)
+        OUT.write_text(json.dumps(out, indent=2))
+        print(json.dumps(out["training_budget"], indent=1))
         return
     if args.floor:
         out["ray_train_floor_seconds"] = ray_train_floor()

@@ -39,9 +39,10 @@ def usage(shared: Codec, private: Codec, x: torch.Tensor) -> dict[str, float]:
     s1, s2 = shared.encode(x, noise=u1), shared.encode(x, noise=u2)
     right = shared.decode(s1, noise=u1)
     wrong = shared.decode(s1, noise=u2)
-    dplc = private.decode(private.encode(x), noise=u1)
+    dplc = private.decode(private.encode(x), seed=1)  # its own noise (a dither codec's has more)
     mse = lambda a: float((a - x).pow(2).mean())  # noqa: E731
     return {
+        "mode": shared.mode,
         "symbols_changed_by_another_u": float(np.mean(s1 != s2)),
         "images_with_a_changed_code": float(np.mean((s1 != s2).reshape(n, -1).any(1))),
         "mse_right_u": mse(right),
@@ -64,7 +65,8 @@ def main() -> None:
         x = data.to_float(data.to_tensor(test, shared.net.image_size))
         with torch.no_grad():
             out["per_rate"][str(c)] = row = usage(shared, private, x)
-        print(f"C={c}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+        print(f"C={c}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in row.items()), flush=True)  # fmt: skip
     out["environment"] = environment.describe()
     OUT.write_text(json.dumps(out, indent=2))
 
