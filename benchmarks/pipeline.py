@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.config import LoopConfig, TrainConfig  # noqa: E402
+from dplc.method_specs import BY_NAME, PER_RATE  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 from dplc.train import NullCallback, fit, setup  # noqa: E402
 from pipelines import environment, ray_jobs  # noqa: E402
@@ -182,13 +183,11 @@ def training_budget(params: dict, step_gflop: dict[str, float], slow_gflops: flo
     method (``step_gflop``: ``train_step`` of ``--peak``, measured at C = 4, so the per-rate
     codecs' FLOPs are approximated by that rate's), Tune's trials included. A lower bound on
     the profile's time on such a machine: no overhead, no evaluation, perfect efficiency."""
-    from dplc.method_specs import BY_NAME
-
     jobs: dict[str, float] = {}
     for g in params["generators"]:
         jobs[f"generator@{g}"] = P.train_config(params, g).loop.steps * step_gflop[g]
-    for method in ("dplc", "dplc_shared", "gc", "cae"):
-        rates = params["shared_ladder"] if method == "dplc_shared" else params["ladder"]
+    for method in PER_RATE:
+        rates = params["shared_ladder"] if BY_NAME[method].shared_noise else params["ladder"]
         for c in rates:
             if c == 0 and BY_NAME[method].rate0_steps is not None:
                 continue  # nothing is learned at rate 0 (G*'s sampler, the training mean)

@@ -93,7 +93,6 @@ MAX_IMAGES = 1 << 16
 MAX_CODE_CHANNELS = 1024
 MAX_SYMBOLS = 1 << 27
 MAX_PAYLOAD = 1 << 30
-NETWORK_SIZES = IMAGE_SIZES
 
 _PREFIX = struct.Struct(">4sHBB")  # magic, version, mode, name length
 _FIELDS = struct.Struct(">I32s8sIHHBHHHBQI")  # model version .. payload length
@@ -333,8 +332,8 @@ def _check_fields(h: Header, mode_code: int, grid: int, name_len: int) -> None:
         )
     if not 1 <= h.count <= MAX_IMAGES:
         raise bad(f"image count {h.count} (1..{MAX_IMAGES})")
-    if h.image_size not in NETWORK_SIZES:
-        raise bad(f"network image size {h.image_size} (one of {NETWORK_SIZES})")
+    if h.image_size not in IMAGE_SIZES:
+        raise bad(f"network image size {h.image_size} (one of {IMAGE_SIZES})")
     if not (1 <= h.height <= h.image_size and 1 <= h.width <= h.image_size):
         raise bad(f"image size {h.height}x{h.width} (1..{h.image_size} each)")
     if h.channels not in CHANNELS:

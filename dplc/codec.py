@@ -132,8 +132,9 @@ class Codec(nn.Module):
 
     @property
     def shares_noise(self) -> bool:
-        """True when the encoder reads the decoder's noise (mode ``shared``): encoding needs the
-        noise the decoder will draw, and another seed decodes a wrong image, not another sample."""
+        """True when the encoder uses the decoder's noise (modes ``shared`` and ``dither``):
+        encoding needs the noise the decoder will draw, and another seed decodes a wrong image,
+        not another sample."""
         return self.mode in SHARED_MODES.values()
 
     @property

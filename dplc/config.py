@@ -33,10 +33,11 @@ ADV_TARGETS = ("mixture", "encoded")
 """wpp's generator adversarial term: on the critic's mixture z̃, or on G(sg E(x)) (the paper)."""
 
 REALISM_GRADS = ("decoder", "all")
+"""Which of dplc's modules the realism (MMD) term trains: B only, or E and B."""
+
 SHARED_FORMS = ("encoder", "dither")
 """How a shared-noise codec uses the decoder's noise: ``encoder``, E(x, u) reads it; ``dither``,
 subtractive dither, the code is Q(E(x) + d) and the decoder reads Q(E(x) + d) - d."""
-"""Which of dplc's modules the realism (MMD) term trains: B only, or E and B."""
 
 IMAGE_SIZES = (32, 64)
 """The network image sizes S (Tschannen et al. 2018: 64; 32 for 28x28 sources)."""
