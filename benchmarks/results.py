@@ -9,7 +9,8 @@ default profile and of every stage (reports/bench/pipeline.json, from
 (reports/bench/train.json), compress/decompress images/s (reports/bench/codec.json) and the Ray
 overhead ratio, and the spread over seeds (reports/bench/seeds.json from benchmarks/seeds.py:
 ``mse_ratio_dplc_cae_mean`` and ``_sd`` aligned with ``bits_per_image``, None at rates the
-benchmark did not train). Prints the JSON.
+benchmark did not train), and G*'s realistic inversion floor (reports/bench/realistic_floor.json
+from benchmarks/realistic_floor.py: ``realistic_inversion_floor_mse``). Prints the JSON.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def main() -> None:
         per_rate = {v["bits_per_image"]: v["mse_ratio_dplc_cae"] for v in json.loads(seeds_path.read_text())["per_rate"].values()}
         out["mse_ratio_dplc_cae_mean"] = [per_rate[b]["mean"] if b in per_rate else None for b in out["bits_per_image"]]
         out["mse_ratio_dplc_cae_sd"] = [per_rate[b]["sd"] if b in per_rate else None for b in out["bits_per_image"]]
+    floor_path = BENCH / "realistic_floor.json"
+    if floor_path.is_file():  # benchmarks/realistic_floor.py: G*'s floor with realistic latents
+        floor = json.loads(floor_path.read_text())
+        out["realistic_inversion_floor_mse"] = floor["mse"] if floor["feasible"] else None
     out["compress_images_per_s"] = codec.get("compress_images_per_s")
     out["decompress_images_per_s"] = codec.get("decompress_images_per_s")
     (BENCH / "results.json").write_text(json.dumps(out, indent=2))

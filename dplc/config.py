@@ -161,6 +161,11 @@ class MethodConfig:
     marginal's MMD). Off by default: the same-code pairs act as a repulsion that keeps B
     spreading its noise, while the unbiased term let λ_rate run away and B drop the code
     (docs/realism.md, reports/design_measurements.md)."""
+    realism_images: int = 0
+    """> 0: the MMD term sees B's latents for this many fresh training images, one noise draw
+    each (the plain unbiased estimate of B's marginal at that many distinct codes; their codes
+    are computed without gradient under ``realism_grad == 'decoder'``), instead of the step's
+    batch with ``realism_draws`` draws per code (which must then be 1)."""
     realism_grad: str = "decoder"
     """Where the MMD term's gradient goes: ``decoder`` (B only; the code is detached in the
     MMD path, so E learns from distortion alone) or ``all`` (E through the quantizer too)."""
@@ -180,6 +185,11 @@ class MethodConfig:
             raise ConfigError("mmd_epsilon and dual_step must be >= 0 and dual_every >= 1")
         if self.realism_draws < 1:
             raise ConfigError(f"realism_draws must be >= 1, got {self.realism_draws}")
+        if self.realism_images < 0 or self.realism_images == 1:
+            raise ConfigError(f"realism_images must be 0 (off) or >= 2, got {self.realism_images}")
+        if self.realism_images and (self.realism_draws != 1 or self.realism_independent_pairs):
+            raise ConfigError("realism_images > 0 draws one noise per image: set realism_draws: 1 "
+                              "and realism_independent_pairs: false")  # fmt: skip
         if self.mmd_epsilon > 0 and self.realism_holdout < 2:
             raise ConfigError(f"realism_holdout must be >= 2, got {self.realism_holdout}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -103,15 +103,22 @@ class DPLC(_RateMethod):
         latent = codec.latent(codec.code(x, noise), noise)
         return realism.latent_mmd_sd(latent, self.null, seed=seed + 1)
 
-    def _realism_mmd(self, x: Tensor, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
+    def _realism_mmd(self, batch: Batch, x: Tensor, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
         """MMD(B(·), N(0, I)) over ``cfg.realism_draws`` noise draws per code (the step's own
-        latents when 1), the code detached when ``cfg.realism_grad == 'decoder'``. With
+        latents when 1), the code detached when ``cfg.realism_grad == 'decoder'``; or, with
+        ``cfg.realism_images``, over that many fresh images from ``batch``, one draw each. With
         ``cfg.realism_independent_pairs`` pairs of draws of one code are left out of the x–x
         term (``mmd_imq(groups=k)``, the unbiased estimate of the marginal's MMD); by default
         they count, which also pushes B to spread its noise over each code. A shared-noise
         codec's code depends on the noise, so each draw encodes ``x`` again with its own u."""
         k, cut = self.cfg.realism_draws, self.cfg.realism_grad == "decoder"
-        if k > 1 and self.codec.shares_noise:
+        if self.cfg.realism_images:
+            xs = batch(self.cfg.realism_images)
+            draws = self.codec.draw_noise(xs.shape[0], device=x.device)
+            with torch.set_grad_enabled(not cut):
+                code = self.codec.code(xs, draws)
+            latent = self.codec.latent(code, draws)
+        elif k > 1 and self.codec.shares_noise:
             xs = x.repeat(k, *([1] * (x.dim() - 1)))
             draws = self.codec.draw_noise(xs.shape[0], device=x.device)
             code = self.codec.code(xs, draws)
@@ -138,7 +145,7 @@ class DPLC(_RateMethod):
             code = self.codec.code(x, noise)  # no random draw: the noise comes first for E(x, u)
             latent = self.codec.latent(code, noise)
             rec = losses.sqrt_mse(self.codec.generator(latent), x)
-            mmd = self._realism_mmd(x, code, noise, latent)
+            mmd = self._realism_mmd(batch, x, code, noise, latent)
             loss = rec + lam * mmd
         self._update("codec", loss, self.codec)
         out = {"loss": as_float(loss), "sqrt_mse": as_float(rec), "mmd": as_float(mmd),

@@ -2,7 +2,7 @@ import pytest
 import torch
 from _tiny import fixed_batch, tiny_method, tiny_net
 
-from dplc.config import MethodConfig
+from dplc.config import ConfigError, MethodConfig
 from dplc.method_specs import BY_NAME
 from dplc.methods import METHOD_CLASSES, build_method, generator_of
 from dplc.nets import Generator
@@ -171,15 +171,18 @@ def test_dplc_dual_raises_lambda_when_realism_is_violated_and_resumes_it():
     assert other.dual.lam == m.dual.lam and other.steps_done == 6
 
 
-def test_dplc_realism_gradient_can_be_kept_out_of_the_encoder():
+@pytest.mark.parametrize("images", [0, 12])
+def test_dplc_realism_gradient_can_be_kept_out_of_the_encoder(images):
     """realism_grad='decoder': E's gradient is the distortion's alone (the same for λ = 0 and a
-    huge λ); with 'all' the MMD term reaches E through the quantizer."""
+    huge λ); with 'all' the MMD term reaches E through the quantizer. Both for the step's batch
+    and for a realism term on its own images (``realism_images``)."""
     x = fixed_batch(16)
     g_star = _trained_generator(x)
 
     def encoder_grad(where: str, lam: float) -> list[torch.Tensor]:
         torch.manual_seed(0)
-        cfg = tiny_method("dplc", realism_grad=where, lambda_rate=lam)
+        extra = {"realism_images": images, "realism_draws": 1} if images else {}
+        cfg = tiny_method("dplc", realism_grad=where, lambda_rate=lam, **extra)
         m = build_method(tiny_net(code_channels=2), cfg, 1, generator=g_star)
         torch.manual_seed(1)
         m.step(lambda n: x[:n])
@@ -189,6 +192,33 @@ def test_dplc_realism_gradient_can_be_kept_out_of_the_encoder():
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*same, strict=True))
     moved = encoder_grad("all", 1e-6), encoder_grad("all", 1e3)
     assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*moved, strict=True))
+
+
+def test_dplc_realism_term_on_its_own_images(monkeypatch):
+    """With realism_images = W the MMD term draws W fresh images (one noise draw each) besides
+    the distortion's batch, and sees W latents; the settings that would mix it with several
+    draws per code are refused."""
+    import dplc.losses as losses
+
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    cfg = tiny_method("dplc", realism_images=12, realism_draws=1)
+    m = build_method(tiny_net(code_channels=2), cfg, 2, generator=g_star)  # no BatchNorm recalibration yet
+    asked: list[int] = []
+    seen: list[int] = []
+    mmd = losses.mmd_imq
+    monkeypatch.setattr(losses, "mmd_imq", lambda a, b, *r, **k: (seen.append(a.shape[0]), mmd(a, b, *r, **k))[1])
+
+    def batch(n: int) -> torch.Tensor:
+        asked.append(n)
+        return x[:n]
+
+    m.step(batch)
+    assert asked == [cfg.batch_size, 12] and seen == [12]
+    with pytest.raises(ConfigError, match="realism_draws: 1"):
+        tiny_method("dplc", realism_images=12, realism_draws=4)
+    with pytest.raises(ConfigError, match="realism_images"):
+        tiny_method("dplc", realism_images=1, realism_draws=1)
 
 
 def test_wpp_adversarial_target_is_selectable():

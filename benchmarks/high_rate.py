@@ -1,0 +1,105 @@
+"""Where DPLC's MSE goes at a high rate: the encoder, B's capacity, or the realism term?
+
+    python benchmarks/high_rate.py VARIANT [VARIANT ...] [--rate 64]
+
+Trains the per-rate DPLC codec of the default profile (into the finished default G*, the tuned
+settings, the train stage's seed) at ``--rate`` code channels in this process, once per
+variant, and evaluates it like the evaluate stage (MSE, its split into the mean decode's
+error and PV, rFID, the test latents' MMD in null s.d.). Variants:
+
+- ``default``: the train stage's settings;
+- ``cae_warm`` / ``cae_frozen``: E starts from the trained CAE of the same rate
+  (``runs/train/cae/<C>``), trained on or frozen: is E's code the limit?
+- ``cae_frozen_lam0``: E frozen from the CAE, λ_rate fixed at 10⁻⁶ (no realism): can B and G*
+  decode that code at all?
+- ``unbiased``: four draws per code with same-code pairs left out of the MMD
+  (``realism_independent_pairs``);
+- ``wide512``: the MMD on 512 fresh images, one draw each (``realism_images: 512``).
+
+The method is built once with the default settings and, for a variant that changes them,
+built again (so such a variant starts from the random state after one build). Appends one JSON
+line per variant to ``reports/bench/high_rate.jsonl`` with the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dplc import data, entropy, evaluation  # noqa: E402
+from dplc.bundle import CodecBundle  # noqa: E402
+from dplc.codec import Codec  # noqa: E402
+from dplc.train import export_codec, fit, setup  # noqa: E402
+from pipelines import environment  # noqa: E402
+from pipelines import layout as L  # noqa: E402
+from pipelines import params as P  # noqa: E402
+
+OUT = ROOT / "reports" / "bench" / "high_rate.jsonl"
+OVERRIDES = {
+    "default": {},
+    "cae_warm": {},
+    "cae_frozen": {},
+    "cae_frozen_lam0": {"mmd_epsilon": 0.0, "lambda_rate": 1e-6},
+    "unbiased": {"realism_independent_pairs": True},
+    "wide512": {"realism_draws": 1, "realism_images": 512},
+}
+"""Each variant's MethodConfig changes."""
+
+
+def run(variant: str, rate: int, params: dict, images: torch.Tensor, test, work: Path) -> dict:
+    """Train and evaluate one variant; its figures."""
+    cfg = P.train_config(params, "dplc", rate, generator="wpp")
+    cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, label=f"{variant} C={rate}"))
+    generator = Codec.load(L.generator_codec("wpp")).generator
+    trained, batches = setup(cfg, images, generator)
+    if OVERRIDES[variant]:
+        cfg = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, **OVERRIDES[variant]))
+        trained, batches = setup(cfg, images, generator)
+    if variant.startswith("cae"):
+        trained.codec.encoder.load_state_dict(Codec.load(L.codec_dir("cae", rate)).encoder.state_dict())
+        if variant.startswith("cae_frozen"):
+            for p in trained.codec.encoder.parameters():
+                p.requires_grad_(False)
+    t0 = time.perf_counter()
+    fit(cfg, trained, batches)
+    seconds = time.perf_counter() - t0
+    codec = export_codec(trained, work / f"{variant}-c{rate}" / "codec")
+    entropy.EntropyModel.fit(codec.encode(data.to_float(images[:20000])), codec.net.levels).save(work / f"{variant}-c{rate}" / "codec")
+    e = params["evaluate"]
+    m = evaluation.evaluate_codec(
+        CodecBundle.load(work / f"{variant}-c{rate}" / "codec", name="eval"), test, L.featnet_weights(),
+        pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
+    )  # fmt: skip
+    keep = {k: m.get(k) for k in ("mse", "rfid_featnet", "pv", "mse_mean_decode", "latent_mmd_sd")}
+    return keep | {"variant": variant, "rate": rate, "steps": cfg.loop.steps, "lambda_rate": trained.dual.lam,
+                   "train_s": round(seconds, 1), "seed": cfg.loop.seed}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("variants", nargs="+", choices=list(OVERRIDES))
+    ap.add_argument("--rate", type=int, default=64, help="code channels C")
+    args = ap.parse_args()
+    params = P.load()
+    torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
+    images = data.to_tensor(data.read_split(L.prepared_dir(), "train").images, int(params["data"]["image_size"]))
+    test = data.read_split(L.prepared_dir(), "test", limit=10000).images
+    for variant in args.variants:
+        row = run(variant, args.rate, params, images, test, L.RUNS / "high_rate") | {"environment": environment.describe()}
+        print(json.dumps({k: v for k, v in row.items() if k != "environment"}), flush=True)
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        with OUT.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
