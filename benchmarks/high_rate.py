@@ -35,10 +35,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, entropy, evaluation  # noqa: E402
-from dplc.bundle import CodecBundle  # noqa: E402
+from benchmarks.seeds import evaluate, save_codec  # noqa: E402
+from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
-from dplc.train import export_codec, fit, setup  # noqa: E402
+from dplc.train import fit, setup  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
@@ -72,13 +72,7 @@ def run(variant: str, rate: int, params: dict, images: torch.Tensor, test, work:
     t0 = time.perf_counter()
     fit(cfg, trained, batches)
     seconds = time.perf_counter() - t0
-    codec = export_codec(trained, work / f"{variant}-c{rate}" / "codec")
-    entropy.EntropyModel.fit(codec.encode(data.to_float(images[:20000])), codec.net.levels).save(work / f"{variant}-c{rate}" / "codec")
-    e = params["evaluate"]
-    m = evaluation.evaluate_codec(
-        CodecBundle.load(work / f"{variant}-c{rate}" / "codec", name="eval"), test, L.featnet_weights(),
-        pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
-    )  # fmt: skip
+    m = evaluate(save_codec(trained, images, work / f"{variant}-c{rate}" / "codec"), test, params)
     keep = {k: m.get(k) for k in ("mse", "rfid_featnet", "pv", "mse_mean_decode", "latent_mmd_sd")}
     return keep | {"variant": variant, "rate": rate, "steps": cfg.loop.steps, "lambda_rate": trained.dual.lam,
                    "train_s": round(seconds, 1), "seed": cfg.loop.seed}  # fmt: skip

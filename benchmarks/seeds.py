@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from dplc import data, entropy, evaluation  # noqa: E402
 from dplc.bundle import CodecBundle  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
+from dplc.method import Method  # noqa: E402
 from dplc.method_specs import BY_NAME  # noqa: E402
 from dplc.rate_methods import DPLC  # noqa: E402
 from dplc.train import export_codec, fit, setup  # noqa: E402
@@ -54,9 +55,24 @@ def train_one(params: dict, method: str, rate: int, seed: int, images: torch.Ten
     fit(cfg, trained, batches)
     if isinstance(trained, DPLC):
         trained.codec.meta["lambda_rate"] = trained.dual.lam
-    codec = export_codec(trained, out / "codec")
-    entropy.EntropyModel.fit(codec.encode(data.to_float(images[:20000])), codec.net.levels).save(out / "codec")
-    return out / "codec"
+    return save_codec(trained, images, out / "codec")
+
+
+def save_codec(trained: Method, images: torch.Tensor, codec_dir: Path) -> Path:
+    """Export a trained per-rate method's codec with an entropy model counted on the first
+    20,000 training images (as the train stage); its folder."""
+    codec = export_codec(trained, codec_dir)
+    entropy.EntropyModel.fit(codec.encode(data.to_float(images[:20000])), codec.net.levels).save(codec_dir)
+    return codec_dir
+
+
+def evaluate(codec_dir: Path, test, params: dict) -> dict:
+    """The evaluate stage's figures of the codec in ``codec_dir`` on the ``test`` images."""
+    e = params["evaluate"]
+    return evaluation.evaluate_codec(
+        CodecBundle.load(codec_dir, name="eval"), test, L.featnet_weights(),
+        pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
+    )  # fmt: skip
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -77,8 +93,6 @@ def main() -> None:
     split = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit"))
     images = data.to_tensor(split.images, int(params["data"]["image_size"]))
     test = data.read_split(L.prepared_dir(), "test", limit=args.test_images).images
-    featnet = L.featnet_weights()
-    e = params["evaluate"]
     t0 = time.perf_counter()
     result: dict = {"rates": args.rates, "seeds": args.seeds, "per_rate": {}}
     for rate in args.rates:
@@ -86,13 +100,8 @@ def main() -> None:
         for seed in args.seeds:
             for method in ("dplc", "cae"):
                 codec_dir = train_one(params, method, rate, seed, images)
-                bundle = CodecBundle.load(codec_dir, name="eval")
-                codec = bundle.codec
-                m = evaluation.evaluate_codec(
-                    bundle, test, featnet,
-                    pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
-                )  # fmt: skip
-                m["lambda_rate"] = float(codec.meta.get("lambda_rate", float("nan")))
+                m = evaluate(codec_dir, test, params)
+                m["lambda_rate"] = float(Codec.load(codec_dir).meta.get("lambda_rate", float("nan")))
                 for k in FIELDS:
                     rows[method].setdefault(k, []).append(float(m.get(k, float("nan"))))
                 print(f"C={rate} seed {seed} {method}: MSE {m['mse']:.4f} rFID {m['rfid_featnet']:.3f} "

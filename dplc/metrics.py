@@ -177,24 +177,39 @@ def inversion_floor(generator: torch.nn.Module, x: Tensor, steps: int = 300, lr:
     """G*'s inversion floor: the MSE of min_z ‖G(z) − x‖² per image, by Adam from ``restarts``
     N(0, I) starts (the best kept per image). No code through G* can do better, so a DPLC MSE
     above twice the CAE's can be traced to G* when this floor is high."""
-    generator = generator.eval()
-    for p in generator.parameters():
-        p.requires_grad_(False)
+    generator = _frozen(generator)
     gen = torch.Generator().manual_seed(seed)
     x = x.float()
     dim = int(generator.latent_dim)
     best = torch.full((x.shape[0],), float("inf"))
     for _ in range(restarts):
         z = torch.randn(x.shape[0], dim, generator=gen).requires_grad_(True)
-        opt = torch.optim.Adam([z], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            err = (generator(z) - x).pow(2).flatten(1).mean(1)
-            err.sum().backward()
-            opt.step()
+        _invert(generator, x, z, steps, lr)
         with torch.no_grad():
-            best = torch.minimum(best, (generator(z) - x).pow(2).flatten(1).mean(1))
+            best = torch.minimum(best, _error(generator, z, x))
     return float(best.mean())
+
+
+def _frozen(generator: torch.nn.Module) -> torch.nn.Module:
+    """``generator`` in eval mode with its weights out of autograd (latents are what moves)."""
+    generator = generator.eval()
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    return generator
+
+
+def _error(generator: torch.nn.Module, z: Tensor, x: Tensor) -> Tensor:
+    """Per-image MSE of G(z) against x."""
+    return (generator(z) - x).pow(2).flatten(1).mean(1)
+
+
+def _invert(generator: torch.nn.Module, x: Tensor, z: Tensor, steps: int, lr: float) -> None:
+    """``steps`` Adam steps on the latents ``z`` (in place) towards min ‖G(z_i) − x_i‖² per image."""
+    opt = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        _error(generator, z, x).sum().backward()
+        opt.step()
 
 
 def realistic_inversion_floor(
@@ -219,25 +234,19 @@ def realistic_inversion_floor(
     best, so an estimate of the true minimum from above."""
     from dplc import losses, realism
 
-    generator = generator.eval()
-    for p in generator.parameters():
-        p.requires_grad_(False)
+    generator = _frozen(generator)
     gen = torch.Generator().manual_seed(seed)
     x, n, dim = x.float(), x.shape[0], int(generator.latent_dim)
     null = realism.mmd_null(n, dim, seed=seed)
     z = torch.randn(n, dim, generator=gen).requires_grad_(True)
 
     def error() -> Tensor:
-        return (generator(z) - x).pow(2).flatten(1).mean(1)
+        return _error(generator, z, x)
 
     def measure(at: int) -> float:
         return realism.latent_mmd_sd(z.detach(), null, seed=seed + 1 + at)
 
-    opt = torch.optim.Adam([z], lr=lr[0])
-    for _ in range(steps[0]):
-        opt.zero_grad(set_to_none=True)
-        error().sum().backward()
-        opt.step()
+    _invert(generator, x, z, steps[0], lr[0])
     with torch.no_grad():
         out: dict[str, float | bool] = {"free_mse": float(error().mean()), "free_latent_mmd_sd": measure(0)}
     dual = realism.DualLambda(0.1, epsilon)
