@@ -14,7 +14,11 @@ error and PV, rFID, the test latents' MMD in null s.d.). Variants:
   decode that code at all?
 - ``unbiased``: four draws per code with same-code pairs left out of the MMD
   (``realism_independent_pairs``);
-- ``wide512``: the MMD on 512 fresh images, one draw each (``realism_images: 512``).
+- ``wide512``: the MMD on 512 fresh images, one draw each (``realism_images: 512``);
+- ``lam0_then_default``: E and B first trained without realism (as ``cae_frozen_lam0``, E
+  trained too), then trained again, from there, with the default constraint for as many steps:
+  does B keep a deterministic decode and move it onto the prior when it starts from one, or
+  does it spread its noise again?
 
 The method is built once with the default settings and, for a variant that changes them,
 built again (so such a variant starts from the random state after one build). Appends one JSON
@@ -51,6 +55,7 @@ OVERRIDES = {
     "cae_frozen_lam0": {"mmd_epsilon": 0.0, "lambda_rate": 1e-6},
     "unbiased": {"realism_independent_pairs": True},
     "wide512": {"realism_draws": 1, "realism_images": 512},
+    "lam0_then_default": {},
 }
 """Each variant's MethodConfig changes."""
 
@@ -70,6 +75,11 @@ def run(variant: str, rate: int, params: dict, images: torch.Tensor, test, work:
             for p in trained.codec.encoder.parameters():
                 p.requires_grad_(False)
     t0 = time.perf_counter()
+    if variant == "lam0_then_default":  # phase 1: no realism; phase 2 (below): the default
+        free = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, **OVERRIDES["cae_frozen_lam0"]))
+        warm, warm_batches = setup(free, images, generator)
+        fit(free, warm, warm_batches)
+        trained.codec.load_state_dict(warm.codec.state_dict())
     fit(cfg, trained, batches)
     seconds = time.perf_counter() - t0
     m = evaluate(save_codec(trained, images, work / f"{variant}-c{rate}" / "codec"), test, params)
