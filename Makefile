@@ -27,9 +27,9 @@ test: setup
 	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q --timeout 1800
 
 # Refresh requirements.lock (uv: resolves the whole tree in seconds and writes a plain
-# requirements file that pip installs; torch/torchvision pinned by scripts/lock-constraints.txt)
-lock:
-	$(VENV)/python -m pip install -q uv
+# requirements file that scripts/setup.sh installs with the uv it pins; torch/torchvision pinned by
+# scripts/lock-constraints.txt)
+lock: setup
 	$(VENV)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
 	  -c scripts/lock-constraints.txt -o requirements.lock
 

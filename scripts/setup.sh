@@ -25,8 +25,8 @@ UV_VERSION=0.13.8
 # Exactly the versions of requirements.lock (made by `make lock`: uv pip compile of pyproject.toml
 # with the test extras), then the project itself without resolving anything again. torch is the
 # ordinary registry build (CUDA, runs on the CPU at full speed; torchvision matches it). uv
-# fetches the ~6 GB in parallel: 24 s on a fresh machine against minutes for pip
-# (reports/bench/install.json); copy mode, as the cache may sit on another filesystem.
+# fetches the ~6 GB in parallel, several times faster than pip (reports/bench/install.json);
+# copy mode, as the cache may sit on another filesystem.
 UV_LINK_MODE=copy .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -r requirements.lock
 # (setuptools says, as a warning, only that the install is editable: silenced here)
 PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
