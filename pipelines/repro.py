@@ -86,6 +86,19 @@ def _wait_or_kill(head: subprocess.Popen, grace_s: float) -> None:
         head.wait()
 
 
+def ensure_auth_token(env: dict[str, str]) -> None:
+    """Give a fresh machine its Ray authentication token (``~/.ray/auth_token``).
+
+    ``ray start --head`` refuses to start under token authentication without a token, where
+    ``ray.init`` would make one; ``ray get-auth-token --generate`` makes it only if none exists
+    (so a cluster's own token is kept) and prints it, which is discarded here.
+    """
+    done = subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"ray get-auth-token --generate failed: {done.stderr[-2000:]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     env = dict(os.environ, DVC_NO_ANALYTICS="1", RAY_USAGE_STATS_ENABLED="0")
@@ -93,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if env.get("RAY_ADDRESS"):
         return subprocess.run(dvc, env=env).returncode
     env.setdefault("RAY_AUTH_MODE", "token")
+    if env["RAY_AUTH_MODE"] == "token":
+        ensure_auth_token(env)
     t0 = time.perf_counter()
     head, address = start_head(env)
     print(f"Ray runtime for this repro at {address} ({time.perf_counter() - t0:.1f} s to start)",
