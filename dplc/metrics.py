@@ -81,6 +81,23 @@ def _real_cache(real: Tensor, *weights: str | Path | None) -> dict:
     return {"cache": True, "cache_root": str(_CACHE_DIR), "input1_cache_name": f"real-{h.hexdigest()[:24]}"}
 
 
+KID_SUBSETS = 100
+"""KID's subsets (torch-fidelity's default): the mean of the unbiased MMD² over that many random
+subsets of ``kid_subset_size`` images from each set (Bińkowski et al. 2018, "Demystifying MMD
+GANs", §4)."""
+
+
+def kid_subsets(n_real: int, n_fake: int, subset: int) -> int:
+    """How many KID subsets to draw: :data:`KID_SUBSETS`, or 1 when each subset is the whole of
+    both sets (``subset`` equals both sizes), where every draw is the same two sets in another
+    order and the MMD², invariant to order, comes out the same each time.
+
+    >>> kid_subsets(10_000, 10_000, 1000), kid_subsets(500, 500, 500), kid_subsets(500, 800, 500)
+    (100, 1, 100)
+    """
+    return 1 if n_real == n_fake == subset else KID_SUBSETS
+
+
 def fid_kid(
     real: Tensor,
     fake: Tensor,
@@ -102,10 +119,11 @@ def fid_kid(
 
     out: dict[str, float] = {}
     n = min(real.shape[0], fake.shape[0])
+    subset = min(kid_subset_size, n)
     common = dict(
         input1=_Uint8Set(real), input2=_Uint8Set(fake), cuda=False, fid=True, kid=True,
-        kid_subset_size=min(kid_subset_size, n), batch_size=batch_size, verbose=False,
-        save_cpu_ram=True,
+        kid_subset_size=subset, kid_subsets=kid_subsets(real.shape[0], fake.shape[0], subset),
+        batch_size=batch_size, verbose=False, save_cpu_ram=True,
     )  # fmt: skip
     if featnet_path is not None:
         featnet.register()

@@ -129,8 +129,8 @@ def test_bootstrap_fid_is_torch_fidelitys_and_its_spread_shrinks_with_the_sample
     real, fake = fid_noise.featnet_features(images, path), fid_noise.featnet_features(noisy, path)
     assert fid_noise.fid(real, fake) == pytest.approx(full, rel=1e-4)  # channels-last rounding aside
     n = images.shape[0]
-    small = fid_noise.fid_sd(real[: n // 4], fake[: n // 4], draws=40)
-    large = fid_noise.fid_sd(real, fake, draws=40)
+    small = fid_noise.fid_sd(real[: n // 4], fake[: n // 4], draws=20)
+    large = fid_noise.fid_sd(real, fake, draws=20)
     assert large < small
 
 
@@ -173,3 +173,19 @@ def test_realistic_inversion_floor_pays_the_transport_from_the_data_to_the_prior
         assert 0.4 * exact < r["mse"] < 1.15 * exact
     else:
         assert r["mse"] < 0.01 * energy
+
+
+def test_kid_of_whole_sets_is_one_subset_and_a_strict_subset_still_draws_many():
+    """When each KID subset is the whole of both sets, every draw is the same two sets in
+    another order: one subset gives the mean of many (fid_kid then draws one)."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(64, 16, generator=g).double(), (torch.randn(64, 16, generator=g) + 0.3).double()
+    key_mean, key_sd = "kernel_inception_distance_mean", "kernel_inception_distance_std"
+    one = kid_features_to_metric(a, b, kid_subsets=1, kid_subset_size=64, verbose=False)
+    many = kid_features_to_metric(a, b, kid_subsets=20, kid_subset_size=64, verbose=False)
+    assert one[key_mean] == pytest.approx(many[key_mean], rel=1e-9) and many[key_sd] <= 1e-9 * abs(many[key_mean])
+    part = kid_features_to_metric(a, b, kid_subsets=20, kid_subset_size=32, verbose=False)
+    assert part[key_sd] > 1e-3 * abs(part[key_mean])  # strict subsets differ: there, many draws
+    assert metrics.kid_subsets(64, 64, 64) == 1 and metrics.kid_subsets(64, 64, 32) == metrics.KID_SUBSETS
