@@ -35,8 +35,8 @@ def test_small_run_codes_and_keeps_the_distribution():
 
 def test_two_worker_processes_give_the_same_results():
     """Each codec is trained from its own seeds: spreading them over processes changes nothing."""
-    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=60, generator_steps=60, hidden=16,
-              batch_size=64, test_size=2_000, threads=1)  # fmt: skip
+    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=30, generator_steps=30, hidden=16,
+              batch_size=64, test_size=1_000, threads=1)  # fmt: skip
     one = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
     two = S.run(G.GaussianConfig(**kw, workers=2), log=lambda *_: None)
     for key in ("mse_cae", "mse_dplc", "w2_dplc", "var_dplc"):

@@ -32,19 +32,19 @@ def test_rgb64_smoke_profile_runs_the_whole_dag(tmp_path):
     assert not (repo / "reports").exists()
     metrics = json.loads((reports / "metrics.json").read_text())
     for name in ("dplc_wpp", "gc", "cae"):
-        for rate in (0, 2):
+        for rate in (2,):  # the profile's one rate (rate 0, channel-blind, is the quick test's)
             assert metrics[f"{name}.c{rate}.mse"] > 0 and metrics[f"{name}.c{rate}.rfid"] >= 0
     for name in ("mse", "psnr", "rfid", "pv"):
         assert (reports / "plots" / f"{name}.png").stat().st_size > 1000
     assert (reports / "decodes.png").stat().st_size > 10_000
     results = json.loads((reports / "compressai" / "dplc_wpp.json").read_text())
     assert results["results"]["bpp"]
-    # 3. registered models: one version per rate, named for the dataset
+    # 3. registered models: one version per rate (one rate here), named for the dataset
     import mlflow
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     for name in ("celeba-dplc_wpp", "celeba-gc", "celeba-cae"):
-        assert len(client.search_model_versions(f"name='{name}'")) == 2, name
+        assert len(client.search_model_versions(f"name='{name}'")) == 1, name
         assert client.get_model_version_by_alias(name, "c2").tags["bits_per_image"] == "32"
     # 4. RGB PNGs round trip through the CLI with the registered model, in two processes
     from PIL import Image
