@@ -86,7 +86,7 @@ def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]
             mono[name] = all(b <= a * 1.02 for a, b in zip(m, m[1:], strict=False))
     out["ii_mse_falls_with_rate"] = {"held": bool(mono) and all(mono.values()), "per_codec": mono}
     rfid, sfid = _series(results, dplc, "rfid_featnet"), _series(results, dplc, "sfid_featnet")
-    if rfid and sfid:
+    if rfid and sfid and finite(sfid[0]):  # a ladder without rate 0 has no sFID to judge by
         out["iii_rfid_at_most_sfid"] = _finding_iii(
             rfid, sfid[0], _series(results, dplc, "rfid_featnet_sd"), _series(results, dplc, "sfid_featnet_sd")
         )

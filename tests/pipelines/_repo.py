@@ -3,8 +3,10 @@ environment its commands run with."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +38,18 @@ def env(repo: Path) -> dict:
 
 
 def run(cmd: list[str], repo: Path, timeout: int = 900) -> str:
-    """Run ``cmd`` in ``repo``; its output, or a failed assertion with the output's tail."""
-    out = subprocess.run(cmd, cwd=repo, env=env(repo), capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
-    return out.stdout + out.stderr
+    """Run ``cmd`` in ``repo``; its output, or a failed assertion with the output's tail.
+
+    The command runs in a session of its own, and all of it is ended if it outlives
+    ``timeout``: a ``pipelines.repro`` killed alone would leave its Ray head running."""
+    proc = subprocess.Popen(cmd, cwd=repo, env=env(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind, on success or not
+        if proc.poll() is None:
+            proc.wait()
+    assert proc.returncode == 0, f"{cmd} failed:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    return stdout + stderr

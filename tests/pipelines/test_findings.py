@@ -76,3 +76,12 @@ def test_the_shared_codec_is_aligned_with_the_ladder_and_missing_rates_are_none(
     assert h["mse_dplc_shared"][0] is None and len(h["mse_dplc_shared"]) == len(channels)
     assert h["mse_ratio_shared_dplc"][1:] == [0.5] * (len(channels) - 1)
     assert h["mse_ratio_shared_dplc"][0] is None
+
+
+def test_a_ladder_without_rate_0_judges_no_finding_iii():
+    """Without rate 0 there is no sFID (G*'s samples are DPLC at C = 0): (iii) is not judged,
+    rather than failed on a NaN."""
+    results = report.build_results(RATE_FILES, CLASSICAL)
+    results["dplc_wpp"]["results"]["sfid_featnet"] = [float("nan")] * len(results["dplc_wpp"]["results"]["rfid_featnet"])
+    assert "iii_rfid_at_most_sfid" not in findings.findings(results)
+    assert "iii_rfid_at_most_sfid" in findings.findings(report.build_results(RATE_FILES, CLASSICAL))
