@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import ray
@@ -17,7 +14,7 @@ from _worker_hooks import FailOnce, Trace
 from conftest import ray_params
 
 from dplc.config import LoopConfig, TrainConfig, from_dict, to_dict
-from pipelines import ray_jobs
+from pipelines import ray_jobs, repro
 
 pytestmark = pytest.mark.slow
 
@@ -58,32 +55,20 @@ def test_two_workers_survive_an_injected_failure_and_resume(local_ray, tiny_prep
     assert attempts[0]["resumed_from"] == 0 and attempts[1]["resumed_from"] == 4  # ...from step 4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_cli(*args: str, env: dict) -> None:
-    exe = Path(sys.executable).with_name("ray")
-    subprocess.run([str(exe), *args], check=True, env=env, capture_output=True, timeout=120)
-
-
 def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp_path):
+    """Two Ray nodes on 127.0.0.1, each in a process group of its own, ended by killing those
+    groups: never ``ray stop``, which would end every Ray runtime on the machine (a repro's too)."""
     ray.shutdown()
-    port = _free_port()
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    common = ["--num-cpus", "1", "--disable-usage-stats"]
-    _ray_cli("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
-             "--resources", '{"head": 1}', *common, env=env)  # fmt: skip
+    head, address = repro.start_head(env, num_cpus=1, extra=("--resources", '{"head": 1}'))
+    second = None
     try:
-        _ray_cli("start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
-                 "--resources", '{"second": 1}', *common, env=env)  # fmt: skip
+        second = repro.join_node(address, env, nodes=2, extra=("--resources", '{"second": 1}'))
         trace = tmp_path / "trace"
         trace.mkdir()
         cfg = _cfg(steps=4)
         result = ray_jobs.run_training(
-            cfg, ray_params(workers=2, threads=1, address=f"127.0.0.1:{port}"), "two-node", None,
+            cfg, ray_params(workers=2, threads=1, address=address), "two-node", None,
             storage=tmp_path / "ray", data_dir=tiny_prepared, worker_callbacks=[Trace(str(trace))],
         )  # fmt: skip
         assert result.error is None
@@ -93,13 +78,17 @@ def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp
         ]  # one attempt
         assert sorted(p["rank"] for p in placed) == [0, 1]
         assert len({p["node"] for p in placed}) == 2, placed
+        ray.shutdown()
+        repro.stop_head(second)  # ends that node's group only: the head still answers, alone
+        second = None
+        probe = subprocess.run([str(repro.BIN / "ray"), "status", f"--address={address}"],
+                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert probe.returncode == 0 and repro._live_nodes(probe.stdout) == 1, probe.stdout
     finally:
         ray.shutdown()
-        subprocess.run(
-            [str(Path(sys.executable).with_name("ray")), "stop", "--force"],
-            capture_output=True,
-            env=env,
-        )
+        if second is not None:
+            repro.stop_head(second)
+        repro.stop_head(head)
 
 
 def test_job_name_changes_with_anything_the_result_depends_on(tiny_prepared, tmp_path):
