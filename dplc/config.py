@@ -141,9 +141,10 @@ class MethodConfig:
     critic_batch_size: int = 64
     mmd_scales: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
     ema_decay: float = 0.0
-    adv_target: str = "mixture"
-    """wpp's generator adversarial term: ``mixture`` (−f(G(z̃)) on the critic's own mixture z̃)
-    or ``encoded`` (−f(G(sg E(x))), the term as the paper writes it)."""
+    adv_target: str = "encoded"
+    """wpp's generator adversarial term: ``encoded`` (−f(G(sg E(x))), the term as the paper
+    writes it; the default, docs/method.md) or ``mixture`` (−f(G(z̃)) on the critic's own
+    mixture z̃)."""
     mmd_epsilon: float = 1.0
     """dplc's realism constraint: held-out latent MMD ≤ ``mmd_epsilon`` null standard deviations,
     enforced by dual ascent on λ_rate (``lambda_rate`` is its start); 0 keeps λ_rate fixed."""

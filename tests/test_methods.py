@@ -231,7 +231,7 @@ def test_wpp_adversarial_target_is_selectable():
     z = torch.randn(4, 16)
     enc = build_method(tiny_net(), tiny_method("wpp", adv_target="encoded"), 1)
     assert torch.equal(enc._adversarial_latent(z), z)
-    assert tiny_method("wpp").adv_target == "mixture"  # the default until a full repro with encoded lands
+    assert tiny_method("wpp").adv_target == "encoded"  # the paper's term is the default
     mix = build_method(tiny_net(), tiny_method("wpp", adv_target="mixture"), 1)
     assert not torch.equal(mix._adversarial_latent(z), z)
     from dplc.config import ConfigError
