@@ -172,6 +172,9 @@ class MethodConfig:
     MMD path, so E learns from distortion alone) or ``all`` (E through the quantizer too)."""
     shared_form: str = "encoder"
     """``dplc_shared``'s use of the shared noise, one of :data:`SHARED_FORMS`."""
+    bn_batches: int = 200
+    """Training batches over which dplc re-estimates E's and B's BatchNorm statistics after its
+    last step (:func:`dplc.precise_bn.recalibrate`; docs/realism.md)."""
 
     def __post_init__(self) -> None:
         if self.adv_target not in ADV_TARGETS:
@@ -186,6 +189,8 @@ class MethodConfig:
             raise ConfigError("mmd_epsilon and dual_step must be >= 0 and dual_every >= 1")
         if self.realism_draws < 1:
             raise ConfigError(f"realism_draws must be >= 1, got {self.realism_draws}")
+        if self.bn_batches < 1:
+            raise ConfigError(f"bn_batches must be >= 1, got {self.bn_batches}")
         if self.realism_images < 0 or self.realism_images == 1:
             raise ConfigError(f"realism_images must be 0 (off) or >= 2, got {self.realism_images}")
         if self.realism_images and (self.realism_draws != 1 or self.realism_independent_pairs):

@@ -15,6 +15,7 @@ from dplc.config import MethodConfig, NetConfig
 from dplc.data import to_float
 from dplc.method import Batch, Method, as_float, multistep_schedule, set_requires_grad
 from dplc.nets import Critic
+from dplc.precise_bn import recalibrate
 
 
 class _RateMethod(Method):
@@ -157,27 +158,19 @@ class DPLC(_RateMethod):
             out["lambda_rate"] = self.dual.update(out["holdout_mmd_sd"])
         return out
 
-    @torch.no_grad()
-    def recalibrate_batchnorm(self, batch: Batch, batches: int = 20) -> None:
+    def recalibrate_batchnorm(self, batch: Batch) -> None:
         """Replace E's and B's BatchNorm running statistics by their plain average over
-        ``batches`` fresh training batches under the final weights (as SWA's ``update_bn``,
-        Izmailov et al. 2018). During training the running averages trail weights that move,
-        and the codec decodes with them (the effect on the test latents' MMD:
-        reports/design_measurements.md)."""
-        norms = [m for m in (*self.codec.encoder.modules(), *self.codec.bmap.modules())
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm)]  # fmt: skip
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
-        self.codec.train()
-        self.codec.generator.eval()
-        for _ in range(batches):
+        ``cfg.bn_batches`` fresh training batches under the final weights, G* left alone
+        (precise BN, :func:`dplc.precise_bn.recalibrate`). During training the running averages
+        trail weights that move, and the codec decodes with them (docs/realism.md)."""
+
+        def forward() -> None:
             x = batch(self.cfg.batch_size)
             noise = self.codec.draw_noise(x.shape[0], device=x.device)
             self.codec.latent(self.codec.code(x, noise), noise)
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
+
+        recalibrate(self.codec, forward, self.cfg.bn_batches, skip=("generator",))
+        self.train()  # back to training mode, G* in eval (as before the call)
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"dual": self.dual.state_dict(), "steps_done": self.steps_done}
