@@ -259,6 +259,32 @@ def test_dplc_recalibrates_batchnorm_after_its_last_step():
     assert gap > 2e-2
 
 
+def test_dplc_recalibration_averages_cfg_bn_batches_batches_and_leaves_g_star_alone():
+    """The last step draws ``bn_batches`` extra batches for E's and B's statistics, G*'s stay as
+    trained and in eval mode; a count below 1 is refused."""
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    frozen = {k: v.clone() for k, v in g_star.state_dict().items()}
+    calls = []
+
+    def batch(n):
+        calls.append(n)
+        return x[:n]
+
+    m = build_method(tiny_net(code_channels=2), tiny_method("dplc", bn_batches=7), 2, generator=g_star)
+    _run(m, 2, batch)
+    steps_only = len(calls)
+    calls.clear()
+    m.recalibrate_batchnorm(batch)
+    assert len(calls) == 7
+    assert steps_only >= 2 + 7  # the last of the 2 steps drew the 7 as well
+    assert not m.codec.generator.training and m.codec.encoder.training
+    for k, v in m.codec.generator.state_dict().items():
+        assert torch.equal(v, frozen[k]), k
+    with pytest.raises(ConfigError, match="bn_batches"):
+        tiny_method("dplc", bn_batches=0)
+
+
 def test_the_method_vocabulary_describes_the_classes_it_names():
     """Every name of dplc.method_specs has its class and no other; a spec's kind (critic,
     generative, noisy decoder, frozen G*) is what the built method actually is."""
