@@ -18,7 +18,9 @@ from DVC's "Running stage" lines, and writes ``default_repro_seconds``,
 ``default_stage_seconds`` and ``per_job_overhead_seconds`` (each training stage's wall time
 minus its training steps, from the ``timing`` of its train.json; the log goes to
 reports/bench/default_repro.log). Every run records ``cpu_model`` and the package versions
-(``environment``) beside its figures.
+(``environment``: the newest run's machine) and, in ``measured_on``, for each key it wrote, the
+machine, versions, date and (where that run measured it) the sgemm peak of the run that wrote
+it: the file keeps figures from several runs, often on different machines.
 """
 
 from __future__ import annotations
@@ -203,6 +205,25 @@ def training_budget(params: dict, step_gflop: dict[str, float], slow_gflops: flo
             "tflop_by_job": {k: round(v / 1e3, 2) for k, v in jobs.items()}}  # fmt: skip
 
 
+def _stamp(out: dict, before: dict, env: dict) -> None:
+    """Record ``env`` (and the date) in ``out["measured_on"]`` for every key this run wrote or
+    changed, so each figure names the machine it was measured on."""
+    stamp = {"cpu_model": env["cpu_model"], "versions": env["versions"],
+             "date": time.strftime("%Y-%m-%d"), "fp32_matmul_peak_gflops": out.get("fp32_matmul_peak_gflops")}  # fmt: skip
+    measured = out.setdefault("measured_on", {})
+    for key, value in out.items():
+        if key in ("cpu_model", "environment", "measured_on"):
+            continue
+        if key not in before or before[key] != value:
+            measured[key] = stamp
+
+
+def _write(out: dict, before: dict, env: dict) -> None:
+    _stamp(out, before, env)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
@@ -216,6 +237,7 @@ def main() -> None:
                     help="Ray Train's fixed cost per job, and the itemised overheads under runs/")  # fmt: skip
     args = ap.parse_args()
     out = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    before = json.loads(json.dumps(out))
     env = environment.describe()
     out |= {"cpu_model": env["cpu_model"], "environment": env}
     if args.peak:
@@ -223,24 +245,23 @@ def main() -> None:
 
         torch.set_num_threads(2)
         out |= flops.peak_fractions(P.load())
-        OUT.write_text(json.dumps(out, indent=2))
+        _write(out, before, env)
         print(f"wrote {OUT}")
         return
     if args.budget:
         gflop = {m: v["gflop"] for m, v in out["train_step"].items()}
         out["training_budget"] = training_budget(P.load(), gflop)
-        OUT.write_text(json.dumps(out, indent=2))
+        _write(out, before, env)
         print(json.dumps(out["training_budget"], indent=1))
         return
     if args.floor:
         out["ray_train_floor_seconds"] = ray_train_floor()
         out["per_job_overhead_parts_median"] = overhead_parts(L.RUNS)
-        OUT.write_text(json.dumps(out, indent=2))
+        _write(out, before, env)
         print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "per_job_overhead_parts_median")}))
         return
     if args.default_repro:
         total, stages = time_repro(ROOT, ROOT / "reports" / "bench" / "default_repro.log")
-        out = json.loads(OUT.read_text()) if OUT.is_file() else {}
         out["default_repro_seconds"] = total
         out["default_stage_seconds"] = stages
         jobs = job_overheads(L.RUNS)
@@ -253,7 +274,7 @@ def main() -> None:
             out["default_repro_seconds_at_105_gflops"] = round(
                 total * out["fp32_matmul_peak_gflops"] / 105.0, 1
             )
-        OUT.write_text(json.dumps(out, indent=2))
+        _write(out, before, env)
         print(f"dvc repro (default): {total} s; wrote {OUT}")
         return
     params = P.load()
@@ -342,8 +363,7 @@ def main() -> None:
         print(f"dvc repro (quick): {out['quick_repro_seconds']} s")
         shutil.rmtree(tmp, ignore_errors=True)
     out.setdefault("default_repro_seconds", None)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=2))
+    _write(out, before, env)
     print(f"wrote {OUT}")
 
 
