@@ -205,21 +205,22 @@ def training_budget(params: dict, step_gflop: dict[str, float], slow_gflops: flo
             "tflop_by_job": {k: round(v / 1e3, 2) for k, v in jobs.items()}}  # fmt: skip
 
 
-def _stamp(out: dict, before: dict, env: dict) -> None:
-    """Record ``env`` (and the date) in ``out["measured_on"]`` for every key this run wrote or
-    changed, so each figure names the machine it was measured on."""
+def _stamp(out: dict, before: dict, env: dict, wrote: tuple[str, ...] = ()) -> None:
+    """Record ``env`` (and the date) in ``out["measured_on"]`` for every key this run changed
+    or names in ``wrote``, so each figure names the machine it was measured on; the sgemm peak
+    goes with it only when this run measured one."""
+    changed = [k for k, v in out.items() if k not in before or before[k] != v or k in wrote]
+    peak = out.get("fp32_matmul_peak_gflops") if "fp32_matmul_peak_gflops" in changed else None
     stamp = {"cpu_model": env["cpu_model"], "versions": env["versions"],
-             "date": time.strftime("%Y-%m-%d"), "fp32_matmul_peak_gflops": out.get("fp32_matmul_peak_gflops")}  # fmt: skip
+             "date": time.strftime("%Y-%m-%d"), "fp32_matmul_peak_gflops": peak}  # fmt: skip
     measured = out.setdefault("measured_on", {})
-    for key, value in out.items():
-        if key in ("cpu_model", "environment", "measured_on"):
-            continue
-        if key not in before or before[key] != value:
+    for key in changed:
+        if key not in ("cpu_model", "environment", "measured_on"):
             measured[key] = stamp
 
 
-def _write(out: dict, before: dict, env: dict) -> None:
-    _stamp(out, before, env)
+def _write(out: dict, before: dict, env: dict, wrote: tuple[str, ...] = ()) -> None:
+    _stamp(out, before, env, wrote)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=2))
 
@@ -245,7 +246,7 @@ def main() -> None:
 
         torch.set_num_threads(2)
         out |= flops.peak_fractions(P.load())
-        _write(out, before, env)
+        _write(out, before, env, wrote=("fp32_matmul_peak_gflops",))
         print(f"wrote {OUT}")
         return
     if args.budget:
@@ -363,7 +364,7 @@ def main() -> None:
         print(f"dvc repro (quick): {out['quick_repro_seconds']} s")
         shutil.rmtree(tmp, ignore_errors=True)
     out.setdefault("default_repro_seconds", None)
-    _write(out, before, env)
+    _write(out, before, env, wrote=("method", "code_channels", "steps"))
     print(f"wrote {OUT}")
 
 
