@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 import ray
@@ -55,6 +56,20 @@ def test_two_workers_survive_an_injected_failure_and_resume(local_ray, tiny_prep
     assert attempts[0]["resumed_from"] == 0 and attempts[1]["resumed_from"] == 4  # ...from step 4
 
 
+def _status_until(address: str, env: dict[str, str], live: int,
+                  timeout_s: float) -> subprocess.CompletedProcess:  # fmt: skip
+    """``ray status`` polled until it reports ``live`` live nodes or the time runs out (the GCS
+    marks a killed node dead only after its health checks fail, seconds later); the last probe."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        probe = subprocess.run([str(repro.BIN / "ray"), "status", f"--address={address}"],
+                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = probe.returncode == 0 and repro._live_nodes(probe.stdout) == live
+        if done or time.monotonic() > deadline:
+            return probe
+        time.sleep(1.0)
+
+
 def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp_path):
     """Two Ray nodes on 127.0.0.1, each in a process group of its own, ended by killing those
     groups: never ``ray stop``, which would end every Ray runtime on the machine (a repro's too)."""
@@ -81,8 +96,7 @@ def test_two_node_loopback_cluster_places_one_worker_per_node(tiny_prepared, tmp
         ray.shutdown()
         repro.stop_head(second)  # ends that node's group only: the head still answers, alone
         second = None
-        probe = subprocess.run([str(repro.BIN / "ray"), "status", f"--address={address}"],
-                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        probe = _status_until(address, env, live=1, timeout_s=90.0)
         assert probe.returncode == 0 and repro._live_nodes(probe.stdout) == 1, probe.stdout
     finally:
         ray.shutdown()
