@@ -1,0 +1,110 @@
+"""Why the Gaussian stage's CAE sits above D_K at 2–8 bits: steps, width, or the encoder.
+
+    python benchmarks/gaussian_cae.py [--rates 2,4,8] [--steps 2500,10000,40000] [--hidden 128,512]
+
+Trains the stage's CAE (params.yaml's ``gaussian`` section; only ``steps`` and ``hidden``
+varied, same seeds as the stage) at each rate and reports, on 100,000 fresh source vectors,
+MSE/D_K for three encoders of the same trained decoder D:
+
+- ``learned``: the CAE as trained, x → Q(E(x)) (what the stage reports);
+- ``nearest``: x → the code b in {0, …, L−1}^C whose decode D(b) is nearest to x, by search over
+  all L^C codes (the Lloyd nearest-neighbour condition: the best encoder for this D);
+- ``lloyd``: ``nearest`` followed by re-centring each codeword on its cell's mean over 100,000
+  training vectors, iterated (Lloyd's algorithm started from D's codebook).
+
+If ``nearest`` reaches D_K where ``learned`` does not, the gap is the learned encoder (its cells
+are preimages of the quantizer's cells under an MLP trained through a straight-through
+gradient), not the decoder's codebook; if it does not, the codebook is. Appends one JSON line per
+(rate, steps, hidden) to ``reports/bench/gaussian_cae.jsonl`` with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import dplc.gaussian as G  # noqa: E402
+from dplc.gaussian_bounds import lloyd_distortion  # noqa: E402
+
+OUT = ROOT / "reports" / "bench" / "gaussian_cae.jsonl"
+
+
+def codebook(cae: G.GaussianCodec, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every code the quantizer can emit (L^C rows of quantized values) and D's decode of each."""
+    values = cae.quantizer.centers
+    assert values.numel() == levels, (values, levels)
+    codes = torch.tensor(list(itertools.product(values.tolist(), repeat=cae.c)), dtype=torch.float32)
+    with torch.no_grad():
+        return codes, cae.decoder(codes)
+
+
+def mse_nearest(x: torch.Tensor, centres: torch.Tensor) -> float:
+    """Per-dimension MSE of x against its nearest centre."""
+    return float((x - centres[torch.cdist(x, centres).argmin(1)]).pow(2).mean())
+
+
+def lloyd_from(centres: torch.Tensor, train: torch.Tensor, iters: int = 80) -> torch.Tensor:
+    """Lloyd's iterations (k-means) started from ``centres``."""
+    c = centres.clone()
+    for _ in range(iters):
+        assign = torch.cdist(train, c).argmin(1)
+        sums = torch.zeros_like(c).index_add_(0, assign, train)
+        counts = torch.bincount(assign, minlength=c.shape[0]).unsqueeze(1)
+        c = torch.where(counts > 0, sums / counts.clamp_min(1), c)
+    return c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="2,4,8", help="code scalars C, comma-separated")
+    ap.add_argument("--steps", default="2500,10000,40000")
+    ap.add_argument("--hidden", default="128")
+    args = ap.parse_args()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["gaussian"]
+    base = G.GaussianConfig.from_dict({k: v for k, v in params.items() if k in G.GaussianConfig.__dataclass_fields__})
+    torch.set_num_threads(base.threads)
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    test = G.Source(base.variances, base.seed + 10_000).sample(base.test_size)
+    train = G.Source(base.variances, base.seed + 20_000).sample(base.test_size)
+    for c in (int(r) for r in args.rates.split(",")):
+        dk = lloyd_distortion(base.variances, base.bits(c), seed=base.seed + 5)
+        for steps, hidden in itertools.product(
+            (int(s) for s in args.steps.split(",")), (int(h) for h in args.hidden.split(","))
+        ):
+            cfg = dataclasses.replace(base, steps=steps, hidden=hidden)
+            torch.manual_seed(cfg.seed + 100 + 2 * c)  # the stage's seeds (dplc.gaussian_study)
+            t0 = time.time()
+            cae, _ = G.train_codec(cfg, c, G.Source(cfg.variances, cfg.seed + 1000 + 2 * c))
+            seconds = time.time() - t0
+            learned = G.evaluate(cae, test, cfg.variances, 3)["mse"]
+            _, decodes = codebook(cae, cfg.levels)
+            nearest = mse_nearest(test, decodes)
+            lloyd = mse_nearest(test, lloyd_from(decodes, train))
+            used = int(torch.unique(cae.encode(test).detach(), dim=0).shape[0])
+            row = {
+                "bits": cfg.bits(c), "code_scalars": c, "steps": steps, "hidden": hidden, "d_k": dk,
+                "learned_over_dk": learned / dk, "nearest_over_dk": nearest / dk,
+                "lloyd_over_dk": lloyd / dk, "codes_used": used, "codes": cfg.levels**c,
+                "train_seconds": round(seconds, 1), "cpu_model": cpu, "torch": torch.__version__,
+                "date": time.strftime("%Y-%m-%d"),
+            }
+            print(json.dumps(row), flush=True)
+            with OUT.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
