@@ -10,7 +10,8 @@ Variants: ``draws4`` (4 draws per code, same-code pairs kept), ``unbiased`` (4 d
 left out), ``draws1`` (the batch's codes, one draw each), ``cae_warm``/``cae_frozen`` (E from
 the CAE of the same rate), ``holdout8000`` (``draws1`` with the realism constraint measured on
 8,000 held-out vectors instead of the stage's 2,000: the null s.d. of the MMD falls as 1/n,
-so a fixed departure from N(0, I) scores four times as many null s.d.). Appends a JSON line per (rate, variant) to
+so a fixed departure from N(0, I) scores four times as many null s.d.), ``batch2048``
+(``draws1`` with the realism term over 2,048 source vectors a step instead of the batch's 512). Appends a JSON line per (rate, variant) to
 ``reports/bench/gaussian_realism.jsonl``.
 """
 
@@ -39,6 +40,7 @@ VARIANTS = {
     "unbiased": {"realism_draws": 4, "realism_independent_pairs": True},
     "draws1": {"realism_draws": 1, "realism_independent_pairs": False},
     "holdout8000": {"realism_draws": 1, "realism_independent_pairs": False, "realism_holdout": 8000},
+    "batch2048": {"realism_draws": 1, "realism_independent_pairs": False, "realism_batch": 2048},
     "cae_warm": {},
     "cae_frozen": {},
 }

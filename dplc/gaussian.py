@@ -78,6 +78,9 @@ class GaussianConfig:
     realism_draws: int = 4
     """Noise draws per code in the MMD term (over batch/draws codes, so the MMD's cost is that
     of one draw over the batch)."""
+    realism_batch: int = 0
+    """Source vectors in DPLC's realism term each step (0: the step's own batch). More give the
+    MMD's gradient less noise; the distortion term keeps ``batch_size``."""
     realism_independent_pairs: bool = False
     """Leave same-code pairs out of the MMD's x–x term (as :class:`dplc.config.MethodConfig`)."""
     realism_grad: str = "decoder"
@@ -111,6 +114,8 @@ class GaussianConfig:
             raise ValueError(f"realism_grad must be 'decoder' or 'all', got {self.realism_grad!r}")
         if self.realism_draws < 1 or self.dual_every < 1 or self.realism_holdout < 2:
             raise ValueError("realism_draws and dual_every must be >= 1, realism_holdout >= 2")
+        if self.realism_batch != 0 and self.realism_batch < 2:
+            raise ValueError(f"realism_batch must be 0 (the step's batch) or >= 2, got {self.realism_batch}")
 
     @property
     def dim(self) -> int:
@@ -305,6 +310,7 @@ def train_codec(
         holdout = source.sample(cfg.realism_holdout)
         null = mmd_null(cfg.realism_holdout, cfg.dim, seed=cfg.seed)
     warmup = cfg.rate_warmup * cfg.steps
+    realism_source = Source(cfg.variances, cfg.seed + 5_000 + c) if cfg.realism_batch else None
     for step in range(cfg.steps):
         x = source.sample(cfg.batch_size)
         if dplc:  # the noise is drawn fresh every step; a shared codec's encoder sees it too
@@ -316,7 +322,12 @@ def train_codec(
             x_hat = codec.decoder(v) if codec.decoder is not None else codec.mean.expand(x.shape[0], -1)
         loss = (x_hat - x).pow(2).mean()
         if dplc:
-            z = _realism_latents(codec, v, s, cfg, prior)
+            if realism_source is not None:  # the term on vectors of its own, more than the batch
+                x_r = realism_source.sample(cfg.realism_batch)
+                s_r = codec.draw(x_r.shape[0], prior)
+                z = _realism_latents(codec, codec.encode(x_r, s_r), s_r, cfg, prior)
+            else:
+                z = _realism_latents(codec, v, s, cfg, prior)
             ramp = min(1.0, step / max(1.0, warmup))
             z_prior = torch.randn(z.shape, generator=prior)
             groups = cfg.realism_draws if cfg.realism_independent_pairs else 1

@@ -109,3 +109,27 @@ def test_decoding_a_shared_codec_with_the_wrong_noise_raises_the_mse():
     m = G.evaluate(codec, x, cfg.variances, seed=5)
     assert m["mse"] < 0.6  # it codes (the variance is 1)
     assert m["mse_wrong_noise"] > 1.15 * m["mse"]
+
+
+@pytest.mark.parametrize("shared", [None, "dither"])
+def test_realism_batch_gives_the_mmd_term_vectors_of_its_own(monkeypatch, shared):
+    """``realism_batch`` > 0: the realism term sees that many latents every step (not the
+    distortion batch's), for the private and the shared codec alike; 1 is refused."""
+    with pytest.raises(ValueError, match="realism_batch"):
+        G.GaussianConfig(realism_batch=1)
+    seen = []
+    real = G._realism_latents
+
+    def spy(codec, v, s, cfg, gen):
+        z = real(codec, v, s, cfg, gen)
+        seen.append(z.shape[0])
+        return z
+
+    monkeypatch.setattr(G, "_realism_latents", spy)
+    kw = dict(variances=(1.0, 0.25), rates=(2,), steps=6, hidden=8, batch_size=32, realism_holdout=50,
+              dual_every=2, realism_draws=1)  # fmt: skip
+    _trained(G.GaussianConfig(**kw), 2, shared)
+    assert seen == [32] * 6
+    seen.clear()
+    codec, info = _trained(G.GaussianConfig(**kw, realism_batch=96), 2, shared)
+    assert seen == [96] * 6 and info["lambda_rate"] > 0
