@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import itertools
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dplc.gaussian as G  # noqa: E402
-from dplc.gaussian_bounds import lloyd_distortion  # noqa: E402
+from dplc.gaussian_bounds import lloyd, lloyd_distortion, nearest_mse  # noqa: E402
+from pipelines.environment import cpu_model  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "gaussian_cae.jsonl"
 
@@ -50,22 +50,6 @@ def codebook(cae: G.GaussianCodec, levels: int) -> tuple[torch.Tensor, torch.Ten
         return codes, cae.decoder(codes)
 
 
-def mse_nearest(x: torch.Tensor, centres: torch.Tensor) -> float:
-    """Per-dimension MSE of x against its nearest centre."""
-    return float((x - centres[torch.cdist(x, centres).argmin(1)]).pow(2).mean())
-
-
-def lloyd_from(centres: torch.Tensor, train: torch.Tensor, iters: int = 80) -> torch.Tensor:
-    """Lloyd's iterations (k-means) started from ``centres``."""
-    c = centres.clone()
-    for _ in range(iters):
-        assign = torch.cdist(train, c).argmin(1)
-        sums = torch.zeros_like(c).index_add_(0, assign, train)
-        counts = torch.bincount(assign, minlength=c.shape[0]).unsqueeze(1)
-        c = torch.where(counts > 0, sums / counts.clamp_min(1), c)
-    return c
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="2,4,8", help="code scalars C, comma-separated")
@@ -75,8 +59,6 @@ def main() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["gaussian"]
     base = G.GaussianConfig.from_dict({k: v for k, v in params.items() if k in G.GaussianConfig.__dataclass_fields__})
     torch.set_num_threads(base.threads)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
     test = G.Source(base.variances, base.seed + 10_000).sample(base.test_size)
     train = G.Source(base.variances, base.seed + 20_000).sample(base.test_size)
     for c in (int(r) for r in args.rates.split(",")):
@@ -91,14 +73,14 @@ def main() -> None:
             seconds = time.time() - t0
             learned = G.evaluate(cae, test, cfg.variances, 3)["mse"]
             _, decodes = codebook(cae, cfg.levels)
-            nearest = mse_nearest(test, decodes)
-            lloyd = mse_nearest(test, lloyd_from(decodes, train))
+            nearest = nearest_mse(test, decodes)
+            lloyd_mse = nearest_mse(test, lloyd(decodes, train))
             used = int(torch.unique(cae.encode(test).detach(), dim=0).shape[0])
             row = {
                 "bits": cfg.bits(c), "code_scalars": c, "steps": steps, "hidden": hidden, "d_k": dk,
                 "learned_over_dk": learned / dk, "nearest_over_dk": nearest / dk,
-                "lloyd_over_dk": lloyd / dk, "codes_used": used, "codes": cfg.levels**c,
-                "train_seconds": round(seconds, 1), "cpu_model": cpu, "torch": torch.__version__,
+                "lloyd_over_dk": lloyd_mse / dk, "codes_used": used, "codes": cfg.levels**c,
+                "train_seconds": round(seconds, 1), "cpu_model": cpu_model(), "torch": torch.__version__,
                 "date": time.strftime("%Y-%m-%d"),
             }
             print(json.dumps(row), flush=True)

@@ -31,10 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 import dplc.gaussian as G  # noqa: E402
 from dplc.gaussian_bounds import lloyd_distortion  # noqa: E402
+from pipelines.environment import cpu_model  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "gaussian_realism.jsonl"
-CPU = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")), "unknown")  # fmt: skip
 VARIANTS = {
     "draws4": {"realism_draws": 4, "realism_independent_pairs": False},
     "unbiased": {"realism_draws": 4, "realism_independent_pairs": True},
@@ -92,7 +91,7 @@ def main() -> None:
             row = dict(c=c, variant=v, mse=m["mse"], over_2dk=m["mse"] / (2 * dk),
                        var_err=max(abs(e) for e in m["variance_error"]), mean_decode=mean_decode, pv=pv,
                        lam=info["lambda_rate"], mmd_sd=info["holdout_mmd_sd"], cae=mse_cae, dk=dk,
-                       s=round(time.time() - t0), cpu_model=CPU, torch=torch.__version__,
+                       s=round(time.time() - t0), cpu_model=cpu_model(), torch=torch.__version__,
                        date=time.strftime("%Y-%m-%d"))  # fmt: skip
             print(json.dumps(row), flush=True)
             with OUT.open("a") as f:

@@ -96,14 +96,26 @@ def lloyd_distortion(variances: tuple[float, ...], bits: float, n: int = 100_000
     x = torch.randn(n, len(variances), generator=gen) * std
     if k <= 1:
         return float(sum(variances) / len(variances))
-    centres = x[torch.randperm(n, generator=gen)[:k]].clone()
+    centres = lloyd(x, x[torch.randperm(n, generator=gen)[:k]].clone(), iters)
+    test = torch.randn(n, len(variances), generator=gen) * std
+    return nearest_mse(test, centres)
+
+
+def lloyd(x: Tensor, centres: Tensor, iters: int = 80) -> Tensor:
+    """``iters`` rounds of Lloyd's algorithm (k-means; Lloyd 1982) on ``x`` from ``centres``:
+    each point to its nearest centre, each centre to its cell's mean (an empty cell keeps its)."""
+    k = centres.shape[0]
     for _ in range(iters):
         assign = torch.cdist(x, centres).argmin(1)
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).unsqueeze(1)
         centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
-    test = torch.randn(n, len(variances), generator=gen) * std
-    return float((test - centres[torch.cdist(test, centres).argmin(1)]).pow(2).mean())
+    return centres
+
+
+def nearest_mse(x: Tensor, centres: Tensor) -> float:
+    """Per-dimension MSE of every point of ``x`` against its nearest centre."""
+    return float((x - centres[torch.cdist(x, centres).argmin(1)]).pow(2).mean())
 
 
 def quantile_w2_squared(a: Tensor, b: Tensor) -> list[float]:
