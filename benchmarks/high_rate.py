@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 import types
@@ -48,11 +47,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import jsonl  # noqa: E402
 from benchmarks.seeds import evaluate, save_codec  # noqa: E402
 from dplc import data, losses  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.train import fit, setup  # noqa: E402
-from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
@@ -128,11 +127,7 @@ def main() -> None:
     images = data.to_tensor(data.read_split(L.prepared_dir(), "train").images, int(params["data"]["image_size"]))
     test = data.read_split(L.prepared_dir(), "test", limit=10000).images
     for variant in args.variants:
-        row = run(variant, args.rate, params, images, test, L.RUNS / "high_rate") | {"environment": environment.describe()}
-        print(json.dumps({k: v for k, v in row.items() if k != "environment"}), flush=True)
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        with OUT.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        jsonl.append(OUT, run(variant, args.rate, params, images, test, L.RUNS / "high_rate"))
 
 
 if __name__ == "__main__":
