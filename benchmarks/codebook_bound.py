@@ -5,8 +5,9 @@
 D_K, the error of the best K-point quantizer of P_X, is the one-shot quantity in the private-noise
 limit: a code J with K = 2^bits values, decoded with private noise to exact realism, has
 E‖X − X̂‖² = E Var(X | J) + E‖E[X | J] − X̂‖² ≥ E Var(X | J) + W₂²(law E[X | J], P_X) ≥ 2·D_K,
-since E[X | J] takes at most K values (docs/realism.md, "Diagnostics of the ratio"). Twice the
-MSE of a learned code of the same rate is that limit only when the learned code is optimal.
+since E[X | J] takes at most K values (docs/realism.md, "Why the ratio can sit below 2 at 16
+bits"). Twice the MSE of a learned code of the same rate is that limit only when the learned
+code is optimal.
 
 Any K-point codebook bounds D_K from above. Here: all training images (K = 60,000 ≤ 2^16, so a
 bound for every rate from 16 bits up) and random subsets of them of the ``--sizes`` given, each

@@ -5,11 +5,10 @@
 Realism asks X̂ ~ P_X, so in particular Var(X̂) = Var(X) (here: the per-pixel variance over
 images, averaged over the 28×28 pixels, on the [-1, 1] scale, after rounding to 8 bits as a
 file's decode is). With a code J and private noise, Var(X̂) = Var(E[X̂ | J]) + E Var(X̂ | J),
-the second term being the paper's PV; and the private-noise limit MSE ≥ 2·E Var(X | J)
-(Tschannen et al. 2018, Theorem 1 and its one-shot form, docs/realism.md "Diagnostics of the
-ratio") assumes that equality. A codec whose decodes are narrower than the data can sit below
-twice the MMSE of its code: this benchmark measures by how much they are narrower, which the
-latent MMD and a feature-space FID need not see.
+the second term being the paper's PV. Decodes narrower than the data would be a realism
+shortfall that the latent MMD and a feature-space FID need not see, and one way for DPLC to sit
+below twice the MSE of a learned code of its rate (the limit itself is 2·D_K: docs/realism.md,
+"Why the ratio can sit below 2 at 16 bits"); this benchmark measures how wide they are.
 
 Each CODEC_DIR is a saved codec (``runs/train/<codec>/<C>/codec``, ``runs/seeds/...``,
 ``runs/generator/wpp/codec`` for G*'s samples). Every test image is decoded ``--draws`` times
@@ -17,8 +16,7 @@ with independent noise (a codec without noise: once); reported per codec: ``var_
 all images and draws), ``var_decodes_over_data``, ``pv`` (the mean over images of the variance
 over draws, unbiased) and ``var_mean_decode`` (the variance over images of the mean over draws),
 and the MSE of one draw. G*'s codec (mode ``prior``) decodes to its samples G(z), so it scores
-G*'s own width. Appends one JSON line per
-codec to ``reports/bench/decode_variance.jsonl``.
+G*'s own width. Appends one JSON line per codec to ``reports/bench/decode_variance.jsonl``.
 """
 
 from __future__ import annotations
