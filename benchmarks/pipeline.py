@@ -16,7 +16,7 @@ run recorded it: ``--default-repro`` runs `dvc repro` of the committed (default)
 this repo (through ``pipelines.repro``: one Ray runtime for all stages), timestamps every stage
 from DVC's "Running stage" lines, and writes ``default_repro_seconds``,
 ``default_stage_seconds`` and ``per_job_overhead_seconds`` (each training stage's wall time
-minus its training steps, from the ``timing`` of its train.json; the log goes to
+minus its training steps, from its timing file (runs/timing/, pipelines.stage_timing); the log goes to
 reports/bench/default_repro.log). Every run records ``cpu_model`` and the package versions
 (``environment``: the newest run's machine) and, in ``measured_on``, for each key it wrote, the
 machine, versions, date and (where that run measured it) the sgemm peak of the run that wrote
@@ -120,14 +120,16 @@ def time_repro(repo: Path, log_path: Path) -> tuple[float, dict[str, float]]:
     return total, stages
 
 
-def job_overheads(runs: Path) -> dict[str, float]:
-    """{stage run folder: overhead seconds} from every train.json a repro wrote under ``runs``."""
-    out = {}
-    for path in sorted(runs.glob("*/**/train.json")):
-        timing = json.loads(path.read_text()).get("timing")
-        if timing:
-            out[str(path.parent.relative_to(runs))] = timing["overhead_seconds"]
-    return out
+def _job_timings(timing_dir: Path) -> dict[str, dict]:
+    """{job name: its timing file} for every training job (generator and per-rate) a repro
+    timed under ``timing_dir`` (:mod:`pipelines.stage_timing`)."""
+    paths = sorted(timing_dir.glob("generator-*.json")) + sorted(timing_dir.glob("train-*.json"))
+    return {p.stem: json.loads(p.read_text()) for p in paths}
+
+
+def job_overheads(timing_dir: Path) -> dict[str, float]:
+    """{job name: overhead seconds} of every training job a repro timed under ``timing_dir``."""
+    return {name: t["overhead_seconds"] for name, t in _job_timings(timing_dir).items()}
 
 
 def _trivial_worker(config: dict) -> None:
@@ -164,12 +166,11 @@ def ray_train_floor(repeats: int = 3) -> dict[str, float]:
     return {"median": round(float(np.median(walls)), 2), "runs": [round(w, 2) for w in walls]}
 
 
-def overhead_parts(runs: Path) -> dict[str, float]:
-    """Median over the training jobs under ``runs`` of each itemised part of their overhead
-    (the phases besides the Ray job, and the Ray job's parts besides its steps)."""
+def overhead_parts(timing_dir: Path) -> dict[str, float]:
+    """Median over the training jobs timed under ``timing_dir`` of each itemised part of their
+    overhead (the phases besides the Ray job, and the Ray job's parts besides its steps)."""
     parts: dict[str, list[float]] = {}
-    for path in sorted(runs.glob("*/**/train.json")):
-        timing = json.loads(path.read_text()).get("timing") or {}
+    for timing in _job_timings(timing_dir).values():
         if "ray_job_parts" not in timing:
             continue
         items = {k: v for k, v in timing["phases"].items() if k != "ray_job"}
@@ -257,7 +258,7 @@ def main() -> None:
         return
     if args.floor:
         out["ray_train_floor_seconds"] = ray_train_floor()
-        out["per_job_overhead_parts_median"] = overhead_parts(L.RUNS)
+        out["per_job_overhead_parts_median"] = overhead_parts(L.timing_dir())
         _write(out, before, env)
         print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "per_job_overhead_parts_median")}))
         return
@@ -265,7 +266,7 @@ def main() -> None:
         total, stages = time_repro(ROOT, ROOT / "reports" / "bench" / "default_repro.log")
         out["default_repro_seconds"] = total
         out["default_stage_seconds"] = stages
-        jobs = job_overheads(L.RUNS)
+        jobs = job_overheads(L.timing_dir())
         out["per_job_overhead_seconds"] = {
             "median": round(float(np.median(list(jobs.values()))), 2) if jobs else None,
             "max": max(jobs.values()) if jobs else None,

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from dplc import data, evaluation
 from dplc.bundle import CodecBundle
 from pipelines import layout as L
 from pipelines import params as P
-from pipelines import tracking
+from pipelines import stage_timing, tracking
 
 
 def _featnet() -> Path:
@@ -30,29 +29,19 @@ def _test_images(params: dict):
     return data.read_split(L.prepared_dir(), "test", limit=n).images
 
 
-def evaluate_rate(params: dict, rate: int) -> dict:
+def evaluate_rate(params: dict, rate: int, timing: stage_timing.Timing | None = None) -> dict:
     """Every learned codec at code size ``rate``. The sample FID is a property of G* alone, the
     same at every rate, so it is computed once, with the rate-0 codec (whose decodes are G*'s
-    samples)."""
-    e = params["evaluate"]
+    samples). Each codec's seconds go to ``timing``, not into the result."""
+    timing = timing or stage_timing.Timing()
     test = _test_images(params)
-    inception = params["featnet"].get("inception_weights")
     results: dict[str, dict] = {}
     for codec_dir in L.codec_dirs(rate):
         name = codec_dir.parent.parent.name
-        t0 = time.perf_counter()
-        bundle = CodecBundle.load(codec_dir, name=name)
-        codec = bundle.codec
-        m = evaluation.evaluate_codec(
-            bundle, test, _featnet(),
-            pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
-            inception_path=inception, sample_fid=name.startswith("dplc") and rate == 0,
-        )  # fmt: skip
-        if "lambda_rate" in codec.meta:  # dplc's final Lagrange multiplier (train stage)
-            m["lambda_rate"] = float(codec.meta["lambda_rate"])
-        m["seconds"] = time.perf_counter() - t0
-        results[name] = m
-        print(name, rate, {k: round(v, 4) for k, v in m.items()})
+        with timing.phase(name):
+            results[name] = _evaluate_codec(params, codec_dir, name, rate, test)
+        print(name, rate, {k: round(v, 4) for k, v in results[name].items()})
+    inception = params["featnet"].get("inception_weights")
     return {
         "code_channels": rate,
         "features": "featnet" + ("+inception" if inception else ""),
@@ -60,7 +49,24 @@ def evaluate_rate(params: dict, rate: int) -> dict:
     }
 
 
+def _evaluate_codec(params: dict, codec_dir: Path, name: str, rate: int, test) -> dict:
+    """One trained codec's metrics (:func:`dplc.evaluation.evaluate_codec`), with dplc's final
+    Lagrange multiplier from the train stage."""
+    e = params["evaluate"]
+    bundle = CodecBundle.load(codec_dir, name=name)
+    m = evaluation.evaluate_codec(
+        bundle, test, _featnet(),
+        pv_batch=int(e["pv_batch"]), pv_repeats=int(e["pv_repeats"]),
+        inception_path=params["featnet"].get("inception_weights"),
+        sample_fid=name.startswith("dplc") and rate == 0,
+    )  # fmt: skip
+    if "lambda_rate" in bundle.codec.meta:
+        m["lambda_rate"] = float(bundle.codec.meta["lambda_rate"])
+    return m
+
+
 def main() -> None:
+    timing = stage_timing.Timing()
     ap = argparse.ArgumentParser(description="evaluate codecs on the test split")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--rate", type=int, help="code channels C of the learned codecs to evaluate")
@@ -70,23 +76,22 @@ def main() -> None:
     tracking.check_store(params)
     out_dir = L.eval_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     if args.classical:
         from dplc import classical
 
         e = params["evaluate"]
-        result = {
-            "features": "featnet",
-            "codecs": classical.evaluate_classical(
-                _test_images(params), _featnet(), e["classical"], params["data"]["image_size"],
-                workers=int(e.get("workers", 1)),
-            ),
-        }
-        out, stage = out_dir / "classical.json", "evaluate-classical"
+        with timing.phase("classical"):
+            result = {
+                "features": "featnet",
+                "codecs": classical.evaluate_classical(
+                    _test_images(params), _featnet(), e["classical"], params["data"]["image_size"],
+                    workers=int(e.get("workers", 1)),
+                ),
+            }
+        out, stage = L.classical_file(), L.eval_run_name("classical")
     else:
-        result = evaluate_rate(params, args.rate)
-        out, stage = out_dir / f"c{args.rate}.json", f"evaluate-c{args.rate}"
-    result["seconds"] = time.perf_counter() - t0
+        result = evaluate_rate(params, args.rate, timing)
+        out, stage = L.eval_file(args.rate), L.eval_run_name(args.rate)
     out.write_text(json.dumps(result, indent=2))
     with tracking.stage_run(params, "evaluate", run_name=stage) as run:
         run.log_params({"evaluate": params["evaluate"]})
@@ -102,6 +107,7 @@ def main() -> None:
         run.log_artifact(out)
         if not args.classical and params["mlflow"].get("register", True):
             tag_registered_versions(params, args.rate, result["codecs"], run.run_id)
+    stage_timing.write(stage, timing.summary())
 
 
 HEADLINE = ("mse", "psnr", "pv", "bpp_file", "bits_payload")

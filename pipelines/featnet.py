@@ -15,10 +15,11 @@ import torch
 from dplc import data, featnet, inception
 from pipelines import layout as L
 from pipelines import params as P
-from pipelines import tracking
+from pipelines import stage_timing, tracking
 
 
 def main() -> None:
+    timing = stage_timing.Timing()
     params = P.load()
     f = params["featnet"]
     if f.get("inception_weights"):  # the first stage that needs them: refuse before any work
@@ -43,13 +44,15 @@ def main() -> None:
     )
     out = L.featnet_dir()
     featnet.save_featnet(net, out / "featnet.safetensors")
-    metrics = {"featnet_test_accuracy": report.test_accuracy, "featnet_seconds": report.seconds}
+    metrics = {"featnet_test_accuracy": report.test_accuracy}
+    timing.training_seconds = report.seconds
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(metrics | {"featnet_task": report.task})
     with tracking.stage_run(params, "featnet") as run:
         run.log_params({"featnet": f, "featnet_task": report.task})
-        run.log_metrics(metrics)
+        run.log_metrics(metrics | {"featnet_seconds": report.seconds})
         run.log_artifact(out / "featnet.safetensors")
+    stage_timing.write("featnet", timing.summary())
 
 
 if __name__ == "__main__":

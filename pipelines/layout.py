@@ -8,7 +8,7 @@ deps are another stage's outputs.
 >>> codec_dir("dplc_wpp", 4).relative_to(ROOT).as_posix()
 'runs/train/dplc_wpp/4/codec'
 >>> STAGE_OUTS["train"]
-('runs/train/dplc_${item.generator}/${item.rate}',)
+('runs/train/dplc_${item.generator}/${item.rate}', 'runs/timing/train-dplc_${item.generator}-c${item.rate}.json')
 """
 
 from __future__ import annotations
@@ -96,6 +96,25 @@ def gaussian_results() -> Path:
     return RUNS / "gaussian" / "results.json"
 
 
+def train_run_name(codec: str, rate: int | str) -> str:
+    """A per-rate job's name: its MLflow run, Ray Train job and timing file."""
+    return f"train-{codec}-c{rate}"
+
+
+def eval_run_name(rate: int | str) -> str:
+    """An evaluate stage's name (``classical`` for the classical baselines)."""
+    return f"evaluate-{rate}" if str(rate) == "classical" else f"evaluate-c{rate}"
+
+
+def timing_dir() -> Path:
+    """Every stage's wall times (:mod:`pipelines.stage_timing`), apart from its outputs."""
+    return RUNS / "timing"
+
+
+def timing_file(run_name: str) -> Path:
+    return timing_dir() / f"{run_name}.json"
+
+
 def ray_storage() -> Path:
     """Ray Train's and Ray Tune's storage (interrupted jobs resume from here)."""
     return RUNS / "ray"
@@ -105,20 +124,28 @@ def _rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+def _timed(run_name: str) -> str:
+    return _rel(timing_file(run_name))
+
+
 STAGE_OUTS: dict[str, tuple[str, ...]] = {
-    "prepare": (_rel(prepared_dir()),),
-    "featnet": (_rel(featnet_weights()), _rel(featnet_metrics())),
-    "generator": (_rel(generator_dir("${item.method}")),),
-    "tune": (_rel(tuned_file()),),
-    "train": (_rel(train_dir("dplc_${item.generator}", "${item.rate}")),),
-    "train_shared": (_rel(train_dir("dplc_shared_wpp", "${item.rate}")),),
-    "train_baseline": (_rel(train_dir("${item.method}", "${item.rate}")),),
-    "evaluate": (_rel(eval_file("${item}")),),
-    "evaluate_classical": (_rel(classical_file()),),
-    "gaussian": (_rel(gaussian_results()),),
+    "prepare": (_rel(prepared_dir()), _timed("prepare")),
+    "featnet": (_rel(featnet_weights()), _rel(featnet_metrics()), _timed("featnet")),
+    "generator": (_rel(generator_dir("${item.method}")), _timed("generator-${item.method}")),
+    "tune": (_rel(tuned_file()), _timed("tune")),
+    "train": (_rel(train_dir("dplc_${item.generator}", "${item.rate}")),
+              _timed(train_run_name("dplc_${item.generator}", "${item.rate}"))),
+    "train_shared": (_rel(train_dir("dplc_shared_wpp", "${item.rate}")),
+                     _timed(train_run_name("dplc_shared_wpp", "${item.rate}"))),
+    "train_baseline": (_rel(train_dir("${item.method}", "${item.rate}")),
+                       _timed(train_run_name("${item.method}", "${item.rate}"))),
+    "evaluate": (_rel(eval_file("${item}")), _timed(eval_run_name("${item}"))),
+    "evaluate_classical": (_rel(classical_file()), _timed(eval_run_name("classical"))),
+    "gaussian": (_rel(gaussian_results()), _timed("gaussian")),
 }
 """What each stage writes under runs/ and data/, as ``dvc.yaml`` spells it (outs and metrics;
-the report's own files under ``report_dir`` are named by the report stage)."""
+the report's own files under ``report_dir`` are named by the report stage). Each stage's
+timing file is a metric no stage depends on (:mod:`pipelines.stage_timing`)."""
 
 
 def _paths(entries: list | None) -> list[str]:

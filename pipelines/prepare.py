@@ -10,10 +10,11 @@ import time
 from dplc import data, sources
 from pipelines import layout as L
 from pipelines import params as P
-from pipelines import tracking
+from pipelines import stage_timing, tracking
 
 
 def main() -> None:
+    timing = stage_timing.Timing()
     params = P.load()
     d = params["data"]
     t0 = time.perf_counter()
@@ -37,6 +38,7 @@ def main() -> None:
             }
         )
         run.log_artifact(L.prepared_dir() / "manifest.json")
+    stage_timing.write("prepare", timing.summary())
 
 
 if __name__ == "__main__":

@@ -11,13 +11,10 @@ and registers the codec as a version of ``<dataset>-<codec>`` with the alias ``c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import torch
 
 from dplc import data
@@ -29,7 +26,8 @@ from dplc.rate_methods import DPLC
 from dplc.train import NullCallback, export_codec, export_generator, fit, setup
 from pipelines import layout as L
 from pipelines import params as P
-from pipelines import ray_jobs, tracking
+from pipelines import ray_jobs, stage_timing, tracking
+from pipelines.stage_timing import Timing, without_times
 
 
 def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4) -> Path:
@@ -47,55 +45,6 @@ def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4)
     return path
 
 
-class Timing:
-    """Wall seconds of a stage's phases, from the process's creation (so imports count), for
-    ``train.json``: what a job costs besides its training steps."""
-
-    def __init__(self) -> None:
-        self.created = psutil.Process().create_time()
-        self.phases: dict[str, float] = {"start_and_imports": round(time.time() - self.created, 2)}
-        self.ray_job_parts: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - t0, 2)
-
-    def summary(self, training_seconds: float) -> dict[str, float | dict[str, float]]:
-        total = time.time() - self.created
-        out = {"total_seconds": round(total, 2), "training_seconds": round(training_seconds, 2),
-               "overhead_seconds": round(total - training_seconds, 2), "phases": self.phases}  # fmt: skip
-        return out | ({"ray_job_parts": self.ray_job_parts} if self.ray_job_parts else {})
-
-    def split_ray_job(self, start: float, end: float, worker: dict[str, float], history: list[dict]) -> None:
-        """Itemise the ``ray_job`` phase (wall times ``start`` .. ``end`` on the driver) with rank
-        0's :data:`pipelines.ray_jobs.TIMING_NAME` times and the loop's last logged step:
-        Ray Train's start (controller and worker processes) until the worker function runs, the
-        worker's set-up (data, method), its steps, and what follows the last step (the final
-        checkpoint's report, Ray Train's shutdown)."""
-        rows = [h for h in history if "time" in h]
-        if not rows or "entered" not in worker or "ready" not in worker:
-            return
-        last = rows[-1]["time"]
-        self.ray_job_parts = {"ray_start": round(worker["entered"] - start, 2),
-                              "worker_setup": round(worker["ready"] - worker["entered"], 2),
-                              "steps": round(last - worker["ready"], 2),
-                              "after_last_step": round(end - last, 2)}  # fmt: skip
-
-
-def training_seconds(history: list[dict]) -> float:
-    """Seconds the steps took, from the loop's logged (step, time) rows: the span between the
-    first and the last row, scaled up to all steps (the first window's time is not logged)."""
-    rows = [h for h in history if "time" in h]
-    if len(rows) < 2 or rows[-1]["step"] == rows[0]["step"]:
-        return 0.0
-    per_step = (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
-    return per_step * rows[-1]["step"]
-
-
 def run_job(
     params: dict,
     cfg: TrainConfig,
@@ -105,7 +54,8 @@ def run_job(
     run: tracking.StageRun | None = None,
     timing: Timing | None = None,
 ) -> tuple[Method, dict]:
-    """Train ``cfg`` through Ray, restore it on the driver, log history; returns (method, info).
+    """Train ``cfg`` through Ray, restore it on the driver, log history; returns (method, info),
+    ``info`` holding only what the inputs determine (the times go to ``timing``).
 
     A rate-0 dplc or cae codec learns nothing (G*'s sampler, the training mean): it is built
     in this process by the same library loop, without starting a Ray job for it.
@@ -136,15 +86,10 @@ def run_job(
         with timing.phase("mlflow"):
             run.log_history(history)
             run.log_metrics({"wall_seconds": seconds, "steps": step})
-    info = {
-        "steps": step,
-        "wall_seconds": seconds,
-        "workers": workers,
-        "training_seconds": round(training_seconds(history), 2),
-        "final": history[-1] if history else {},
-    }
+    timing.record_job(seconds, history)
+    info = {"steps": step, "workers": workers, "final": without_times(history[-1]) if history else {}}
     out_dir.mkdir(parents=True, exist_ok=True)
-    return method, info  # the caller writes train.json, with the stage's timing (_write_timing)
+    return method, info  # the caller writes train.json and the stage's timing (_write_outputs)
 
 
 class _History(NullCallback):
@@ -181,12 +126,11 @@ def main() -> None:
     cfg = P.train_config(params, args.method, args.rate, generator=args.generator)
     out_dir = L.train_dir(codec, args.rate)
     gen_dir = L.generator_codec(args.generator) if BY_NAME[args.method].into_generator else None
-    with tracking.stage_run(params, "train", run_name=f"train-{codec}-c{args.rate}") as run:
+    run_name = L.train_run_name(codec, args.rate)
+    with tracking.stage_run(params, "train", run_name=run_name) as run:
         with timing.phase("mlflow"):
             run.log_params(to_dict(cfg) | {"codec": codec, "rate_bits": cfg.net.bits_per_image})
-        method, info = run_job(
-            params, cfg, f"train-{codec}-c{args.rate}", out_dir, gen_dir, run, timing
-        )
+        method, info = run_job(params, cfg, run_name, out_dir, gen_dir, run, timing)
         if isinstance(method, DPLC):  # the realism constraint's multiplier is an output
             info["lambda_rate"] = method.codec.meta["lambda_rate"] = method.dual.lam
             run.log_metrics({"lambda_rate_final": method.dual.lam})
@@ -220,15 +164,18 @@ def main() -> None:
                     description=f"C = {args.rate} ({trained.net.bits_per_image:g} bits per image)",
                 )  # fmt: skip
                 run.set_tags({"dplc.registered": f"models:/{name}/{mv.version}"})
-        _write_timing(out_dir, info, timing, run)
+        _write_outputs(out_dir, run_name, info, timing, run)
 
 
-def _write_timing(out_dir: Path, info: dict, timing: Timing, run: tracking.StageRun) -> None:
-    """train.json with the stage's timing (what the job cost besides training), also in MLflow."""
-    info = info | {"timing": timing.summary(info["training_seconds"])}
+def _write_outputs(out_dir: Path, run_name: str, info: dict, timing: Timing, run: tracking.StageRun) -> None:
+    """train.json (what the inputs determine) and the job's timing file (what it cost besides
+    training, :mod:`pipelines.stage_timing`), both also in MLflow."""
     (out_dir / "train.json").write_text(json.dumps(info, indent=2))
-    run.log_metrics({"overhead_seconds": info["timing"]["overhead_seconds"]})
+    times = timing.summary()
+    path = stage_timing.write(run_name, times)
+    run.log_metrics({"overhead_seconds": times["overhead_seconds"]})
     run.log_artifact(out_dir / "train.json")
+    run.log_artifact(path)
 
 
 def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
@@ -253,10 +200,11 @@ def main_generator() -> None:
         tracking.check_store(params)
     cfg = P.train_config(params, args.method)
     out_dir = L.generator_dir(args.method)
-    with tracking.stage_run(params, "generator", run_name=f"generator-{args.method}") as run:
+    run_name = f"generator-{args.method}"
+    with tracking.stage_run(params, "generator", run_name=run_name) as run:
         with timing.phase("mlflow"):
             run.log_params(to_dict(cfg))
-        method, info = run_job(params, cfg, f"generator-{args.method}", out_dir, None, run, timing)
+        method, info = run_job(params, cfg, run_name, out_dir, None, run, timing)
         with timing.phase("export"):
             g = export_generator(method, out_dir / "codec")
             import torchvision
@@ -268,7 +216,7 @@ def main_generator() -> None:
         with timing.phase("mlflow"):
             run.log_artifact(out_dir / "samples.png")
             run.log_artifact(out_dir / "codec", "generator")
-        _write_timing(out_dir, info, timing, run)
+        _write_outputs(out_dir, run_name, info, timing, run)
 
 
 if __name__ == "__main__":

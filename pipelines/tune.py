@@ -30,7 +30,6 @@ trial is logged to MLflow as a nested run.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from dplc.method_specs import BY_NAME
 from dplc.train import NullCallback, fit, setup
 from pipelines import layout as L
 from pipelines import params as P
-from pipelines import ray_jobs, tracking
+from pipelines import ray_jobs, stage_timing, tracking
 
 
 def validate(method: Method, images: torch.Tensor, null: realism.NullSpread | None) -> dict[str, float]:
@@ -158,6 +157,7 @@ def trial_config(base: TrainConfig, overrides: dict[str, Any], steps: int) -> Tr
 
 
 def main() -> None:
+    timing = stage_timing.Timing()
     params = P.load()
     tracking.check_store(params)
     t = params["tune"]
@@ -168,6 +168,7 @@ def main() -> None:
     best_file = L.tuned_file()
     if not t.get("enabled", True):
         best_file.write_text(yaml.safe_dump({"tuned": False}))
+        stage_timing.write("tune", timing.summary())
         return
     rp = P.ray_params(params)
     threads = int(t.get("threads", rp.threads_per_worker))  # per trial; trials run side by side
@@ -176,7 +177,6 @@ def main() -> None:
     storage = L.ray_storage().resolve()
     storage.mkdir(parents=True, exist_ok=True)
     ray_jobs.init_ray(rp)
-    t0 = time.perf_counter()
     tuner = tune.Tuner(
         tune.with_resources(trial, {"CPU": max(1, threads)}),
         param_space=search_space(t["search"]),
@@ -191,11 +191,13 @@ def main() -> None:
         # verbose=0: no Tune tables; each trial prints its progress and validation lines itself
         run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=0),
     )
-    results = tuner.fit()
-    summary = summarize(results, method, rate, score, time.perf_counter() - t0)
+    with timing.phase("trials"):
+        results = tuner.fit()
+    summary = summarize(results, method, rate, score)
     best_file.write_text(yaml.safe_dump(summary, sort_keys=True))
     print(yaml.safe_dump(summary))
     log_results(params, t, summary, results, best_file)
+    stage_timing.write("tune", timing.summary())
 
 
 def make_trial(params: dict, t: dict, method: str, rate: int, threads: int, score: dict):
@@ -219,8 +221,9 @@ def make_trial(params: dict, t: dict, method: str, rate: int, threads: int, scor
     return trial
 
 
-def summarize(results: Any, method: str, rate: int, score: dict, seconds: float) -> dict[str, Any]:
-    """``best.yaml``: the winning trial's score, validation figures and config."""
+def summarize(results: Any, method: str, rate: int, score: dict) -> dict[str, Any]:
+    """``best.yaml``: the winning trial's score, validation figures and config (no wall time,
+    so that a rerun with the same outcome leaves the training stages after it alone)."""
     best = results.get_best_result(metric="score", mode="min")
     return {
         "tuned": True,
@@ -231,7 +234,6 @@ def summarize(results: Any, method: str, rate: int, score: dict, seconds: float)
         "val_mmd_sd": float(best.metrics.get("val_mmd_sd", float("nan"))),
         "final_lambda_rate": float(best.metrics.get("lambda_rate", float("nan"))),
         "trials": len(results),
-        "seconds": round(seconds, 1),
         "mmd_limit_sd": score["mmd_limit_sd"],
     } | {k: (float(v) if isinstance(v, float) else v) for k, v in best.config.items()}
 
