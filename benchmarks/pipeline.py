@@ -86,11 +86,12 @@ def _throughput(marks: list[tuple[int, float]], images_per_step: int) -> float:
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 
 
-def time_repro(repo: Path, log_path: Path) -> tuple[float, dict[str, float]]:
-    """Run every stage of `dvc repro` in ``repo``; (total seconds, seconds per stage).
+def time_repro(repo: Path, log_path: Path, force: bool = True) -> tuple[float, dict[str, float]]:
+    """Run `dvc repro` in ``repo``; (total seconds, seconds per stage).
 
-    ``--force --no-run-cache``: every stage runs (none is restored from DVC's run cache), so
-    the figure is the cost of the whole profile from prepared nothing.
+    ``force``: ``--force --no-run-cache``, every stage runs (none is restored from DVC's run
+    cache), so the figure is the cost of the whole profile from prepared nothing. Without it,
+    only the stages an interrupted run left unfinished run (:func:`logged_stage_seconds`).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     stages: dict[str, float] = {}
@@ -98,7 +99,8 @@ def time_repro(repo: Path, log_path: Path) -> tuple[float, dict[str, float]]:
     t0 = time.perf_counter()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.repro", "--force", "--no-run-cache"], cwd=repo,
+            [sys.executable, "-m", "pipelines.repro", *(["--force"] if force else []),
+             "--no-run-cache"], cwd=repo,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert proc.stdout is not None
@@ -118,6 +120,18 @@ def time_repro(repo: Path, log_path: Path) -> tuple[float, dict[str, float]]:
     if rc != 0:
         raise SystemExit(f"dvc repro failed with exit code {rc}; see {log_path}")
     return total, stages
+
+
+def logged_stage_seconds(log_path: Path) -> tuple[dict[str, float], str | None]:
+    """({stage: seconds} of the stages a :func:`time_repro` log saw finish, the stage it was in
+    when the log ends) - how an interrupted run's finished part is counted on resuming."""
+    marks = []
+    for line in log_path.read_text().splitlines():
+        m = re.match(r"^\[\s*([0-9.]+)\] Running stage '([^']+)'", line)
+        if m:
+            marks.append((m.group(2), float(m.group(1))))
+    done = {a: round(tb - ta, 1) for (a, ta), (_, tb) in zip(marks, marks[1:], strict=False)}
+    return done, (marks[-1][0] if marks else None)
 
 
 def _job_timings(timing_dir: Path) -> dict[str, dict]:
@@ -232,6 +246,8 @@ def main() -> None:
     ap.add_argument("--method", default="dplc")
     ap.add_argument("--quick-repro", action="store_true")
     ap.add_argument("--default-repro", action="store_true", help="time `dvc repro` here")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --default-repro: finish an interrupted run, counting its log")
     ap.add_argument("--peak", action="store_true", help="FLOPs per step against the sgemm peak")
     ap.add_argument("--budget", action="store_true",
                     help="the default profile's training FLOPs at 100%% of a 105 GFLOP/s peak (after --peak)")
@@ -263,9 +279,16 @@ def main() -> None:
         print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "per_job_overhead_parts_median")}))
         return
     if args.default_repro:
-        total, stages = time_repro(ROOT, ROOT / "reports" / "bench" / "default_repro.log")
+        log = ROOT / "reports" / "bench" / "default_repro.log"
+        done: dict[str, float] = {}
+        if args.resume:  # the interrupted stage's partial time is lost work, not counted
+            done, lost = logged_stage_seconds(log)
+            out["default_repro_interrupted_in"] = lost
+            log = log.with_name("default_repro_resumed.log")
+        total, stages = time_repro(ROOT, log, force=not args.resume)
+        total = round(total + sum(done.values()), 1)
         out["default_repro_seconds"] = total
-        out["default_stage_seconds"] = stages
+        out["default_stage_seconds"] = done | stages
         jobs = job_overheads(L.timing_dir())
         out["per_job_overhead_seconds"] = {
             "median": round(float(np.median(list(jobs.values()))), 2) if jobs else None,
