@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
 RESULTS = "reports/results.json"
 OUT = ROOT / "reports" / "bench" / "repeat.json"
 
