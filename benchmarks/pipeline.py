@@ -84,6 +84,7 @@ def _throughput(marks: list[tuple[int, float]], images_per_step: int) -> float:
 
 
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+LOG_LINE = re.compile(r"^\[\s*([0-9.]+)\] (.*)$")
 
 
 def time_repro(repo: Path, log_path: Path, force: bool = True) -> tuple[float, dict[str, float]]:
@@ -106,7 +107,7 @@ def time_repro(repo: Path, log_path: Path, force: bool = True) -> tuple[float, d
         assert proc.stdout is not None
         for line in proc.stdout:
             now = time.perf_counter()
-            log.write(f"[{now - t0:8.1f}] {line}")
+            log.write(f"[{now - t0:8.1f}] {line}")  # read back by LOG_LINE
             log.flush()
             m = STAGE_LINE.match(line)
             if m:
@@ -127,11 +128,12 @@ def logged_stage_seconds(log_path: Path) -> tuple[dict[str, float], str | None, 
     finish, the stage it was in when it ends, that stage's seconds until the log's last line)."""
     marks, last = [], 0.0
     for line in log_path.read_text().splitlines():
-        m = re.match(r"^\[\s*([0-9.]+)\] (Running stage '([^']+)')?", line)
+        m = LOG_LINE.match(line)  # "[seconds] " + the repro's line, as time_repro writes it
         if m:
             last = float(m.group(1))
-            if m.group(3):
-                marks.append((m.group(3), last))
+            stage = STAGE_LINE.match(m.group(2))
+            if stage:
+                marks.append((stage.group(1), last))
     done = {a: round(tb - ta, 1) for (a, ta), (_, tb) in zip(marks, marks[1:], strict=False)}
     return done, (marks[-1][0] if marks else None), round(last - marks[-1][1], 1) if marks else 0.0
 
