@@ -1,10 +1,11 @@
-"""Pipeline benchmark (issue 3): Ray Train throughput with 1 and 2 CPU workers against the
-library's plain loop at the same total threads, and the wall time of `dvc repro`.
+"""Pipeline benchmark (issue 3): Ray Train throughput with 1 and 2 CPU worker actors and in Ray
+Train's local mode against the library's plain loop at the same total threads, and the wall
+time of `dvc repro`.
 
     python benchmarks/pipeline.py [--steps 60] [--method dplc] [--quick-repro]
     python benchmarks/pipeline.py --peak            # train_step_peak_fraction (benchmarks/flops.py)
     python benchmarks/pipeline.py --default-repro   # default_repro_seconds, per-job overheads
-    python benchmarks/pipeline.py --floor           # Ray Train's own cost per job; overheads itemised
+    python benchmarks/pipeline.py --floor           # Ray Train's own cost per job, actors and local mode
     python benchmarks/pipeline.py --budget          # training FLOPs of the profile at a 105 GFLOP/s peak
 
 Throughput is images/s while training (between the first and the last logged step, so Ray's
@@ -163,33 +164,40 @@ def _trivial_worker(config: dict) -> None:
     print(f"worker entered {time.time() - config['submitted']:.2f} s after submission")
 
 
-def ray_train_floor(repeats: int = 3) -> dict[str, float]:
+def ray_train_floor(repeats: int = 3) -> dict[str, dict]:
     """Median seconds of a ``TorchTrainer.fit`` whose worker does nothing (1 worker, all CPUs),
     on a head started as ``pipelines.repro`` starts it: Ray Train's own fixed cost per job
-    (its controller and worker processes), which no change inside a job removes."""
+    (its controller and worker processes), which no change inside a job removes; and, in the
+    same run, the same fit in Ray Train's local mode (``num_workers=0``: the function in this
+    process), which ``ray.local_mode: auto`` uses for a one-worker job on this machine."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from pipelines.repro import start_head, stop_head
 
     head, address = start_head(dict(os.environ))
+    walls: dict[str, list[float]] = {"actors": [], "local_mode": []}
     try:
         ray_jobs.init_ray(RayParams(address, 1, False, 2, 0, 1))
-        walls = []
         for i in range(repeats):
-            t0 = time.time()
-            TorchTrainer(
-                _trivial_worker, train_loop_config={"submitted": t0},
-                scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
-                run_config=RunConfig(name=f"floor-{i}", storage_path=tempfile.mkdtemp()),
-            ).fit()  # fmt: skip
-            walls.append(time.time() - t0)
+            for mode, workers in (("actors", 1), ("local_mode", 0)):
+                t0 = time.time()
+                TorchTrainer(
+                    _trivial_worker, train_loop_config={"submitted": t0},
+                    scaling_config=ScalingConfig(num_workers=workers,
+                                                 resources_per_worker={"CPU": 2} if workers else None),
+                    run_config=RunConfig(name=f"floor-{mode}-{i}", storage_path=tempfile.mkdtemp()),
+                ).fit()  # fmt: skip
+                walls[mode].append(time.time() - t0)
     finally:
         import ray
 
         ray.shutdown()
         stop_head(head)
-    return {"median": round(float(np.median(walls)), 2), "runs": [round(w, 2) for w in walls]}
+    return {
+        mode: {"median": round(float(np.median(w)), 3), "runs": [round(x, 3) for x in w]}
+        for mode, w in walls.items()
+    }
 
 
 def overhead_parts(timing_dir: Path) -> dict[str, float]:
@@ -285,10 +293,13 @@ def main() -> None:
         print(json.dumps(out["training_budget"], indent=1))
         return
     if args.floor:
-        out["ray_train_floor_seconds"] = ray_train_floor()
-        out["per_job_overhead_parts_median"] = overhead_parts(L.timing_dir())
+        floor = ray_train_floor()
+        out["ray_train_floor_seconds"] = floor["actors"]
+        out["ray_train_local_mode_seconds"] = floor["local_mode"]
+        if L.timing_dir().is_dir():  # the jobs of the last repro here, itemised
+            out["per_job_overhead_parts_median"] = overhead_parts(L.timing_dir())
         _write(out, before, env)
-        print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "per_job_overhead_parts_median")}))
+        print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "ray_train_local_mode_seconds")}))
         return
     if args.default_repro:
         log = ROOT / "reports" / "bench" / "default_repro.log"
@@ -352,7 +363,10 @@ def main() -> None:
         "plain_2threads_images_per_s": round(plain, 1),
     }
     print(f"plain loop, 2 threads: {plain:.1f} images/s")
-    for workers, threads in ((1, 2), (2, 1)):
+    # worker actors (1 x 2 threads, 2 x 1) and Ray Train's local mode (the function in this
+    # process, what ray.local_mode: auto runs a one-worker job on this machine in)
+    for label, workers, threads, local_mode in (("1workers", 1, 2, "never"), ("local_mode", 1, 2, "auto"),
+                                                ("2workers", 2, 1, "never")):  # fmt: skip
         rp = RayParams(
             address=None,
             num_workers=workers,
@@ -360,13 +374,14 @@ def main() -> None:
             threads_per_worker=threads,
             max_failures=0,
             report_every=args.steps,
+            local_mode=local_mode,
         )
         wcfg = TrainConfig(cfg.net, cfg.method, LoopConfig(**{**loop.__dict__, "threads": threads}))
         t0 = time.perf_counter()
         result = ray_jobs.run_training(
             wcfg,
             rp,
-            f"bench-{workers}w",
+            f"bench-{label}",
             gen_dir,
             storage=Path(tempfile.mkdtemp()),
             data_dir=data_dir,
@@ -375,12 +390,12 @@ def main() -> None:
         _, _, history = ray_jobs.restore_method(wcfg, result, gen_dir)
         marks = [(h["step"], h["time"]) for h in history]
         ips = _throughput(marks, per_step * workers)
-        out[f"ray_{workers}workers_images_per_s"] = round(ips, 1)
-        out[f"ray_{workers}workers_vs_plain_throughput_ratio"] = round(ips / plain, 3)
-        out[f"ray_{workers}workers_job_seconds"] = round(wall, 1)
-        out[f"ray_{workers}workers_startup_seconds"] = round(wall - (marks[-1][1] - marks[0][1]), 1)
+        out[f"ray_{label}_images_per_s"] = round(ips, 1)
+        out[f"ray_{label}_vs_plain_throughput_ratio"] = round(ips / plain, 3)
+        out[f"ray_{label}_job_seconds"] = round(wall, 1)
+        out[f"ray_{label}_startup_seconds"] = round(wall - (marks[-1][1] - marks[0][1]), 1)
         print(
-            f"ray {workers} worker(s) x {threads} thread(s): {ips:.1f} images/s ({ips / plain:.2f}x plain), job {wall:.1f} s"
+            f"ray {label} ({workers} x {threads} thread(s)): {ips:.1f} images/s ({ips / plain:.2f}x plain), job {wall:.1f} s"
         )
     if args.quick_repro:
         tmp = Path(tempfile.mkdtemp())

@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -50,9 +51,14 @@ class NullSpread:
     sd: float
 
 
+@functools.lru_cache(maxsize=32)
 def mmd_null(n: int, dim: int, draws: int = 16, seed: int = 0,
              scales: tuple[float, ...] = DEFAULT_MMD_SCALES) -> NullSpread:  # fmt: skip
-    """Mean and s.d. of ``mmd_imq`` between two independent N(0, I) samples of ``n`` points."""
+    """Mean and s.d. of ``mmd_imq`` between two independent N(0, I) samples of ``n`` points.
+
+    A pure function of its arguments (its own seeded generator), so it is computed once per
+    process for each (n, dim, draws, seed, scales): a stage that builds the same method twice
+    (in its worker, then to restore it) or scores every codec of a rate pays for it once."""
     if n < 2 or draws < 2:
         raise ValueError(f"mmd_null needs n >= 2 and draws >= 2, got n={n}, draws={draws}")
     g = torch.Generator().manual_seed(seed)

@@ -39,6 +39,9 @@ class RayParams:
     threads_per_worker: int
     max_failures: int
     report_every: int
+    local_mode: str = "auto"
+    """``auto``: a one-CPU-worker job on this machine runs in Ray Train's local mode
+    (:func:`pipelines.ray_jobs.runs_locally`); ``never``: always on worker actors."""
 
 
 def load(path: str | Path | None = None) -> dict[str, Any]:
@@ -135,7 +138,17 @@ def ray_params(params: dict) -> RayParams:
         threads_per_worker=int(r["threads_per_worker"]),
         max_failures=int(r["max_failures"]),
         report_every=int(r["report_every"]),
+        local_mode=_local_mode(r.get("local_mode", "auto")),
     )
+
+
+LOCAL_MODES = ("auto", "never")
+
+
+def _local_mode(value: object) -> str:
+    if value not in LOCAL_MODES:
+        raise ValueError(f"ray.local_mode must be one of {LOCAL_MODES}, got {value!r}")
+    return str(value)
 
 
 def report_dir(params: dict) -> Path:

@@ -14,6 +14,7 @@ filesystem with the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from typing import Any
 import ray
 import ray.train
 import ray.train.torch
+import ray.train.v2.api.config
 import torch
 from ray.train import (
     Checkpoint,
@@ -116,11 +118,16 @@ def allreduce_gradients(module: torch.nn.Module) -> None:
 
 
 class _RayReporter(NullCallback):
-    """Loop callback: every checkpoint becomes a ``ray.train.report`` (rank 0 attaches files)."""
+    """Loop callback: every checkpoint becomes a ``ray.train.report`` (rank 0 attaches files).
+
+    In Ray Train's local mode, which keeps only the last reported checkpoint object and writes
+    nothing, ``keep`` names the folder where rank 0 also keeps the checkpoint's files, so that
+    an interrupted local job resumes (:func:`_local_checkpoint`)."""
 
     def __init__(self, rank: int, report_every: int, total: int, history: list[dict[str, Any]],
-                 times: dict[str, float] | None = None) -> None:  # fmt: skip
+                 times: dict[str, float] | None = None, keep: Path | None = None) -> None:  # fmt: skip
         self.rank = rank
+        self.keep = keep
         self.times = times if times is not None else {}
         self.report_every = report_every
         self.total = total
@@ -138,21 +145,53 @@ class _RayReporter(NullCallback):
         if self.rank != 0:
             ray.train.report(metrics, checkpoint=None)
             return
+        if self.keep is not None:
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(self._keep(path)))
+            return
         with tempfile.TemporaryDirectory() as tmp:
-            shutil.copy2(path, Path(tmp) / CHECKPOINT_NAME)
-            (Path(tmp) / HISTORY_NAME).write_text(json.dumps(self.history))
-            (Path(tmp) / TIMING_NAME).write_text(json.dumps(self.times))
+            self._write(path, Path(tmp))
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
+
+    def _write(self, path: Path, folder: Path) -> None:
+        shutil.copy2(path, folder / CHECKPOINT_NAME)
+        (folder / HISTORY_NAME).write_text(json.dumps(self.history))
+        (folder / TIMING_NAME).write_text(json.dumps(self.times))
+
+    def _keep(self, path: Path) -> Path:
+        """Write the checkpoint next to ``keep`` and swap it in (the previous one stays whole
+        until the new one is complete); returns ``keep``."""
+        assert self.keep is not None
+        new, old = self.keep.with_name(self.keep.name + ".new"), self.keep.with_name(self.keep.name + ".old")
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir(parents=True)
+        self._write(path, new)
+        if self.keep.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            self.keep.rename(old)
+        new.rename(self.keep)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.keep
+
+
+def _local_checkpoint(keep: Path) -> Checkpoint | None:
+    """The checkpoint a local-mode job kept (:class:`_RayReporter`), or the previous one when
+    the job stopped between the two renames of a swap; None when there is none."""
+    for folder in (keep, keep.with_name(keep.name + ".old")):
+        if (folder / CHECKPOINT_NAME).is_file():
+            return Checkpoint.from_directory(str(folder))
+    return None
 
 
 def _quiet_report_logger() -> None:
     """Ray Train logs "Reporting training result ..." (with every metric) at each report through
     a logger named after its source *file* (``logging.getLogger(__file__)`` in
     ``ray.train.v2._internal.execution.context``), so :data:`TRAIN_LOG_LEVEL` misses it: set
-    that one logger's level here, in the worker."""
-    from ray.train.v2._internal.execution import context
+    that one logger's level here, in the worker. In local mode the same line comes as
+    "Reported metrics ..." from ``train_fn_utils``' module logger."""
+    from ray.train.v2._internal.execution import context, train_fn_utils
 
     logging.getLogger(context.__file__).setLevel(TRAIN_LOG_LEVEL)
+    logging.getLogger(train_fn_utils.__name__).setLevel(TRAIN_LOG_LEVEL)
 
 
 WorkerCallback = Callable[[int], Callback]
@@ -176,14 +215,15 @@ def _worker(config: dict[str, Any]) -> None:
     )
     local = Path(tempfile.mkdtemp(prefix=f"dplc-rank{rank}-"))
     history: list[dict[str, Any]] = []
-    restored = ray.train.get_checkpoint()
+    keep = Path(config["keep_checkpoint"]) if config.get("keep_checkpoint") else None
+    restored = _local_checkpoint(keep) if keep is not None else ray.train.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
             shutil.copy2(Path(d) / CHECKPOINT_NAME, local / CHECKPOINT_NAME)
             if (Path(d) / HISTORY_NAME).is_file():
                 history = json.loads((Path(d) / HISTORY_NAME).read_text())
     resumed_from = int(history[-1]["step"]) if history else 0
-    callbacks = [_RayReporter(rank, int(config["report_every"]), cfg.loop.steps, history, times)]
+    callbacks = [_RayReporter(rank, int(config["report_every"]), cfg.loop.steps, history, times, keep)]
     callbacks += [make(resumed_from) for make in config.get("worker_callbacks", ())]
     sync = allreduce_gradients if world > 1 else None
     # every rank builds the same initial weights and draws its own batches; a worker Ray gave a
@@ -226,6 +266,23 @@ def job_name(
     return f"{name}-{digest[:12]}"
 
 
+def runs_locally(rp: RayParams) -> bool:
+    """Whether a job runs in Ray Train's local mode (``ScalingConfig(num_workers=0)``: the
+    worker function in this process, no controller or worker actors).
+
+    ``ray.local_mode: auto`` chooses it for what it costs nothing to run here: one CPU worker
+    and no cluster (no address, or a runtime on this machine, like the one ``pipelines.repro``
+    starts). Its results are the actor worker's, bit for bit (tests/pipelines/test_ray_jobs.py);
+    what it gives up is Ray's restart of a failed worker (``max_failures``): a failed local job
+    fails its stage, and the stage's rerun resumes from the kept checkpoint. ``never`` always
+    starts the actors. On a cluster (``ray submit``: ``RAY_ADDRESS=auto``), with GPUs or with
+    more than one worker, jobs always run on actors.
+    """
+    if rp.local_mode == "never" or rp.num_workers != 1 or rp.use_gpu:
+        return False
+    return not rp.address or rp.address.startswith(("127.", "localhost"))
+
+
 def discard_run(result: ray.train.Result) -> None:
     """Delete a finished job's Ray storage folder (checkpoints already exported), so that a later
     forced rerun of the same job trains again instead of resuming at its last step."""
@@ -251,12 +308,17 @@ def run_training(
     to the workers pickled, so define them at a module's top level); ``callbacks`` are Ray
     Train's, on the driver.
     """
-    init_ray(rp)
+    local = runs_locally(rp)
+    if not local:
+        init_ray(rp)
     storage = (storage or L.ray_storage()).resolve()
     storage.mkdir(parents=True, exist_ok=True)
     data_dir = (data_dir or L.prepared_dir()).resolve()
     name = job_name(name, cfg, generator_dir, train_limit, data_dir)
     threads = max(1, cfg.loop.threads)
+    keep = storage / name / "checkpoint" if local else None
+    if local:  # chosen, not stumbled into: no "Running in local mode ... file a report" line
+        logging.getLogger(ray.train.v2.api.config.__name__).setLevel(TRAIN_LOG_LEVEL)
     trainer = TorchTrainer(
         _worker,
         train_loop_config={
@@ -269,9 +331,10 @@ def run_training(
             ),
             "train_limit": train_limit,
             "worker_callbacks": list(worker_callbacks),
+            "keep_checkpoint": str(keep) if keep else None,
         },
         scaling_config=ScalingConfig(
-            num_workers=rp.num_workers,
+            num_workers=0 if local else rp.num_workers,
             use_gpu=rp.use_gpu,
             resources_per_worker={"CPU": threads} if not rp.use_gpu else None,
         ),
@@ -284,7 +347,9 @@ def run_training(
             logging_config=LoggingConfig(log_level=TRAIN_LOG_LEVEL),
         ),
     )
-    return trainer.fit()
+    result = trainer.fit()
+    # local mode leaves the run folder to the caller: name it, as the actor path does
+    return dataclasses.replace(result, path=str(storage / name)) if local else result
 
 
 def worker_timing(result: ray.train.Result) -> dict[str, float]:

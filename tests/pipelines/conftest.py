@@ -28,8 +28,13 @@ def tiny_prepared(tmp_path_factory):
 
 
 def ray_params(
-    workers: int = 1, threads: int = 1, address: str | None = None, failures: int = 2
+    workers: int = 1,
+    threads: int = 1,
+    address: str | None = None,
+    failures: int = 2,
+    local_mode: str = "never",
 ) -> RayParams:
+    """Ray params for the tests; jobs run on worker actors unless ``local_mode='auto'``."""
     return RayParams(
         address=address,
         num_workers=workers,
@@ -37,6 +42,7 @@ def ray_params(
         threads_per_worker=threads,
         max_failures=failures,
         report_every=1,
+        local_mode=local_mode,
     )
 
 

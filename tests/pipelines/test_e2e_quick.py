@@ -60,7 +60,7 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path, capsys, mon
     # the log reads like a story: progress lines, none of Ray's known-harmless warnings
     assert "[wpp] step 60/60 (100%)" in second and "img/s" in second
     for noise in ("PlacementGroupCleaner", "Token authentication is enabled", "PreemptionWatcher",
-                  "Reporting training result", "BuildBackendWarning"):
+                  "Reporting training result", "BuildBackendWarning", "Running in local mode"):
         assert noise not in second, noise
     assert second.count("[wpp] step 60/60") == 1  # a worker's line is forwarded once
     port = re.search(r"Ray runtime for this repro at 127\.0\.0\.1:(\d+)", second).group(1)
@@ -88,7 +88,8 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path, capsys, mon
     timing = json.loads((repo / "runs" / "timing" / "train-cae-c4.json").read_text())
     assert 0 < timing["training_seconds"] < timing["total_seconds"]
     parts = timing["ray_job_parts"]  # the Ray job itemised from the worker's own clock
-    assert parts["ray_start"] > 0 and parts["worker_setup"] > 0 and parts["steps"] > 0
+    # a one-worker job on this machine runs in Ray Train's local mode: no actors to start
+    assert 0 <= parts["ray_start"] < 1.0 and parts["worker_setup"] > 0 and parts["steps"] > 0
     assert sum(parts.values()) <= timing["phases"]["ray_job"] + 0.5
     shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert "featnet_test_accuracy" in shown

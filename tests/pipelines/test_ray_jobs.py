@@ -10,6 +10,7 @@ import time
 
 import pytest
 import ray
+import torch
 from _tiny import tiny_method, tiny_net
 from _worker_hooks import FailOnce, Trace
 from conftest import ray_params
@@ -119,6 +120,51 @@ def test_job_name_changes_with_anything_the_result_depends_on(tiny_prepared, tmp
     with_a = ray_jobs.job_name("j", cfg, gen, None, tiny_prepared)
     (gen / "codec.json").write_text(json.dumps({"weights_sha256": "b"}))
     assert with_a != ray_jobs.job_name("j", cfg, gen, None, tiny_prepared) != base
+
+
+def test_local_mode_trains_what_a_worker_actor_trains_and_resumes_from_its_kept_checkpoint(
+    local_ray, tiny_prepared, tmp_path
+):
+    cfg = _cfg()
+    on_actor = ray_jobs.run_training(cfg, ray_params(), "a", None, storage=tmp_path / "a",
+                                     data_dir=tiny_prepared)  # fmt: skip
+    ray.shutdown()
+    local = ray_params(local_mode="auto")
+    assert ray_jobs.runs_locally(local)
+    with pytest.raises(RuntimeError, match="injected failure at step 5"):  # an interrupted job
+        ray_jobs.run_training(cfg, local, "l", None, storage=tmp_path / "l",
+                              worker_callbacks=[FailOnce(5)], data_dir=tiny_prepared)  # fmt: skip
+    assert not ray.is_initialized()  # local mode needs no Ray runtime
+    kept = list((tmp_path / "l").glob("l-*/checkpoint"))
+    assert len(kept) == 1 and (kept[0] / "history.json").is_file()
+    assert json.loads((kept[0] / "history.json").read_text())[-1]["step"] == 4
+    in_process = ray_jobs.run_training(cfg, local, "l", None, storage=tmp_path / "l",
+                                       worker_callbacks=[FailOnce(5)], data_dir=tiny_prepared)  # fmt: skip
+    assert not ray.is_initialized()
+    a, step_a, _ = ray_jobs.restore_method(cfg, on_actor)
+    b, step_b, history = ray_jobs.restore_method(cfg, in_process)
+    assert step_a == step_b == cfg.loop.steps
+    # FailOnce raises in a first attempt only: this run finished, so it resumed (at step 4)
+    assert [h["step"] for h in history] == list(range(1, cfg.loop.steps + 1))
+    for name, module in a.modules.items():  # bit for bit
+        sa, sb = module.state_dict(), b.modules[name].state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+    assert ray_jobs.worker_timing(in_process)["ready"] > 0
+    ray_jobs.discard_run(in_process)
+    assert list((tmp_path / "l").iterdir()) == []
+
+
+def test_local_mode_only_for_one_cpu_worker_on_this_machine():
+    auto = ray_params(local_mode="auto")
+    assert ray_jobs.runs_locally(auto)
+    assert ray_jobs.runs_locally(ray_params(local_mode="auto", address="127.0.0.1:6380"))
+    assert not ray_jobs.runs_locally(ray_params(local_mode="never"))
+    assert not ray_jobs.runs_locally(ray_params(workers=2, local_mode="auto"))
+    assert not ray_jobs.runs_locally(ray_params(local_mode="auto", address="auto"))  # ray submit
+    assert not ray_jobs.runs_locally(ray_params(local_mode="auto", address="10.0.0.5:6379"))
+    import dataclasses
+
+    assert not ray_jobs.runs_locally(dataclasses.replace(auto, use_gpu=True))
 
 
 def test_runtime_settings_keep_cluster_features_and_pin_a_local_address():
