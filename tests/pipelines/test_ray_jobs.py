@@ -123,8 +123,11 @@ def test_job_name_changes_with_anything_the_result_depends_on(tiny_prepared, tmp
 
 
 def test_local_mode_trains_what_a_worker_actor_trains_and_resumes_from_its_kept_checkpoint(
-    local_ray, tiny_prepared, tmp_path
+    local_ray, tiny_prepared, tmp_path, monkeypatch
 ):
+    # a runtime of this test's own: joining a loopback head exports RAY_ADDRESS (init_ray), and
+    # an earlier test's head is gone
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     cfg = _cfg()
     on_actor = ray_jobs.run_training(cfg, ray_params(), "a", None, storage=tmp_path / "a",
                                      data_dir=tiny_prepared)  # fmt: skip
