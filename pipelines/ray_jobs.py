@@ -67,6 +67,11 @@ TRAIN_LOG_LEVEL = "WARNING"
 result", "Checkpoint successfully created") are replaced by the loop's progress lines."""
 
 
+def _on_this_machine(address: str) -> bool:
+    """Whether a Ray address names a runtime on this machine (a loopback address)."""
+    return address.startswith(("127.", "localhost"))
+
+
 def runtime_settings(address: str | None) -> dict[str, str]:
     """Environment for Ray's processes: :data:`WORKER_ENV`, plus :data:`LOCAL_ENV` when no
     cluster address is given or it names a runtime on this machine; then also ``RAY_ADDRESS``,
@@ -74,7 +79,7 @@ def runtime_settings(address: str | None) -> dict[str, str]:
     another one runs on the same machine."""
     if not address:
         return WORKER_ENV | LOCAL_ENV
-    if address.startswith(("127.", "localhost")):
+    if _on_this_machine(address):
         return WORKER_ENV | LOCAL_ENV | {"RAY_ADDRESS": address}
     return dict(WORKER_ENV)
 
@@ -280,7 +285,7 @@ def runs_locally(rp: RayParams) -> bool:
     """
     if rp.local_mode == "never" or rp.num_workers != 1 or rp.use_gpu:
         return False
-    return not rp.address or rp.address.startswith(("127.", "localhost"))
+    return not rp.address or _on_this_machine(rp.address)
 
 
 def discard_run(result: ray.train.Result) -> None:

@@ -3,6 +3,7 @@ and a real two-node Ray cluster on loopback with one worker on each node."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -165,8 +166,6 @@ def test_local_mode_only_for_one_cpu_worker_on_this_machine():
     assert not ray_jobs.runs_locally(ray_params(workers=2, local_mode="auto"))
     assert not ray_jobs.runs_locally(ray_params(local_mode="auto", address="auto"))  # ray submit
     assert not ray_jobs.runs_locally(ray_params(local_mode="auto", address="10.0.0.5:6379"))
-    import dataclasses
-
     assert not ray_jobs.runs_locally(dataclasses.replace(auto, use_gpu=True))
 
 
