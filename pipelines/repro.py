@@ -75,11 +75,15 @@ def _wait_for_nodes(proc: subprocess.Popen, address: str, nodes: int, env: dict[
     """Wait until the cluster at ``address`` answers with ``nodes`` live nodes; stop ``proc``
     and raise if it exits or the time runs out."""
     deadline = time.monotonic() + timeout_s
+    host, port = address.rsplit(":", 1)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"ray start failed: {proc.stderr.read()[-2000:] if proc.stderr else ''}"
             )
+        if not _accepts(host, int(port)):  # a connect is cheap; each `ray status` imports Ray
+            time.sleep(0.2)
+            continue
         probe = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], env=env,
                                capture_output=True, text=True)  # fmt: skip
         if probe.returncode == 0 and _live_nodes(probe.stdout) >= nodes:
@@ -89,6 +93,13 @@ def _wait_for_nodes(proc: subprocess.Popen, address: str, nodes: int, env: dict[
     raise RuntimeError(
         f"Ray at {address} did not show {nodes} live node(s) within {timeout_s:.0f} s"
     )
+
+
+def _accepts(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port`` (the head's GCS, before asking it anything)."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
 
 
 def _live_nodes(status: str) -> int:

@@ -20,6 +20,7 @@ import torch
 from dplc import data
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
+from dplc.image_io import save_tile
 from dplc.method import Method
 from dplc.method_specs import BY_NAME, GENERATIVE, PER_RATE
 from dplc.rate_methods import DPLC
@@ -33,16 +34,12 @@ from pipelines.stage_timing import Timing, without_times
 def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4) -> Path:
     """Rows: inputs, then ``seeds`` decodes with different noise (shows what the noise does; a
     shared-noise codec encodes again for each seed's noise)."""
-    import torchvision
-
     x = data.to_float(images[:8])
     rows = [x]
     for s in range(seeds):
         u = codec.shared_noise(s, x.shape[0])  # None with private noise: decode draws it from s
         rows.append(codec.decode(codec.encode(x, noise=u), seed=s, noise=u))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torchvision.utils.save_image(torch.cat(rows) * 0.5 + 0.5, str(path), nrow=8, padding=1)
-    return path
+    return save_tile(data.to_uint8(torch.cat(rows)).permute(0, 2, 3, 1).numpy(), path, nrow=8)
 
 
 def run_job(
@@ -207,12 +204,8 @@ def main_generator() -> None:
         method, info = run_job(params, cfg, run_name, out_dir, None, run, timing)
         with timing.phase("export"):
             g = export_generator(method, out_dir / "codec")
-            import torchvision
-
-            samples = g.sample(64, seed=0)
-            torchvision.utils.save_image(
-                samples * 0.5 + 0.5, str(out_dir / "samples.png"), nrow=8, padding=1
-            )
+            samples = data.to_uint8(g.sample(64, seed=0)).permute(0, 2, 3, 1).numpy()
+            save_tile(samples, out_dir / "samples.png", nrow=8)
         with timing.phase("mlflow"):
             run.log_artifact(out_dir / "samples.png")
             run.log_artifact(out_dir / "codec", "generator")
