@@ -7,11 +7,13 @@ time of `dvc repro`.
     python benchmarks/pipeline.py --default-repro   # default_repro_seconds, per-job overheads
     python benchmarks/pipeline.py --floor           # Ray Train's own cost per job, actors and local mode
     python benchmarks/pipeline.py --budget          # training FLOPs of the profile at a 105 GFLOP/s peak
+    python benchmarks/pipeline.py --imports         # a stage's imports, compiled and from source
+    python benchmarks/pipeline.py --quick-repro     # the quick profile's repro, per stage and job
 
 Throughput is images/s while training (between the first and the last logged step, so Ray's
 start-up is excluded and reported separately as ``ray_startup_seconds``). The plain loop uses
 2 torch threads; the Ray jobs use 1 worker x 2 threads and 2 workers x 1 thread (gradients
-all-reduced over gloo). ``--quick-repro`` also times `dvc repro` of the quick profile in a copy
+all-reduced over gloo). ``--quick-repro`` times ``pipelines.repro`` of the quick profile in a copy
 of the repo; ``default_repro_seconds`` is read from reports/bench/pipeline.json when a default
 run recorded it: ``--default-repro`` runs `dvc repro` of the committed (default) params in
 this repo (through ``pipelines.repro``: one Ray runtime for all stages), timestamps every stage
@@ -88,8 +90,10 @@ STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 LOG_LINE = re.compile(r"^\[\s*([0-9.]+)\] (.*)$")
 
 
-def time_repro(repo: Path, log_path: Path, force: bool = True) -> tuple[float, dict[str, float]]:
-    """Run `dvc repro` in ``repo``; (total seconds, seconds per stage).
+def time_repro(repo: Path, log_path: Path, force: bool = True,
+               env: dict[str, str] | None = None) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """Run `dvc repro` in ``repo`` (with ``env``, else this process's); (total seconds, seconds
+    per stage).
 
     ``force``: ``--force --no-run-cache``, every stage runs (none is restored from DVC's run
     cache), so the figure is the cost of the whole profile from prepared nothing. Without it,
@@ -102,7 +106,7 @@ def time_repro(repo: Path, log_path: Path, force: bool = True) -> tuple[float, d
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipelines.repro", *(["--force"] if force else []),
-             "--no-run-cache"], cwd=repo,
+             "--no-run-cache"], cwd=repo, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert proc.stdout is not None
@@ -157,6 +161,51 @@ def job_overhead(timing: dict) -> float:
 def job_overheads(timing_dir: Path) -> dict[str, float]:
     """{job name: overhead seconds} of every training job a repro timed under ``timing_dir``."""
     return {name: job_overhead(t) for name, t in _job_timings(timing_dir).items()}
+
+
+STAGE_MODULES = ("pipelines.prepare", "pipelines.train", "pipelines.evaluate")
+
+
+def import_seconds(modules: tuple[str, ...] = STAGE_MODULES, repeats: int = 3) -> dict[str, dict[str, float]]:
+    """Median wall seconds of a fresh ``python -c "import M"``, with the bytecode the install
+    compiled (``scripts/setup.sh``) and from source (``PYTHONPYCACHEPREFIX`` at an empty folder
+    and ``PYTHONDONTWRITEBYTECODE=1``: what every process paid with a .venv installed without
+    bytecode on a machine that sets that variable). The two alternate, so a slow minute hits both."""
+    empty = tempfile.mkdtemp()
+    base = dict(os.environ, PYTHONPATH=str(ROOT))
+    modes = {"compiled": base,
+             "from_source": base | {"PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}}  # fmt: skip
+    times: dict[str, dict[str, list[float]]] = {m: {k: [] for k in modes} for m in modules}
+    for _ in range(repeats):
+        for module in modules:
+            for mode, env in modes.items():
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-c", f"import {module}"], env=env, cwd=ROOT, check=True)
+                times[module][mode].append(time.perf_counter() - t0)
+    shutil.rmtree(empty, ignore_errors=True)
+    return {m: {k: round(float(np.median(v)), 2) for k, v in t.items()} for m, t in times.items()}
+
+
+def quick_repro() -> dict:
+    """``pipelines.repro`` of the quick profile in the copy of the repo the e2e test makes: its
+    wall seconds, each stage's (from DVC's log) and each training job's overhead."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _repo import copy_repo, env
+
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        repo = copy_repo(tmp / "repo")
+        subprocess.run([sys.executable, "-m", "pipelines.profile", "quick"], cwd=repo, env=env(repo), check=True)
+        log = tmp / "quick.log"
+        total, stages = time_repro(repo, log, force=False, env=env(repo))
+        jobs = job_overheads(repo / "runs" / "timing")
+        head = re.search(r"\(([0-9.]+) s to start\)", log.read_text())
+        return {"quick_repro_seconds": total, "quick_stage_seconds": stages,
+                "quick_ray_head_start_seconds": float(head.group(1)) if head else None,
+                "quick_per_job_overhead_seconds": {"median": round(float(np.median(list(jobs.values()))), 2),
+                                                   "jobs": jobs}}  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _trivial_worker(config: dict) -> None:
@@ -264,7 +313,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--method", default="dplc")
-    ap.add_argument("--quick-repro", action="store_true")
+    ap.add_argument("--quick-repro", action="store_true",
+                    help="time pipelines.repro of the quick profile in a copy of the repo, per stage")
+    ap.add_argument("--imports", action="store_true",
+                    help="a stage module's import, with the installed bytecode and from source")
     ap.add_argument("--default-repro", action="store_true", help="time `dvc repro` here")
     ap.add_argument("--resume", action="store_true",
                     help="with --default-repro: finish an interrupted run, counting its log")
@@ -300,6 +352,16 @@ def main() -> None:
             out["per_job_overhead_parts_median"] = overhead_parts(L.timing_dir())
         _write(out, before, env)
         print(json.dumps({k: out[k] for k in ("ray_train_floor_seconds", "ray_train_local_mode_seconds")}))
+        return
+    if args.imports:
+        out["stage_import_seconds"] = import_seconds()
+        _write(out, before, env)
+        print(json.dumps(out["stage_import_seconds"], indent=1))
+        return
+    if args.quick_repro:
+        out |= quick_repro()
+        _write(out, before, env)
+        print(f"quick profile repro: {out['quick_repro_seconds']} s; wrote {OUT}")
         return
     if args.default_repro:
         log = ROOT / "reports" / "bench" / "default_repro.log"
@@ -397,27 +459,6 @@ def main() -> None:
         print(
             f"ray {label} ({workers} x {threads} thread(s)): {ips:.1f} images/s ({ips / plain:.2f}x plain), job {wall:.1f} s"
         )
-    if args.quick_repro:
-        tmp = Path(tempfile.mkdtemp())
-        import importlib.util  # the same copy of the repo the e2e test makes
-
-        spec = importlib.util.spec_from_file_location("e2e", ROOT / "tests" / "pipelines" / "test_e2e_quick.py")
-        e2e = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(e2e)
-        _copy_repo, _env = e2e._copy_repo, e2e._env
-
-        repo = _copy_repo(tmp / "repo")
-        subprocess.run(
-            [sys.executable, "-m", "pipelines.profile", "quick"],
-            cwd=repo,
-            env=_env(repo),
-            check=True,
-        )
-        t0 = time.perf_counter()
-        subprocess.run(["dvc", "repro"], cwd=repo, env=_env(repo), check=True, capture_output=True)
-        out["quick_repro_seconds"] = round(time.perf_counter() - t0, 1)
-        print(f"dvc repro (quick): {out['quick_repro_seconds']} s")
-        shutil.rmtree(tmp, ignore_errors=True)
     out.setdefault("default_repro_seconds", None)
     _write(out, before, env, wrote=("method", "code_channels", "steps"))
     print(f"wrote {OUT}")
