@@ -189,7 +189,7 @@ def import_seconds(modules: tuple[str, ...] = STAGE_MODULES, repeats: int = 3) -
 def quick_repro() -> dict:
     """``pipelines.repro`` of the quick profile in the copy of the repo the e2e test makes: its
     wall seconds, each stage's (from DVC's log) and each training job's overhead."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "pipelines"))
     from _repo import copy_repo, env
 
     tmp = Path(tempfile.mkdtemp())
