@@ -44,6 +44,7 @@ import dplc.gaussian as G  # noqa: E402
 from benchmarks.jsonl import append  # noqa: E402
 from dplc.gaussian_bounds import lloyd_distortion  # noqa: E402
 from dplc.losses import mmd_imq  # noqa: E402
+from dplc.quantize import centers  # noqa: E402
 from dplc.realism import DualLambda, latent_mmd_sd, mmd_null  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "gaussian_search.jsonl"
@@ -57,8 +58,7 @@ kernel compares decodes mostly with sources of the same code."""
 
 def all_codes(c: int, levels: int) -> torch.Tensor:
     """Every code of C scalars at the quantizer's centres, (levels^C, C)."""
-    centres = [-1.0 + (2.0 / levels) * (i + 0.5) for i in range(levels)]
-    return torch.tensor(list(itertools.product(centres, repeat=c)), dtype=torch.float32)
+    return torch.tensor(list(itertools.product(centers(levels).tolist(), repeat=c)), dtype=torch.float32)
 
 
 @torch.no_grad()

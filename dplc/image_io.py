@@ -150,20 +150,20 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_pngs(out: Path, named: list[tuple[str, np.ndarray]]) -> None:
-    """Write PNGs into a temporary folder beside ``out``, then move them into ``out``."""
+def _picture(image: np.ndarray):  # a PIL image (PIL is imported lazily)
+    """A uint8 (H, W, C) array as a PIL image: grey for one channel, else RGB."""
     from PIL import Image
 
+    return Image.fromarray(image[..., 0], "L") if image.shape[-1] == 1 else Image.fromarray(image, "RGB")
+
+
+def write_pngs(out: Path, named: list[tuple[str, np.ndarray]]) -> None:
+    """Write PNGs into a temporary folder beside ``out``, then move them into ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         for name, image in named:
-            pic = (
-                Image.fromarray(image[..., 0], "L")
-                if image.shape[-1] == 1
-                else Image.fromarray(image, "RGB")
-            )
-            pic.save(tmp / name, format="PNG")
+            _picture(image).save(tmp / name, format="PNG")
         if not out.exists():
             os.rename(tmp, out)
             return
@@ -198,11 +198,9 @@ def tile(images: np.ndarray, nrow: int = 8, padding: int = 1) -> np.ndarray:
 
 def save_tile(images: np.ndarray, path: Path, nrow: int = 8, padding: int = 1) -> Path:
     """:func:`tile` saved as a PNG at ``path`` (grey for one channel, else RGB)."""
-    from PIL import Image
-
     grid = tile(images, nrow, padding)
     path.parent.mkdir(parents=True, exist_ok=True)
-    (Image.fromarray(grid[..., 0], "L") if grid.shape[-1] == 1 else Image.fromarray(grid, "RGB")).save(path)
+    _picture(grid).save(path)
     return path
 
 

@@ -23,6 +23,7 @@ from dplc.config import TrainConfig, to_dict
 from dplc.image_io import save_tile
 from dplc.method import Method
 from dplc.method_specs import BY_NAME, GENERATIVE, PER_RATE
+from dplc.pixels import to_pictures
 from dplc.rate_methods import DPLC
 from dplc.train import NullCallback, export_codec, export_generator, fit, setup
 from pipelines import layout as L
@@ -39,7 +40,8 @@ def _sample_grid(codec: Codec, images: torch.Tensor, path: Path, seeds: int = 4)
     for s in range(seeds):
         u = codec.shared_noise(s, x.shape[0])  # None with private noise: decode draws it from s
         rows.append(codec.decode(codec.encode(x, noise=u), seed=s, noise=u))
-    return save_tile(data.to_uint8(torch.cat(rows)).permute(0, 2, 3, 1).numpy(), path, nrow=8)
+    grid = torch.cat(rows)
+    return save_tile(to_pictures(grid.numpy(), *grid.shape[-2:]), path, nrow=8)
 
 
 def run_job(
@@ -204,8 +206,8 @@ def main_generator() -> None:
         method, info = run_job(params, cfg, run_name, out_dir, None, run, timing)
         with timing.phase("export"):
             g = export_generator(method, out_dir / "codec")
-            samples = data.to_uint8(g.sample(64, seed=0)).permute(0, 2, 3, 1).numpy()
-            save_tile(samples, out_dir / "samples.png", nrow=8)
+            samples = g.sample(64, seed=0)
+            save_tile(to_pictures(samples.numpy(), *samples.shape[-2:]), out_dir / "samples.png", nrow=8)
         with timing.phase("mlflow"):
             run.log_artifact(out_dir / "samples.png")
             run.log_artifact(out_dir / "codec", "generator")
