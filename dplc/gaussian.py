@@ -21,6 +21,10 @@ quantizer of :mod:`dplc.quantize` and the MMD of :mod:`dplc.losses`:
   is Q(E(X) + D) − D with D ~ U[−Δ/2, Δ/2] shared. With common randomness perfect realism costs
   D(R, 0) per component instead of 2·D(R) (Zhang et al., NeurIPS 2021; Wagner 2022).
 
+With ``nearest_weight`` > 0 every codec's E also learns Lloyd's nearest-neighbour condition one
+bit at a time (:func:`nearest_neighbour_loss`), which the straight-through gradient alone does
+not find.
+
 The operational check is MSE_dplc / MSE_cae at the same rate and code, which should
 be about 2, and the 2-Wasserstein distance between the decodes and the source;
 :mod:`dplc.gaussian_study` runs every codec at every rate against the limits.
@@ -85,9 +89,15 @@ class GaussianConfig:
     """Leave same-code pairs out of the MMD's x–x term (as :class:`dplc.config.MethodConfig`)."""
     realism_grad: str = "decoder"
     """``decoder``: the MMD gradient trains B only (code detached); ``all``: E too."""
+    nearest_weight: float = 0.0
+    """Weight of E's nearest-neighbour term (:func:`nearest_neighbour_loss`; 0: off): each code
+    bit is pulled towards the value whose decode has the smaller error, Lloyd's condition one bit
+    at a time, beside the straight-through gradient. Needs ``levels`` = 2."""
+    nearest_draws: int = 4
+    """Noise draws per candidate code in a private-noise codec's expected error."""
     shared: str = "dither"
     """How ``dplc_shared`` uses the shared noise: ``dither`` or ``encoder`` (E sees U);
-    ``benchmarks/shared_noise.py`` compares them."""
+    ``benchmarks/shared_noise.py`` and ``benchmarks/gaussian_nearest.py`` compare them."""
     codecs: tuple[str, ...] = CODECS
     """The codecs trained at every rate."""
     test_size: int = 100_000
@@ -114,6 +124,10 @@ class GaussianConfig:
             raise ValueError(f"realism_grad must be 'decoder' or 'all', got {self.realism_grad!r}")
         if self.realism_draws < 1 or self.dual_every < 1 or self.realism_holdout < 2:
             raise ValueError("realism_draws and dual_every must be >= 1, realism_holdout >= 2")
+        if self.nearest_weight < 0 or self.nearest_draws < 1:
+            raise ValueError("nearest_weight must be >= 0 and nearest_draws >= 1")
+        if self.nearest_weight > 0 and self.levels != 2:
+            raise ValueError(f"the nearest-neighbour term flips bits: levels must be 2, got {self.levels}")
         if self.realism_batch != 0 and self.realism_batch < 2:
             raise ValueError(f"realism_batch must be 0 (the step's batch) or >= 2, got {self.realism_batch}")
 
@@ -200,17 +214,29 @@ class GaussianCodec(nn.Module):
             return u
         return torch.cat([u, (torch.rand(n, self.c, generator=gen) - 0.5) * self.quantizer.step], dim=1)
 
+    def pre_quantized(self, x: Tensor, s: Tensor | None = None) -> Tensor:
+        """E's values before the quantizer (the dither added in the ``dither`` form); C > 0."""
+        if self.encoder is None:
+            raise ValueError("a rate-0 codec has no encoder")
+        if self.shared is None or s is None:
+            return self.encoder(x)
+        s = torch.zeros_like(s) if self.blind else s
+        if self.shared == "encoder":
+            return self.encoder[1:](self.encoder[0](x) + s @ self.encoder_noise.T)
+        return self.encoder(x) + s[:, self.noise_dim :]
+
     def encode(self, x: Tensor, s: Tensor | None = None) -> Tensor:
         """Quantized values (n, C) sent to the decoder: hard forward, soft-assignment gradient
         backward; they depend on ``s`` only in a shared form."""
         if self.encoder is None:
             return x.new_zeros(x.shape[0], 0)
-        if self.shared is None or s is None:
-            return self.quantizer(self.encoder(x))
-        s = torch.zeros_like(s) if self.blind else s
-        if self.shared == "encoder":
-            return self.quantizer(self.encoder[1:](self.encoder[0](x) + s @ self.encoder_noise.T))
-        return self.quantizer(self.encoder(x) + s[:, self.noise_dim :])
+        return self.quantizer(self.pre_quantized(x, s))
+
+    def decode(self, v: Tensor, s: Tensor | None = None) -> Tensor:
+        """x̂ from the quantized values: D(v) for the CAE, G*(B(v, s)) for DPLC."""
+        if self.generator is None:
+            return self.decoder(v)
+        return self.generator(self.decode_latent(v, s))
 
     def decode_latent(self, v: Tensor, s: Tensor) -> Tensor:
         """B's latent from the quantized values and the decoder's randomness (DPLC only)."""
@@ -278,6 +304,36 @@ def _realism_latents(codec: GaussianCodec, v: Tensor, s: Tensor, cfg: GaussianCo
     return codec.decode_latent(v, codec.draw(v.shape[0], gen))
 
 
+def nearest_neighbour_loss(codec: GaussianCodec, x: Tensor, pre: Tensor, s: Tensor | None, draws: int,
+                           gen: torch.Generator) -> Tensor:  # fmt: skip
+    """Lloyd's nearest-neighbour condition one bit at a time (Lloyd 1982), as a loss on E.
+
+    Beside the code v = Q(pre) each of its C one-bit flips is decoded; where a flip lowers the
+    error, that bit's target is the flipped value. Returns the binary cross-entropy of the
+    pre-quantized values (logit 4·pre: the boundary between the centres ±0.5 is 0) against
+    those targets; nothing reaches the decoder. The error is |x − D(v)|² for the CAE,
+    |x − G*(B(v, s))|² with the step's own s for a shared codec (its encoder knows s), and the
+    mean over ``draws`` fresh draws of U for private noise (the expected error).
+    """
+    n, c = pre.shape
+    with torch.no_grad():
+        v = codec.quantizer.hard(pre)
+        cand = v.unsqueeze(1).repeat(1, c + 1, 1)
+        idx = torch.arange(c)
+        cand[:, idx + 1, idx] = -cand[:, idx + 1, idx]
+        cand = cand.reshape(n * (c + 1), c)
+        target_x = x.repeat_interleave(c + 1, dim=0)
+        if codec.generator is None or codec.shared is not None:
+            s_c = None if s is None else s.repeat_interleave(c + 1, dim=0)
+            err = (codec.decode(cand, s_c) - target_x).pow(2).sum(-1).view(n, c + 1)
+        else:
+            cand = cand.repeat(draws, 1)
+            out = codec.decode(cand, codec.draw(cand.shape[0], gen))
+            err = (out - target_x.repeat(draws, 1)).pow(2).sum(-1).view(draws, n, c + 1).mean(0)
+        target = ((v > 0) ^ (err[:, 1:] < err[:, :1])).to(pre.dtype)
+    return nn.functional.binary_cross_entropy_with_logits(4.0 * pre, target)
+
+
 @torch.no_grad()
 def holdout_mmd_sd(codec: GaussianCodec, holdout: Tensor, null: NullSpread, seed: int) -> float:
     """B's latents on the held-out source vectors against N(0, I), in null s.d."""
@@ -313,14 +369,16 @@ def train_codec(
     realism_source = Source(cfg.variances, cfg.seed + 5_000 + c) if cfg.realism_batch else None
     for step in range(cfg.steps):
         x = source.sample(cfg.batch_size)
-        if dplc:  # the noise is drawn fresh every step; a shared codec's encoder sees it too
-            s = codec.draw(x.shape[0], prior)
-            v = codec.encode(x, s)
+        s = codec.draw(x.shape[0], prior) if dplc else None  # fresh every step; shared: E sees it
+        pre = codec.pre_quantized(x, s) if c > 0 else None
+        v = codec.quantizer(pre) if pre is not None else x.new_zeros(x.shape[0], 0)
+        if dplc:
             x_hat = codec.generator(codec.decode_latent(v, s))
         else:
-            v = codec.encode(x)
             x_hat = codec.decoder(v) if codec.decoder is not None else codec.mean.expand(x.shape[0], -1)
         loss = (x_hat - x).pow(2).mean()
+        if pre is not None and cfg.nearest_weight > 0:
+            loss = loss + cfg.nearest_weight * nearest_neighbour_loss(codec, x, pre, s, cfg.nearest_draws, prior)
         if dplc:
             if realism_source is not None:  # the term on vectors of its own, more than the batch
                 x_r = realism_source.sample(cfg.realism_batch)

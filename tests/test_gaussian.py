@@ -133,3 +133,67 @@ def test_realism_batch_gives_the_mmd_term_vectors_of_its_own(monkeypatch, shared
     seen.clear()
     codec, info = _trained(G.GaussianConfig(**kw, realism_batch=96), 2, shared)
     assert seen == [96] * 6 and info["lambda_rate"] > 0
+
+
+class _Fixed(torch.nn.Module):
+    """A decoder that maps each bit to ±2 (the bit's value times ``gain``)."""
+
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.gain * v
+
+
+def _fixed_cae(c: int, gain: float = 4.0) -> G.GaussianCodec:
+    codec = G.GaussianCodec(G.GaussianConfig(variances=(1.0,) * c, rates=(c,), hidden=8), c)
+    codec.decoder = _Fixed(gain)
+    return codec
+
+
+def test_the_nearest_neighbour_targets_are_the_bits_of_the_nearest_decode():
+    """One bit at a time: a bit whose flip brings the decode nearer gets the flipped target,
+    others keep theirs; the loss's gradient then moves E's value across the boundary."""
+    codec = _fixed_cae(2)
+    x = torch.tensor([[1.9, -1.5], [-1.9, 0.3], [0.4, 2.5]])
+    pre = torch.tensor([[-0.2, -0.7], [-0.1, -0.3], [0.6, -0.05]], requires_grad=True)
+    loss = G.nearest_neighbour_loss(codec, x, pre, None, 1, torch.Generator())
+    loss.backward()
+    # the nearest decode of each row is sign(x) * 2 per bit: the targets are x's signs
+    want_up = x > 0
+    assert torch.equal(pre.grad < 0, want_up)  # descent raises pre where the target bit is 1
+
+
+def test_the_nearest_neighbour_term_fails_on_a_decoder_that_inverts_the_bits():
+    """Built to break it: with a decoder that maps bit +0.5 to -2, the nearest decode of x > 0 is
+    the bit -0.5, so the target is the opposite of x's sign; a loss that ignored the decoder
+    (targets from x alone) would push the other way."""
+    codec = _fixed_cae(1, gain=-4.0)
+    pre = torch.tensor([[0.3], [-0.3]], requires_grad=True)
+    G.nearest_neighbour_loss(codec, torch.tensor([[1.5], [-1.5]]), pre, None, 1, torch.Generator()).backward()
+    assert pre.grad[0, 0] > 0 and pre.grad[1, 0] < 0  # descent lowers pre for x > 0, raises it for x < 0
+
+
+def test_the_nearest_neighbour_term_needs_binary_codes():
+    with pytest.raises(ValueError, match="levels must be 2"):
+        G.GaussianConfig(levels=4, nearest_weight=1.0)
+
+
+@pytest.mark.parametrize("shared", [None, "encoder", "dither"])
+def test_the_nearest_neighbour_term_trains_dplc_with_private_and_shared_noise(shared):
+    """Private noise scores each candidate by its expected error over fresh draws, shared noise
+    by the error under the step's own draw; both train E (the decoder gets no gradient from it)."""
+    cfg = G.GaussianConfig(variances=(1.0, 0.25), rates=(2,), steps=4, generator_steps=4, hidden=8,
+                           batch_size=32, threads=1, nearest_weight=1.0, nearest_draws=3)  # fmt: skip
+    source = G.Source(cfg.variances, 0)
+    codec = G.GaussianCodec(cfg, 2, G.train_generator(cfg, source), shared)
+    x = source.sample(32)
+    s = codec.draw(32, torch.Generator().manual_seed(1))
+    pre = codec.pre_quantized(x, s)
+    loss = G.nearest_neighbour_loss(codec, x, pre, s, cfg.nearest_draws, torch.Generator().manual_seed(2))
+    loss.backward()
+    assert torch.isfinite(loss) and codec.encoder[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in codec.decoder.parameters())
+    trained, _ = G.train_codec(cfg, 2, source, codec.generator, shared)
+    assert G.evaluate(trained, source.sample(256), cfg.variances, 0)["mse"] < float("inf")
