@@ -54,7 +54,6 @@ def main() -> None:
         res = run(cfg)
         row = {"nearest_weight": w, "nearest_draws": cfg.nearest_draws, "settings": sets} | {k: res.get(k) for k in KEYS}
         append(OUT, row | {"seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d")})
-        print({k: row[k] for k in KEYS[:5]}, flush=True)
 
 
 if __name__ == "__main__":

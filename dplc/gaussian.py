@@ -233,9 +233,10 @@ class GaussianCodec(nn.Module):
         return self.quantizer(self.pre_quantized(x, s))
 
     def decode(self, v: Tensor, s: Tensor | None = None) -> Tensor:
-        """x̂ from the quantized values: D(v) for the CAE, G*(B(v, s)) for DPLC."""
+        """x̂ from the quantized values: D(v) for the CAE (its learned mean at C = 0),
+        G*(B(v, s)) for DPLC."""
         if self.generator is None:
-            return self.decoder(v)
+            return self.decoder(v) if self.decoder is not None else self.mean.expand(v.shape[0], -1)
         return self.generator(self.decode_latent(v, s))
 
     def decode_latent(self, v: Tensor, s: Tensor) -> Tensor:
@@ -249,9 +250,7 @@ class GaussianCodec(nn.Module):
         """(x̂, latent or None). ``decoder_gen`` draws the decoder's randomness apart from the
         encoder's (a wrong seed for a shared codec)."""
         if self.generator is None:
-            if self.decoder is None:
-                return self.mean.expand(x.shape[0], -1), None
-            return self.decoder(self.encode(x)), None
+            return self.decode(self.encode(x)), None
         s = self.draw(x.shape[0], gen)
         v = self.encode(x, s)
         z = self.decode_latent(v, s if decoder_gen is None else self.draw(x.shape[0], decoder_gen))
@@ -372,11 +371,7 @@ def train_codec(
         s = codec.draw(x.shape[0], prior) if dplc else None  # fresh every step; shared: E sees it
         pre = codec.pre_quantized(x, s) if c > 0 else None
         v = codec.quantizer(pre) if pre is not None else x.new_zeros(x.shape[0], 0)
-        if dplc:
-            x_hat = codec.generator(codec.decode_latent(v, s))
-        else:
-            x_hat = codec.decoder(v) if codec.decoder is not None else codec.mean.expand(x.shape[0], -1)
-        loss = (x_hat - x).pow(2).mean()
+        loss = (codec.decode(v, s) - x).pow(2).mean()
         if pre is not None and cfg.nearest_weight > 0:
             loss = loss + cfg.nearest_weight * nearest_neighbour_loss(codec, x, pre, s, cfg.nearest_draws, prior)
         if dplc:
