@@ -24,7 +24,7 @@ quick: setup
 test: setup
 	bash scripts/test-system.sh
 	$(VENV)/ruff check dplc pipelines tests benchmarks
-	PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q --timeout 1800 --durations 25
+	OMP_WAIT_POLICY=PASSIVE PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q -n 2 --dist loadgroup --timeout 1800 --durations 25
 
 # Refresh requirements.lock (uv: resolves the whole tree in seconds and writes a plain
 # requirements file that scripts/setup.sh installs with the uv it pins; torch/torchvision pinned by

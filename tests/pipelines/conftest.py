@@ -60,3 +60,10 @@ def _isolate_mlflow():
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
     mlflow.set_tracking_uri(before)
+
+
+RAY_LANE = pytest.mark.xdist_group("ray")
+"""The tests that start Ray runtimes of their own on default ports or join "the current cluster"
+(``ray.init()`` in this process, ``ray up`` on loopback), and the 64×64 end to end: `make test`
+runs the suite on two pytest-xdist workers (``--dist loadgroup``), and this group's tests run one
+after another on one of them while the quick end to end runs on the other."""

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import RAY_LANE
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "pipelines" / "cluster_local.yaml"
@@ -41,6 +42,8 @@ SMALL = [  # the quick profile, smaller still: a minute of work on two cores
     "data.train_limit=1000", "data.test_limit=100", "train.cae.steps=20", "train.checkpoint_every=10",
     "train.log_every=10", "ray.report_every=10", "ray.threads_per_worker=1",
 ]  # fmt: skip
+
+pytestmark = RAY_LANE
 
 PROBE = """\
 import json, ray

@@ -13,8 +13,9 @@ import sys
 import numpy as np
 import pytest
 from _repo import copy_repo, env, run
+from conftest import RAY_LANE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, RAY_LANE]
 
 
 def test_rgb64_smoke_profile_runs_the_whole_dag(tmp_path):
@@ -24,7 +25,7 @@ def test_rgb64_smoke_profile_runs_the_whole_dag(tmp_path):
     assert "source: celeba" in params and "channels: 3" in params and "image_size: 64" in params
     # 1. the whole DAG on synthetic aligned-CelebA JPEGs
     run([sys.executable, "-m", "dplc.synthetic", "celeba", "data/raw/rgb64-smoke", "--count", "320"], repo)
-    log = run([sys.executable, "-m", "pipelines.repro"], repo, timeout=600)
+    log = run([sys.executable, "-m", "pipelines.repro"], repo, timeout=1200)
     assert "prepared {'train': 288, 'test': 32} from celeba" in log
     assert "'featnet_task': 'rotation'" in log  # an unlabelled source: the rotation task
     # 2. metrics and plots under the profile's own report folder

@@ -14,12 +14,12 @@ import ray
 import torch
 from _tiny import tiny_method, tiny_net
 from _worker_hooks import FailOnce, Trace
-from conftest import ray_params
+from conftest import RAY_LANE, ray_params
 
 from dplc.config import LoopConfig, TrainConfig, from_dict, to_dict
 from pipelines import ray_jobs, repro
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, RAY_LANE]
 
 
 def _cfg(steps: int = 8, name: str = "cae", c: int = 1) -> TrainConfig:
