@@ -7,7 +7,8 @@ Runs the ``gaussian`` stage's study (:func:`dplc.gaussian_study.run`: params.yam
 ``nearest_weight`` given (0 is the stage as it is; ``-S key=value`` changes another setting of
 the section, the value read as YAML), and appends per run one JSON line to
 ``reports/bench/gaussian_nearest.jsonl``: every codec's MSE over its one-shot bound (CAE over
-D_K; DPLC and shared DPLC over 2·D_K), their largest decoded-variance errors, the codes' final
+D_K; DPLC and shared DPLC over 2·D_K), their decoded-variance errors (the largest, and per rate
+and component), the codes' final
 λ_rate and held-out latent MMD, the shared codec's MSE when decoded with another seed's noise
 (how much its code depends on the noise), and the environment.
 
@@ -36,7 +37,8 @@ OUT = ROOT / "reports" / "bench" / "gaussian_nearest.jsonl"
 KEYS = ("gaussian_cae_over_dk", "gaussian_dplc_over_2dk", "gaussian_shared_over_2dk",
         "gaussian_dplc_variance_error_max", "gaussian_shared_variance_error_max",
         "lambda_rate_dplc", "lambda_rate_dplc_shared", "holdout_mmd_sd_dplc", "holdout_mmd_sd_dplc_shared",
-        "mse_cae", "mse_dplc", "mse_dplc_shared", "mse_wrong_noise_dplc_shared", "d_k", "bits")  # fmt: skip
+        "mse_cae", "mse_dplc", "mse_dplc_shared", "mse_wrong_noise_dplc_shared", "d_k", "bits",
+        "variance_error_dplc", "variance_error_dplc_shared", "generator_w2_over_sigma2", "generator_variance_error")  # fmt: skip
 
 
 def main() -> None:

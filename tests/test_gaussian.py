@@ -28,6 +28,8 @@ def test_small_run_codes_and_keeps_the_distribution():
     # DPLC at rate 0 samples G*: about twice the variance; its decodes keep the distribution
     assert 1.6 < res["mse_ratio"][0] < 2.4
     assert res["w2_dplc"][1] < 0.05
+    # G*'s own share of a decode's variance error: one per component, on exact N(0, I) latents
+    assert len(res["generator_variance_error"]) == 2 and max(map(abs, res["generator_variance_error"])) < 0.2
     # the CAE's decodes do not (they shrink towards conditional means)
     assert res["w2_cae"][1] > res["w2_dplc"][1]
     assert all(r >= d for r, d in zip(res["mse_cae"], res["d_opt"], strict=True))
