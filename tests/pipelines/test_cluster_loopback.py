@@ -204,6 +204,11 @@ def test_ray_up_submit_down_on_loopback(tmp_path):
     )
     (home / "bin" / "ssh").chmod(0o755)
     isolated = f"RAY_TMPDIR={ray_tmp} TMPDIR={ray_tmp} RAY_USAGE_STATS_ENABLED=0 DVC_NO_ANALYTICS=1"
+    # the nodes' login shells do not inherit this process's environment: pass on how long a node
+    # may take to start its dashboard (`make test` allows more than Ray's 60 s, for a machine whose
+    # other test worker keeps both cores busy)
+    if "RAY_DASHBOARD_STARTUP_TIMEOUT_S" in os.environ:
+        isolated += f" RAY_DASHBOARD_STARTUP_TIMEOUT_S={os.environ['RAY_DASHBOARD_STARTUP_TIMEOUT_S']}"
     (home / ".bashrc").write_text(f"export PATH={home / 'bin'}:$PATH {isolated}\n")
     (home / ".profile").write_text("")
     use_pidns = _pidns_available()
@@ -218,7 +223,7 @@ def test_ray_up_submit_down_on_loopback(tmp_path):
     try:
         sshd = _start_sshd(tmp_path, home, ssh_port, use_pidns)
         pidns = os.readlink(f"/proc/{sshd.pid}/ns/pid_for_children") if use_pidns else None
-        _ray(["up", "-y", "--no-config-cache", str(cfg)], repo, env, log, timeout=300)
+        _ray(["up", "-y", "--no-config-cache", str(cfg)], repo, env, log, timeout=600)
         assert (home / "dplc" / "dvc.yaml").is_file()  # file_mounts put the repository there
         assert not (home / "dplc" / ".venv").exists()
         # the head's autoscaler starts the worker node over SSH: wait for both raylets
