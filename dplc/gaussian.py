@@ -398,6 +398,11 @@ def train_codec(
     return codec.eval(), info
 
 
+def variance_errors(x_hat: Tensor, variances: tuple[float, ...]) -> list[float]:
+    """Each component's relative variance error Var(x̂ᵢ)/σᵢ² − 1 over the samples ``x_hat``."""
+    return [float(v / s - 1.0) for v, s in zip(x_hat.var(0), variances, strict=True)]
+
+
 @torch.no_grad()
 def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed: int,
              reference: Tensor | None = None) -> dict[str, Any]:  # fmt: skip
@@ -412,7 +417,7 @@ def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed
         "mse": float((x_hat - x).pow(2).mean()),
         "w2_over_sigma2": gaussian_w2_squared(x_hat, variances) / len(variances) / mean_var,
         "decode_variance": [float(v) for v in var],
-        "variance_error": [float(v / s - 1.0) for v, s in zip(var, variances, strict=True)],
+        "variance_error": variance_errors(x_hat, variances),
     }
     if reference is not None:
         out["quantile_w2"] = quantile_w2_squared(x_hat, reference)
@@ -420,5 +425,5 @@ def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed
     if codec.shared is not None:  # decoded with another seed's noise than the encoder used
         wrong, _ = codec(x, torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1))
         out["mse_wrong_noise"] = float((wrong - x).pow(2).mean())
-        out["variance_error_wrong_noise"] = [float(v / s - 1.0) for v, s in zip(wrong.var(0), variances, strict=True)]
+        out["variance_error_wrong_noise"] = variance_errors(wrong, variances)
     return out

@@ -15,7 +15,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dplc.gaussian import GaussianConfig, Source, evaluate, mlp, train_codec, train_generator
+from dplc.gaussian import (
+    GaussianConfig,
+    Source,
+    evaluate,
+    mlp,
+    train_codec,
+    train_generator,
+    variance_errors,
+)
 from dplc.gaussian_bounds import (
     gaussian_w2_squared,
     lloyd_distortion,
@@ -88,7 +96,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     out: dict[str, Any] = {
         "config": asdict(cfg) | {"variances": list(cfg.variances), "rates": list(cfg.rates)},
         "generator_w2_over_sigma2": gaussian_w2_squared(g_samples, cfg.variances) / cfg.dim / mean_var,
-        "generator_variance_error": [float(v / s - 1.0) for v, s in zip(g_samples.var(0), cfg.variances, strict=True)],
+        "generator_variance_error": variance_errors(g_samples, cfg.variances),
         "bits": [cfg.bits(c) for c in cfg.rates],
         "code_scalars": list(cfg.rates),
         "d_opt": [water_filling(cfg.variances, cfg.bits(c)) for c in cfg.rates],
