@@ -37,6 +37,7 @@ OUT = ROOT / "reports" / "bench" / "gaussian_nearest.jsonl"
 KEYS = ("gaussian_cae_over_dk", "gaussian_dplc_over_2dk", "gaussian_shared_over_2dk",
         "gaussian_dplc_variance_error_max", "gaussian_shared_variance_error_max",
         "lambda_rate_dplc", "lambda_rate_dplc_shared", "holdout_mmd_sd_dplc", "holdout_mmd_sd_dplc_shared",
+        "holdout_moment_sd_dplc", "holdout_moment_sd_dplc_shared",
         "mse_cae", "mse_dplc", "mse_dplc_shared", "mse_wrong_noise_dplc_shared", "d_k", "bits",
         "variance_error_dplc", "variance_error_dplc_shared", "generator_w2_over_sigma2", "generator_variance_error")  # fmt: skip
 

@@ -106,7 +106,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     }
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}, variance errors "
         + ", ".join(f"{e:+.3f}" for e in out["generator_variance_error"]))
-    keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd",
+    keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd", "holdout_moment_sd",
             "mse_wrong_noise", "variance_error_wrong_noise")  # fmt: skip
     names = cfg.codecs
     rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in names}

@@ -1,3 +1,4 @@
+import math
 
 import pytest
 import torch
@@ -135,6 +136,33 @@ def test_realism_batch_gives_the_mmd_term_vectors_of_its_own(monkeypatch, shared
     seen.clear()
     codec, info = _trained(G.GaussianConfig(**kw, realism_batch=96), 2, shared)
     assert seen == [96] * 6 and info["lambda_rate"] > 0
+
+
+def test_the_moment_term_sees_its_own_batch_and_its_holdout_steers_the_dual(monkeypatch):
+    """``moment_batch`` latents feed the moment gap every step; the held-out moment check joins
+    the MMD's, and the dual follows the larger violation: a moment check reading 50 s.d. raises
+    λ by the clipped step e^(0.25·4) at every update although the MMD is inside ε."""
+    with pytest.raises(ValueError, match="moment_batch"):
+        G.GaussianConfig(moment_batch=2)
+    with pytest.raises(ValueError, match="realism_draws must be 1"):
+        G.GaussianConfig(moment_weight=1.0, realism_draws=4)
+    seen = []
+    real = G._moment_latents
+
+    def spy(codec, source, cfg, gen):
+        z = real(codec, source, cfg, gen)
+        seen.append(z.shape[0])
+        return z
+
+    monkeypatch.setattr(G, "_moment_latents", spy)
+    kw = dict(variances=(1.0, 0.25), rates=(2,), steps=8, hidden=8, batch_size=32, realism_holdout=50,
+              dual_every=2, realism_draws=1, rate_warmup=0.0, moment_weight=1.0, moment_batch=96,
+              moment_holdout=400, lambda_rate=10.0)  # fmt: skip
+    codec, info = _trained(G.GaussianConfig(**kw), 2, None)
+    assert seen == [96] * 8 and math.isfinite(info["holdout_moment_sd"])
+    monkeypatch.setattr(G, "latent_moment_sd", lambda z, null: 50.0)
+    codec, info = _trained(G.GaussianConfig(**kw), 2, None)
+    assert info["lambda_rate"] == pytest.approx(10.0 * math.exp(4 * 1.0))
 
 
 class _Fixed(torch.nn.Module):

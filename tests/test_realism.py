@@ -41,6 +41,47 @@ def test_null_spread_must_match_the_sample():
         realism.mmd_null(1, DIM)
 
 
+GAUSS_N, GAUSS_DIM = 200_000, 4
+MOMENT_NULL = realism.moment_null(GAUSS_N, GAUSS_DIM)
+
+
+def _gauss(seed: int, n: int = GAUSS_N) -> torch.Tensor:
+    return torch.randn(n, GAUSS_DIM, generator=torch.Generator().manual_seed(seed))
+
+
+def test_moment_gap_is_unbiased_at_the_prior_and_measures_the_squared_distance():
+    """Its mean over prior samples is ~0 (a plug-in ‖S − I‖² would sit at ≈ (d² + d)/n > 0),
+    and on a big sample it reads ‖E z‖² + ‖E zzᵀ − I‖²_F: shift 0.1 and scale 0.9 in one
+    component give 0.01 + (0.81 + 0.01 − 1)²."""
+    values = torch.tensor([float(realism.moment_gap(_gauss(s, 512))) for s in range(200)])
+    plug_in = [float((_gauss(s, 512).T @ _gauss(s, 512) / 512 - torch.eye(4)).pow(2).sum()) for s in range(20)]
+    assert min(plug_in) > 0 and sum(plug_in) / 20 > 10 * float(values.std()) / math.sqrt(200)
+    assert abs(float(values.mean())) < 3 * float(values.std()) / math.sqrt(200)
+    z = _gauss(1, 400_000)
+    z[:, 0] = 0.9 * z[:, 0] + 0.1
+    assert float(realism.moment_gap(z)) == pytest.approx(0.01 + 0.18**2, rel=0.05)
+
+
+def test_a_two_percent_variance_shortfall_fails_the_moment_check_where_the_mmd_passes_it():
+    """The power that ``moment_holdout`` relies on: one component's variance 2% short (scale
+    0.99) is > 4 null s.d. of the moment gap at 200,000 points (the statistic is quadratic, so
+    its null s.d. falls as 1/n: at 20,000 the same shortfall is within ~2 s.d.), while the IMQ
+    MMD at the 2,000 points of the latent check cannot see even 6% (scale 0.97)."""
+    scale = torch.tensor([0.99, 1.0, 1.0, 1.0])
+    exact = [realism.latent_moment_sd(_gauss(s), MOMENT_NULL) for s in range(5)]
+    short = [realism.latent_moment_sd(_gauss(s) * scale, MOMENT_NULL) for s in range(5)]
+    assert all(abs(v) <= 3.0 for v in exact), exact
+    assert all(v > 4.0 for v in short), short
+    mmd_null = realism.mmd_null(2000, GAUSS_DIM)
+    wide = torch.tensor([0.97, 1.0, 1.0, 1.0])
+    mmd = [realism.latent_mmd_sd(_gauss(s, 2000) * wide, mmd_null, seed=50 + s) for s in range(5)]
+    assert max(mmd) < 4.0, mmd
+    with pytest.raises(ValueError, match="null spread was measured"):
+        realism.latent_moment_sd(_gauss(0, 100), MOMENT_NULL)
+    with pytest.raises(ValueError, match="n >= 2"):
+        realism.moment_null(1, GAUSS_DIM)
+
+
 def test_dual_ascent_raises_lambda_while_violated_and_lowers_it_while_slack():
     dual = realism.DualLambda(lam=40.0, epsilon=1.0, step_size=0.25)
     for _ in range(4):
