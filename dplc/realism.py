@@ -25,10 +25,10 @@ requirement into a number with a known scale and into a constraint that training
 True
 >>> latent_mmd_sd(0.8 * torch.randn(500, 8, generator=g), null, seed=2) > 4
 True
->>> mnull = moment_null(20_000, 4, draws=10)
->>> abs(latent_moment_sd(torch.randn(20_000, 4, generator=g), mnull)) < 4
+>>> mnull = moment_null(200_000, 4, draws=10)   # one component 4% short: ~20 null s.d.
+>>> abs(latent_moment_sd(torch.randn(200_000, 4, generator=g), mnull)) < 4
 True
->>> latent_moment_sd(torch.randn(20_000, 4, generator=g) * torch.tensor([0.98, 1, 1, 1]), mnull) > 4
+>>> latent_moment_sd(torch.randn(200_000, 4, generator=g) * torch.tensor([0.98, 1, 1, 1]), mnull) > 10
 True
 >>> dual = DualLambda(lam=10.0, epsilon=1.0, step_size=0.5)
 >>> round(dual.update(3.0), 2)   # violated by 2 s.d.: λ·e^(0.5·2)
