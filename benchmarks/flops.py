@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from dplc.config import NetConfig  # noqa: E402
 from dplc.method import Method  # noqa: E402
-from dplc.method_specs import BY_NAME  # noqa: E402
+from dplc.method_specs import BY_NAME, PER_RATE  # noqa: E402
 from dplc.methods import build_method  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 
@@ -125,6 +125,28 @@ def peak_fractions(params: dict, methods: tuple[str, ...] = tuple(METHOD_RATES),
         print(f"{name:8s} {flops / 1e9:7.2f} GFLOP/step {sec * 1e3:7.1f} ms "
               f"{flops / sec / 1e9:6.1f} GFLOP/s = {frac:.2f} of peak {peak:.0f}")  # fmt: skip
     return out
+
+
+def profile_jobs(params: dict) -> dict[str, tuple[str, int]]:
+    """{job: (method, steps)} for every training job of the profile in ``params``: each
+    generator, each per-rate codec at each rate of its ladder (rate 0 left out where nothing is
+    learned there), and Tune's trials as one job of dplc steps."""
+    from pipelines import params as P
+
+    jobs: dict[str, tuple[str, int]] = {}
+    for g in params["generators"]:
+        jobs[f"generator@{g}"] = (g, P.train_config(params, g).loop.steps)
+    for method in PER_RATE:
+        rates = params["shared_ladder"] if BY_NAME[method].shared_noise else params["ladder"]
+        for c in rates:
+            if c == 0 and BY_NAME[method].rate0_steps is not None:
+                continue  # nothing is learned at rate 0 (G*'s sampler, the training mean)
+            gen = params["generators"][0] if BY_NAME[method].into_generator else None
+            jobs[f"{method}@{c}"] = (method, P.train_config(params, method, c, best={}, generator=gen).loop.steps)
+    t = params["tune"]
+    if t.get("enabled", True):
+        jobs["tune"] = ("dplc", t["num_samples"] * t["steps"])
+    return jobs
 
 
 def check_counts(params: dict) -> None:

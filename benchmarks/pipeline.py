@@ -49,7 +49,6 @@ sys.path.insert(0, str(ROOT))
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.config import LoopConfig, TrainConfig  # noqa: E402
-from dplc.method_specs import BY_NAME, PER_RATE  # noqa: E402
 from dplc.nets import Generator  # noqa: E402
 from dplc.train import NullCallback, fit, setup  # noqa: E402
 from pipelines import environment, ray_jobs  # noqa: E402
@@ -265,24 +264,14 @@ def overhead_parts(timing_dir: Path) -> dict[str, float]:
 
 def training_budget(params: dict, step_gflop: dict[str, float], slow_gflops: float = 105.0) -> dict:
     """The training FLOPs of the profile in ``params`` and what they cost at 100% of a
-    ``slow_gflops`` fp32 peak: Σ over training stages of steps × FLOPs of one step of that
-    method (``step_gflop``: ``train_step`` of ``--peak``, measured at C = 4, so the per-rate
-    codecs' FLOPs are approximated by that rate's), Tune's trials included. A lower bound on
-    the profile's time on such a machine: no overhead, no evaluation, perfect efficiency."""
-    jobs: dict[str, float] = {}
-    for g in params["generators"]:
-        jobs[f"generator@{g}"] = P.train_config(params, g).loop.steps * step_gflop[g]
-    for method in PER_RATE:
-        rates = params["shared_ladder"] if BY_NAME[method].shared_noise else params["ladder"]
-        for c in rates:
-            if c == 0 and BY_NAME[method].rate0_steps is not None:
-                continue  # nothing is learned at rate 0 (G*'s sampler, the training mean)
-            gen = params["generators"][0] if BY_NAME[method].into_generator else None
-            steps = P.train_config(params, method, c, best={}, generator=gen).loop.steps
-            jobs[f"{method}@{c}"] = steps * step_gflop[method]
-    t = params["tune"]
-    if t.get("enabled", True):
-        jobs["tune"] = t["num_samples"] * t["steps"] * step_gflop["dplc"]
+    ``slow_gflops`` fp32 peak: Σ over the profile's training jobs (:func:`flops.profile_jobs`,
+    Tune's trials included) of steps × FLOPs of one step of that method (``step_gflop``:
+    ``train_step`` of ``--peak``, measured at C = 4, so the per-rate codecs' FLOPs are
+    approximated by that rate's). A lower bound on the profile's time on such a machine: no
+    overhead, no evaluation, perfect efficiency."""
+    from flops import profile_jobs
+
+    jobs = {job: steps * step_gflop[method] for job, (method, steps) in profile_jobs(params).items()}
     tflop = sum(jobs.values()) / 1e3
     return {"training_tflop": round(tflop, 1), "slow_machine_gflops": slow_gflops,
             "seconds_at_full_slow_peak": round(tflop * 1e3 / slow_gflops, 1),

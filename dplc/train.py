@@ -142,6 +142,22 @@ def images_per_step(method: Method) -> int:
     return BY_NAME[method.name].images_per_step(cfg.batch_size, cfg.n_critic, cfg.critic_batch_size)
 
 
+def deterministic_kernels(device: torch.device) -> None:
+    """On a CUDA device, have cuDNN pick deterministic convolution algorithms and no autotuner.
+
+    With torch's defaults cuDNN may choose kernels that accumulate in a varying order, so two
+    fp32 runs from the same seed drift apart and a job resumed from its checkpoint does not
+    repeat the uninterrupted one; with this both are bit-identical (``benchmarks/gpu.py
+    --only determinism`` measures both settings). cuBLAS gets its fixed-size workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, read when a process first uses cuBLAS on the device), as
+    torch's reproducibility notes ask. The CPU path is deterministic already.
+    """
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
 def _batches(method: Method, sampler: BatchSampler, channels_last: bool) -> Callable[[int], torch.Tensor]:
     """``batch(n)`` for ``method.step``: the sampler's draws on the method's device, in the
     channels-last layout when asked (the method's modules are switched to it here too)."""
@@ -169,11 +185,13 @@ def train(
     With ``resume`` and an existing ``checkpoint_dir/last.pt`` the run continues from there.
     Metrics are averaged over each ``loop.log_every`` window before the callbacks see them.
     With ``device`` the method moves there and every batch follows it (the sampler stays on
-    the CPU, so its draws are the same on every device).
+    the CPU, so its draws are the same on every device); on a GPU the run is kept repeatable
+    (:func:`deterministic_kernels`).
     """
     set_threads(loop.threads)
     if device is not None:
         method.to(device)
+    deterministic_kernels(method.device)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start = 0
     if resume and ckpt is not None and ckpt.is_file():

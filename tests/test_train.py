@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 from _tiny import fixed_batch, tiny_method, tiny_net
@@ -183,3 +185,20 @@ def test_an_explicit_device_and_auto_precision_train_as_the_default_on_the_cpu(n
     assert results[0].keys() == results[1].keys()
     for k in results[0]:
         assert torch.equal(results[0][k], results[1][k]), k
+
+
+def test_deterministic_kernels_on_cuda_only(monkeypatch):
+    """On a CUDA device cuDNN is held to deterministic algorithms without its autotuner, and
+    cuBLAS gets a fixed workspace (an fp32 GPU run otherwise does not repeat itself:
+    reports/bench/gpu.json); a CPU device changes nothing."""
+    from dplc.train import deterministic_kernels
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    deterministic_kernels(torch.device("cpu"))
+    assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    deterministic_kernels(torch.device("cuda", 0))
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
