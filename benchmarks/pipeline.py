@@ -187,7 +187,8 @@ def import_seconds(modules: tuple[str, ...] = STAGE_MODULES, repeats: int = 3) -
 
 def quick_repro() -> dict:
     """``pipelines.repro`` of the quick profile in the copy of the repo the e2e test makes: its
-    wall seconds, each stage's (from DVC's log) and each training job's overhead."""
+    wall seconds, each stage's (from DVC's log), each training job's overhead and the median of
+    each itemised part of it (:func:`overhead_parts`)."""
     sys.path.insert(0, str(ROOT / "tests" / "pipelines"))
     from _repo import copy_repo, env
 
@@ -202,7 +203,8 @@ def quick_repro() -> dict:
         return {"quick_repro_seconds": total, "quick_stage_seconds": stages,
                 "quick_ray_head_start_seconds": float(head.group(1)) if head else None,
                 "quick_per_job_overhead_seconds": {"median": round(float(np.median(list(jobs.values()))), 2),
-                                                   "jobs": jobs}}  # fmt: skip
+                                                   "jobs": jobs},
+                "quick_per_job_overhead_parts_median": overhead_parts(repo / "runs" / "timing")}  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
