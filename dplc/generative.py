@@ -4,7 +4,6 @@ WGAN-GP, WAE and Wasserstein++ (see :mod:`dplc.methods` for the table of objecti
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from dplc import losses
@@ -62,7 +61,7 @@ class WAE(Method):
         """(z_enc, sqrt-MSE, MMD) of the WAE objective on batch ``x``."""
         z_enc = self.encoder(x)
         rec = losses.sqrt_mse(self.generator(z_enc), x)
-        mmd = losses.mmd_imq(z_enc, torch.randn_like(z_enc.float()), self.cfg.mmd_scales)
+        mmd = losses.mmd_imq(z_enc, self.randn(*z_enc.shape), self.cfg.mmd_scales)
         return z_enc, rec, mmd
 
     def step(self, batch: Batch) -> dict[str, float]:

@@ -113,7 +113,7 @@ def sliced_w2_to_normal(x: Tensor, projections: int = 64, generator: torch.Gener
     """
     x = x.flatten(1).float()
     n, m = x.shape
-    theta = torch.randn(m, projections, generator=generator, device=x.device)
+    theta = torch.randn(m, projections, generator=generator).to(x.device)  # a CPU draw, as on every device
     theta = theta / theta.norm(dim=0, keepdim=True)
     proj = torch.sort(x @ theta, dim=0).values
     t = (torch.arange(n, device=x.device, dtype=torch.float64) + 0.5) / n
@@ -134,9 +134,12 @@ def generator_loss(f_fake: Tensor) -> Tensor:
 def gradient_penalty(
     critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, alpha: Tensor | None = None
 ) -> Tensor:
-    """E[(||∇f(x̃)||₂ - 1)²] on x̃ = α·real + (1-α)·fake, α ~ U[0,1] per sample (Gulrajani Alg. 1)."""
+    """E[(||∇f(x̃)||₂ - 1)²] on x̃ = α·real + (1-α)·fake, α ~ U[0,1] per sample (Gulrajani Alg. 1).
+
+    α is drawn from torch's CPU generator and moved to the batch's device, as every training
+    draw is (:class:`dplc.method.Method`), so a GPU run sees the CPU run's α."""
     if alpha is None:
-        alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+        alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1))).to(real.device)
     x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     out = critic(x)
     (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)

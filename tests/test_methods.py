@@ -1,3 +1,6 @@
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 from _tiny import fixed_batch, tiny_method, tiny_net
@@ -308,3 +311,39 @@ def test_the_method_vocabulary_describes_the_classes_it_names():
 def test_a_method_needing_g_star_is_refused_without_it():
     with pytest.raises(ValueError, match="dplc needs a trained generator G\\* \\(from wgan_gp, wae, wpp\\)"):
         build_method(tiny_net(code_channels=1), tiny_method("dplc"), 1)
+
+
+RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial"}
+
+
+def device_draws(source: str) -> list[int]:
+    """Lines of ``source`` that draw random numbers on a tensor's device rather than from torch's
+    CPU generator: a ``*_like`` factory (``randn_like(x)`` draws on ``x``'s device) or a random
+    factory given ``device=``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        like = name.endswith("_like") and name.removesuffix("_like") in RANDOM_FACTORIES
+        on_device = name in RANDOM_FACTORIES and any(k.arg == "device" for k in node.keywords)
+        if like or on_device:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_draw_check_sees_device_side_draws():
+    """The check below flags what it must (built to fail) and passes CPU draws moved over."""
+    bad = "a = torch.randn_like(z)\nb = torch.rand(n, 1, device=x.device)\n"
+    good = "a = torch.randn(*z.shape).to(z.device)\nb = torch.zeros(3, device=x.device)\n"
+    assert device_draws(bad) == [1, 2]
+    assert device_draws(good) == []
+
+
+def test_training_draws_come_from_the_cpu_generator():
+    """Every random draw of the library comes from torch's CPU generator and is then moved to
+    the device (Method.randn/rand), so a GPU run draws the CPU run's noise and no CUDA RNG state
+    enters training (on a GPU, wpp's MMD prior sample and gradient-penalty α once did not)."""
+    root = Path(__file__).resolve().parent.parent / "dplc"
+    found = {p.name: device_draws(p.read_text()) for p in sorted(root.glob("*.py"))}
+    assert {k: v for k, v in found.items() if v} == {}
