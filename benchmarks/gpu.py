@@ -1,10 +1,11 @@
 """The GPU path, measured: what ``ray.use_gpu`` workers run, without Ray (``dplc.train.fit``).
 
 Runs where a CUDA device is present (this project's CI never has one; the device tool lends
-one to some sessions). Four parts, each recorded even when another fails:
+one to some sessions). Five parts by default, each recorded even when another fails:
 
-- ``peaks``: TFLOP/s of an 8192³ matmul in fp32 (TF32 off), TF32 and bf16 (CUDA events, the
-  best of ten after warm-up): the ceilings the steps are compared with.
+- ``peaks``: TFLOP/s of an 8192³ matmul in fp32 (TF32 off), TF32 and bf16 (wall clock around
+  a device synchronisation, the best of ten after warm-up): the ceilings the steps are
+  compared with.
 - ``steps``: for each method at the default profile's geometry (params.yaml, C = 4 for the
   per-rate codecs, as ``benchmarks/flops.py``) and at the paper's 64×64 colour geometry, in
   fp32 and under bf16 autocast: ms per optimisation step (median of 20 after 3 warm-up
@@ -15,15 +16,19 @@ one to some sessions). Four parts, each recorded even when another fails:
 - ``budget``: the default profile's training jobs (``flops.profile_jobs``) at those step times:
   what its training would take on this GPU, in fp32 and in bf16, without overheads.
 - ``loop``: ``dplc.train.fit`` on the GPU for ``wpp`` and ``dplc`` (the default profile's
-  settings, random images): an uninterrupted run against one stopped at its checkpoint and
-  resumed in a fresh method (bit-identical weights?), a second uninterrupted run (the
-  same?), and the same run on the CPU from the
-  same seed (the losses' relative difference: the GPU trains the same objective).
+  settings, seeded random images): an uninterrupted run against one stopped at its
+  checkpoint and resumed in a fresh method (bit-identical weights?), a second uninterrupted
+  run (the same?), the weights' SHA-256 (to compare two processes), and the same run on the
+  CPU from the same seed (the losses' relative difference).
 
-    python benchmarks/gpu.py [--out reports/bench/gpu.json] [--quick]
+``--only determinism`` runs instead two fresh fp32 runs and a resumed one under torch's
+defaults, cuDNN's deterministic algorithms, and ``torch.use_deterministic_algorithms``
+(``dplc.train.deterministic_kernels`` held off); ``--only loop`` runs the ``loop`` part alone.
 
-``--quick`` (few steps, small matmuls, fp32 at the default geometry) checks the script on a CPU: every part then runs on the
-CPU and the file says so; it is not a measurement.
+    python benchmarks/gpu.py [--out reports/bench/gpu.json] [--quick] [--only determinism|loop]
+
+``--quick`` (few steps, small matmuls, fp32 at the default geometry) checks the script on a
+CPU: every part then runs on the CPU and the file says so; it is not a measurement.
 """
 
 from __future__ import annotations
