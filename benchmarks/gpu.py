@@ -214,6 +214,11 @@ def _config(params: dict, name: str, steps: int, precision: str) -> TrainConfig:
     return dataclasses.replace(cfg, loop=loop)
 
 
+def _max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between two :func:`_state` dicts' floating-point tensors."""
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+
+
 def _digest(state: dict[str, torch.Tensor]) -> str:
     """SHA-256 over the weights' names and bytes: equal in two processes iff bit-identical."""
     import hashlib
@@ -223,6 +228,14 @@ def _digest(state: dict[str, torch.Tensor]) -> str:
         h.update(k.encode())
         h.update(state[k].contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def _g_star(name: str, cfg: TrainConfig) -> Generator | None:
+    """A fixed untrained G* (seed 1) for a method that decodes through one, else None."""
+    if not BY_NAME[name].into_generator:
+        return None
+    torch.manual_seed(1)
+    return Generator(dataclasses.replace(cfg.net, code_channels=0)).eval()
 
 
 class Interrupted(Exception):
@@ -261,10 +274,7 @@ def loop_checks(params: dict, device: torch.device, steps: int,
     for name in ("wpp", "dplc"):
         for precision in precisions:
             cfg = _config(params, name, steps, precision)
-            gen = None
-            if BY_NAME[name].into_generator:
-                torch.manual_seed(1)
-                gen = Generator(dataclasses.replace(cfg.net, code_channels=0)).eval()
+            gen = _g_star(name, cfg)
             with tempfile.TemporaryDirectory() as tmp:
                 full, losses, result = _run(cfg, images, gen, str(device), Path(tmp) / "full")
                 again, _, _ = _run(cfg, images, gen, str(device), Path(tmp) / "again")
@@ -272,8 +282,7 @@ def loop_checks(params: dict, device: torch.device, steps: int,
                 resumed, _, r2 = _run(cfg, images, gen, str(device), Path(tmp) / "resumed")
             a, b = _state(full), _state(resumed)
             repeat = _state(again)
-            gap = max(float((b[k].double() - repeat[k].double()).abs().max()) for k in b if b[k].is_floating_point())
-            diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+            gap, diff = _max_abs_difference(b, repeat), _max_abs_difference(a, b)
             row = {"precision_ran": full.precision, "steps": result.steps, "images_per_s": round(result.images_per_s, 1),
                    "resumed_from": r2.resumed_from, "resume_bit_identical": diff == 0.0,
                    "resume_max_abs_weight_difference": diff, "last_losses": losses[-1],
@@ -309,10 +318,7 @@ def determinism(params: dict, device: torch.device, steps: int) -> dict:
         torch.use_deterministic_algorithms(setting == "deterministic_algorithms")
         for name in ("wpp", "dplc"):
             cfg = _config(params, name, steps, "fp32")
-            gen = None
-            if BY_NAME[name].into_generator:
-                torch.manual_seed(1)
-                gen = Generator(dataclasses.replace(cfg.net, code_channels=0)).eval()
+            gen = _g_star(name, cfg)
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     a, _, ra = _run(cfg, images, gen, str(device), Path(tmp) / "a")
@@ -320,9 +326,8 @@ def determinism(params: dict, device: torch.device, steps: int) -> dict:
                     _run(cfg, images, gen, str(device), Path(tmp) / "c", stop_at=steps // 2)
                     c, _, _ = _run(cfg, images, gen, str(device), Path(tmp) / "c")
                 sa, sb, sc = _state(a), _state(b), _state(c)
-                gap = lambda x, y: max(float((x[k].double() - y[k].double()).abs().max())  # noqa: E731
-                                       for k in x if x[k].is_floating_point())  # fmt: skip
-                row = {"repeat_max_abs_difference": gap(sa, sb), "resume_max_abs_difference": gap(sa, sc),
+                row = {"repeat_max_abs_difference": _max_abs_difference(sa, sb),
+                       "resume_max_abs_difference": _max_abs_difference(sa, sc),
                        "images_per_s": round(ra.images_per_s, 1)}  # fmt: skip
             except Exception as e:  # noqa: BLE001 - an op without a deterministic kernel is a finding
                 row = {"error": f"{type(e).__name__}: {e}"[:500]}
