@@ -23,9 +23,12 @@ one to some sessions). Five parts by default, each recorded even when another fa
 
 ``--only determinism`` runs instead two fresh fp32 runs and a resumed one under torch's
 defaults, cuDNN's deterministic algorithms, and ``torch.use_deterministic_algorithms``
-(``dplc.train.deterministic_kernels`` held off); ``--only loop`` runs the ``loop`` part alone.
+(``dplc.train.deterministic_kernels`` held off); ``--only loop`` runs the ``loop`` part alone;
+``--only first_use`` runs fp32 runs in a given order (``--order``, optionally ``--no-cudnn``, or
+interrupted with ``--ckpt``/``--stop-at`` and resumed in a second process): where a process's
+first run departs from its later ones.
 
-    python benchmarks/gpu.py [--out reports/bench/gpu.json] [--quick] [--only determinism|loop]
+    python benchmarks/gpu.py [--out reports/bench/gpu.json] [--quick] [--only determinism|loop|first_use]
 
 ``--quick`` (few steps, small matmuls, fp32 at the default geometry) checks the script on a
 CPU: every part then runs on the CPU and the file says so; it is not a measurement.
@@ -339,6 +342,46 @@ def determinism(params: dict, device: torch.device, steps: int) -> dict:
     return out
 
 
+def _first_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> int | None:
+    """The first step (1-based) whose logged losses differ between two runs, else None."""
+    return next((i + 1 for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), None)
+
+
+def first_use(params: dict, device: torch.device, steps: int, order: list[str],
+              stop_at: int | None = None, ckpt: Path | None = None, warmup: int = 0) -> dict:
+    """The fp32 runs of ``order`` in one process, in that order (seeded random images, as
+    :func:`loop_checks`): each run's weight digest, and for each run after the first of its
+    method the first step whose losses differ from that method's previous run. With ``ckpt``
+    the first run keeps its checkpoint there (and with ``stop_at`` is interrupted right after
+    it), so a second process can resume it: what a pipeline job resumed after a crash does.
+    ``warmup`` steps of ``order[0]``'s method, thrown away, come before everything."""
+    torch.backends.cudnn.benchmark = False
+    images = torch.randint(0, 256, (6000, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    if warmup:
+        cfg = _config(params, order[0], warmup, "fp32")
+        _run(cfg, images, _g_star(order[0], cfg), str(device), None)
+    runs: list[dict] = []
+    last: dict[str, tuple[list[dict[str, float]], dict[str, torch.Tensor]]] = {}
+    for i, name in enumerate(order):
+        cfg = _config(params, name, steps, "fp32")
+        with tempfile.TemporaryDirectory() as tmp:
+            where = ckpt if (ckpt is not None and i == 0) else Path(tmp) / "run"
+            method, losses, result = _run(cfg, images, _g_star(name, cfg), str(device), where,
+                                          stop_at=stop_at if i == 0 else None)  # fmt: skip
+        state = _state(method)
+        row: dict = {"method": name, "weights_sha256": _digest(state), "steps_logged": len(losses),
+                     "resumed_from": result.resumed_from if result is not None else None,
+                     "interrupted": result is None}  # fmt: skip
+        if name in last and len(last[name][0]) == len(losses):
+            row["first_step_differing_from_previous"] = _first_difference(last[name][0], losses)
+            row["max_abs_weight_difference_from_previous"] = _max_abs_difference(last[name][1], state)
+        last[name] = (losses, state)
+        runs.append(row)
+        print("first_use", json.dumps(row), flush=True)
+    return {"order": order, "warmup_steps": warmup, "cudnn_enabled": torch.backends.cudnn.enabled,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(), "runs": runs}  # fmt: skip
+
+
 def guarded(out: dict, key: str, fn: Callable[[], object]) -> None:
     """``out[key] = fn()``, or the error and its traceback (the other parts still run)."""
     t0 = time.perf_counter()
@@ -353,7 +396,14 @@ def guarded(out: dict, key: str, fn: Callable[[], object]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "reports/bench/gpu.json")
-    ap.add_argument("--only", choices=("determinism", "loop"), help="run this part alone")
+    ap.add_argument("--only", choices=("determinism", "loop", "first_use"), help="run this part alone")
+    ap.add_argument("--order", default="wpp,wpp,wpp", help="first_use: the methods' fp32 runs, in order")
+    ap.add_argument("--ckpt", type=Path, help="first_use: the first run's checkpoint directory (resumed if present)")
+    ap.add_argument("--stop-at", type=int, help="first_use: interrupt the first run after this step's checkpoint")
+    ap.add_argument("--warmup", type=int, default=0, help="first_use: thrown-away steps before the runs")
+    ap.add_argument("--no-cudnn", action="store_true", help="first_use: torch.backends.cudnn.enabled = False")
+    ap.add_argument("--deterministic-algorithms", action="store_true",
+                    help="first_use: torch.use_deterministic_algorithms(True) as well")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="check the script on a CPU (not a measurement)")
     args = ap.parse_args()
     cuda = torch.cuda.is_available()
@@ -375,6 +425,15 @@ def main() -> None:
         guarded(out, "determinism", lambda: determinism(params, device, loop_steps))
     if args.only == "loop":
         guarded(out, "loop", lambda: loop_checks(params, device, loop_steps))
+    if args.only == "first_use":
+        torch.backends.cudnn.enabled = not args.no_cudnn
+        if args.deterministic_algorithms:
+            import os
+
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        order = args.order.split(",")
+        guarded(out, "first_use", lambda: first_use(params, device, loop_steps, order, args.stop_at, args.ckpt, args.warmup))
     if args.only:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2) + "\n")

@@ -22,6 +22,7 @@ import dataclasses
 import math
 import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,28 @@ def deterministic_kernels(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+CUDA_WARMUP_STEPS = 10
+"""Steps a CUDA run takes, and throws away, before its first counted one (:func:`warm_up`)."""
+
+
+def warm_up(method: Method, sampler: BatchSampler, batch: Callable[[int], torch.Tensor], steps: int) -> None:
+    """Take ``steps`` optimisation steps, then restore the whole training state they changed.
+
+    On a CUDA device a process's first few steps need not compute bit for bit what the same
+    steps compute once the process has run some (``benchmarks/gpu.py --only first_use``), so
+    a job resumed in a fresh process would not repeat the uninterrupted one. Steps taken here
+    and undone through :func:`save_checkpoint`/:func:`load_checkpoint` (modules, optimisers,
+    schedulers, the sampler's position, torch's RNG) bring the process to that steady state
+    and leave the run where it was.
+    """
+    with tempfile.TemporaryDirectory(prefix="dplc-warmup-") as tmp:
+        path = save_checkpoint(Path(tmp) / CHECKPOINT_NAME, 0, method, sampler)
+        for _ in range(steps):
+            method.step(batch)
+            method.end_step()
+        load_checkpoint(path, method, sampler)
+
+
 def _batches(method: Method, sampler: BatchSampler, channels_last: bool) -> Callable[[int], torch.Tensor]:
     """``batch(n)`` for ``method.step``: the sampler's draws on the method's device, in the
     channels-last layout when asked (the method's modules are switched to it here too)."""
@@ -186,7 +209,8 @@ def train(
     Metrics are averaged over each ``loop.log_every`` window before the callbacks see them.
     With ``device`` the method moves there and every batch follows it (the sampler stays on
     the CPU, so its draws are the same on every device); on a GPU the run is kept repeatable
-    (:func:`deterministic_kernels`).
+    (:func:`deterministic_kernels`) and its counted steps start in a warmed-up process
+    (:func:`warm_up`), so a run resumed in a fresh process repeats the uninterrupted one.
     """
     set_threads(loop.threads)
     if device is not None:
@@ -198,6 +222,8 @@ def train(
         start = load_checkpoint(ckpt, method, sampler)
     method.train(True)
     batch = _batches(method, sampler, loop.channels_last)
+    if method.device.type == "cuda" and start < loop.steps:
+        warm_up(method, sampler, batch, CUDA_WARMUP_STEPS)
     if loop.progress_every_s > 0:
         line = ProgressLine(loop.label or method.name, loop.steps, images_per_step(method),
                             start=start, every_s=loop.progress_every_s)  # fmt: skip

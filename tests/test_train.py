@@ -187,6 +187,46 @@ def test_an_explicit_device_and_auto_precision_train_as_the_default_on_the_cpu(n
         assert torch.equal(results[0][k], results[1][k]), k
 
 
+@pytest.mark.parametrize("name,c", [("wpp", 0), ("dplc", 2)])
+def test_warm_up_steps_leave_the_run_where_it_was(name, c):
+    """The steps a CUDA run throws away first (dplc.train.warm_up) are undone in full: a run
+    after them ends with the same weights, bit for bit, as one without them; the check fails
+    if the restore is dropped (the warm-up's steps then count)."""
+    from dplc.nets import Generator
+    from dplc.train import _batches, warm_up
+
+    results = []
+    for warm in (0, 3):
+        torch.manual_seed(3)
+        gen = Generator(tiny_net()).eval() if name == "dplc" else None
+        method = build_method(tiny_net(code_channels=c), tiny_method(name), 4, "fp32", generator=gen)
+        sampler = BatchSampler(_images(), seed=3)
+        if warm:
+            method.train(True)
+            warm_up(method, sampler, _batches(method, sampler, channels_last=False), warm)
+        train(method, sampler, LoopConfig(steps=4, log_every=2, progress_every_s=0))
+        results.append(_params(method))
+    for k in results[0]:
+        assert torch.equal(results[0][k], results[1][k]), k
+
+
+def test_warm_up_without_its_restore_would_be_seen(monkeypatch):
+    """The check above has power: with the restore stubbed out the weights differ."""
+    import dplc.train as T
+
+    monkeypatch.setattr(T, "load_checkpoint", lambda *a, **k: 0)
+    results = []
+    for warm in (0, 3):
+        torch.manual_seed(3)
+        method = build_method(tiny_net(), tiny_method("wpp"), 4, "fp32")
+        sampler = BatchSampler(_images(), seed=3)
+        if warm:
+            T.warm_up(method, sampler, T._batches(method, sampler, channels_last=False), warm)
+        train(method, sampler, LoopConfig(steps=4, log_every=2, progress_every_s=0))
+        results.append(_params(method))
+    assert any(not torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
 def test_deterministic_kernels_on_cuda_only(monkeypatch):
     """On a CUDA device cuDNN is held to deterministic algorithms without its autotuner, and
     cuBLAS gets a fixed workspace (an fp32 GPU run otherwise does not repeat itself:
