@@ -1,9 +1,10 @@
 """Why the Gaussian stage's CAE sits above D_K at 2–8 bits: steps, width, or the encoder.
 
     python benchmarks/gaussian_cae.py [--rates 2,4,8] [--steps 2500,10000,40000] [--hidden 128,512]
+                                      [-S "nearest_all=[cae]" -S cae_lr=0.01 ...]
 
-Trains the stage's CAE (params.yaml's ``gaussian`` section; only ``steps`` and ``hidden``
-varied, same seeds as the stage) at each rate and reports, on 100,000 fresh source vectors,
+Trains the stage's CAE (params.yaml's ``gaussian`` section; ``steps`` and ``hidden`` varied,
+any other setting changed with ``-S key=value``, the value read as YAML; same seeds as the stage) at each rate and reports, on 100,000 fresh source vectors,
 MSE/D_K for three encoders of the same trained decoder D:
 
 - ``learned``: the CAE as trained, x → Q(E(x)) (what the stage reports);
@@ -55,8 +56,10 @@ def main() -> None:
     ap.add_argument("--rates", default="2,4,8", help="code scalars C, comma-separated")
     ap.add_argument("--steps", default="2500,10000,40000")
     ap.add_argument("--hidden", default="128")
+    ap.add_argument("-S", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["gaussian"]
+    sets = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.sets)}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["gaussian"] | sets
     base = G.GaussianConfig.from_dict({k: v for k, v in params.items() if k in G.GaussianConfig.__dataclass_fields__})
     torch.set_num_threads(base.threads)
     test = G.Source(base.variances, base.seed + 10_000).sample(base.test_size)
@@ -74,10 +77,10 @@ def main() -> None:
             learned = G.evaluate(cae, test, cfg.variances, 3)["mse"]
             _, decodes = codebook(cae, cfg.levels)
             nearest = nearest_mse(test, decodes)
-            lloyd_mse = nearest_mse(test, lloyd(decodes, train))
+            lloyd_mse = nearest_mse(test, lloyd(train, decodes))
             used = int(torch.unique(cae.encode(test).detach(), dim=0).shape[0])
             row = {
-                "bits": cfg.bits(c), "code_scalars": c, "steps": steps, "hidden": hidden, "d_k": dk,
+                "bits": cfg.bits(c), "code_scalars": c, "steps": steps, "hidden": hidden, "settings": sets, "d_k": dk,
                 "learned_over_dk": learned / dk, "nearest_over_dk": nearest / dk,
                 "lloyd_over_dk": lloyd_mse / dk, "codes_used": used, "codes": cfg.levels**c,
                 "train_seconds": round(seconds, 1), "cpu_model": cpu_model(), "torch": torch.__version__,

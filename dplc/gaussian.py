@@ -64,6 +64,10 @@ from dplc.realism import (
 
 CODECS = ("cae", "dplc", "dplc_shared")
 """The per-rate codecs of the Gaussian experiment."""
+NEAREST_ALL_CODECS = ("cae", "dplc")
+"""The codecs whose nearest-neighbour term can compare every code (:attr:`GaussianConfig.nearest_all`)."""
+NEAREST_ALL_MAX_BITS = 12
+"""The largest C whose 2^C codes ``nearest_all`` decodes every step."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,10 @@ class GaussianConfig:
     generator_steps: int = 4000
     batch_size: int = 512
     lr: float = 1e-3
+    """Adam's learning rate for G* and the per-rate codecs (the CAE's: ``cae_lr`` when set)."""
+    cae_lr: float | None = None
+    """Adam's learning rate for the CAE alone (None: ``lr``): the distortion reference, whose
+    encoder learns its decoder's nearest codes faster with a larger step."""
     lambda_mmd: float = 100.0
     lambda_rate: float = 100.0
     """DPLC's λ_rate: the start of its dual ascent (``mmd_epsilon`` > 0) or its fixed value."""
@@ -119,6 +127,12 @@ class GaussianConfig:
     at a time, beside the straight-through gradient. Needs ``levels`` = 2."""
     nearest_draws: int = 4
     """Noise draws per candidate code in a private-noise codec's expected error."""
+    nearest_all: tuple[str, ...] = ()
+    """The codecs (``cae``, ``dplc``) whose nearest-neighbour term compares every one of the
+    2^C codes (Lloyd's condition itself; C ≤ :data:`NEAREST_ALL_MAX_BITS`) instead of the code's
+    C one-bit flips. Their candidates decode the same for every row (2^C decodes a step); a
+    shared codec's decode under each row's own noise (n·2^C decodes a step), so it compares
+    flips."""
     shared: str = "dither"
     """How ``dplc_shared`` uses the shared noise: ``dither`` or ``encoder`` (E sees U);
     ``benchmarks/shared_noise.py`` and ``benchmarks/gaussian_nearest.py`` compare them."""
@@ -152,6 +166,13 @@ class GaussianConfig:
             raise ValueError("nearest_weight must be >= 0 and nearest_draws >= 1")
         if self.nearest_weight > 0 and self.levels != 2:
             raise ValueError(f"the nearest-neighbour term flips bits: levels must be 2, got {self.levels}")
+        if not self.lr > 0 or (self.cae_lr is not None and not self.cae_lr > 0):
+            raise ValueError(f"lr and cae_lr must be > 0, got {self.lr}, {self.cae_lr}")
+        if any(c not in NEAREST_ALL_CODECS for c in self.nearest_all):
+            raise ValueError(f"nearest_all must be a subset of {NEAREST_ALL_CODECS}, got {self.nearest_all}")
+        if self.nearest_weight > 0 and self.nearest_all and max(self.rates) > NEAREST_ALL_MAX_BITS:
+            raise ValueError(f"nearest_all compares 2^C codes: C must be <= {NEAREST_ALL_MAX_BITS}, "
+                             f"got rates {self.rates}")  # fmt: skip
         if self.moment_weight < 0 or any(0 < n < 4 for n in (self.moment_holdout, self.moment_batch)):
             raise ValueError("moment_weight must be >= 0, moment_holdout and moment_batch 0 or >= 4")
         if self.moment_weight > 0 and self.realism_draws > 1:  # its halves would share codes
@@ -175,7 +196,7 @@ class GaussianConfig:
         if unknown:
             raise ValueError(f"unknown gaussian settings: {sorted(unknown)}")
         kw = dict(d)
-        for k in ("variances", "rates", "codecs"):
+        for k in ("variances", "rates", "codecs", "nearest_all"):
             if k in kw:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
@@ -286,8 +307,8 @@ class GaussianCodec(nn.Module):
 
 
 # --------------------------------------------------------------------------- training
-def _adam(params: list[nn.Parameter], cfg: GaussianConfig, steps: int) -> tuple[torch.optim.Adam, Any]:
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+def _adam(params: list[nn.Parameter], lr: float, steps: int) -> tuple[torch.optim.Adam, Any]:
+    opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * steps), int(0.85 * steps)], 0.1)
     return opt, sched
 
@@ -301,7 +322,7 @@ def train_generator(cfg: GaussianConfig, source: Source) -> nn.Module:
     """G*: a WAE on the source, MSE + λ_mmd·MMD(E(X), N(0, I)) (Tolstikhin et al. 2018, Alg. 2)."""
     d = cfg.dim
     enc, gen = mlp(d, d, cfg.hidden), mlp(d, d, cfg.hidden)
-    opt, sched = _adam([*enc.parameters(), *gen.parameters()], cfg, cfg.generator_steps)
+    opt, sched = _adam([*enc.parameters(), *gen.parameters()], cfg.lr, cfg.generator_steps)
     prior = torch.Generator().manual_seed(cfg.seed + 1)
     for step in range(cfg.generator_steps):
         x = source.sample(cfg.batch_size)
@@ -341,8 +362,10 @@ def _moment_latents(codec: GaussianCodec, source: Source, cfg: GaussianConfig, g
 
 
 def nearest_neighbour_loss(codec: GaussianCodec, x: Tensor, pre: Tensor, s: Tensor | None, draws: int,
-                           gen: torch.Generator) -> Tensor:  # fmt: skip
-    """Lloyd's nearest-neighbour condition one bit at a time (Lloyd 1982), as a loss on E.
+                           gen: torch.Generator, search: str = "flips") -> Tensor:  # fmt: skip
+    """Lloyd's nearest-neighbour condition (Lloyd 1982) as a loss on E, one bit at a time
+    (``search="flips"``) or over every code (``"all"``, :func:`_nearest_codes`; flips for a
+    shared codec).
 
     Beside the code v = Q(pre) each of its C one-bit flips is decoded; where a flip lowers the
     error, that bit's target is the flipped value. Returns the binary cross-entropy of the
@@ -352,6 +375,9 @@ def nearest_neighbour_loss(codec: GaussianCodec, x: Tensor, pre: Tensor, s: Tens
     mean over ``draws`` fresh draws of U for private noise (the expected error).
     """
     n, c = pre.shape
+    if search == "all" and codec.shared is None:
+        target = (_nearest_codes(codec, x, c, draws, gen) > 0).to(pre.dtype)
+        return nn.functional.binary_cross_entropy_with_logits(4.0 * pre, target)
     with torch.no_grad():
         v = codec.quantizer.hard(pre)
         cand = v.unsqueeze(1).repeat(1, c + 1, 1)
@@ -368,6 +394,26 @@ def nearest_neighbour_loss(codec: GaussianCodec, x: Tensor, pre: Tensor, s: Tens
             err = (out - target_x.repeat(draws, 1)).pow(2).sum(-1).view(draws, n, c + 1).mean(0)
         target = ((v > 0) ^ (err[:, 1:] < err[:, :1])).to(pre.dtype)
     return nn.functional.binary_cross_entropy_with_logits(4.0 * pre, target)
+
+
+@torch.no_grad()
+def _nearest_codes(codec: GaussianCodec, x: Tensor, c: int, draws: int, gen: torch.Generator) -> Tensor:
+    """For each row of ``x`` the code (n, C) of least error among all 2^C (centres ±0.5):
+    the nearest codeword D(v) for the CAE; for private noise the least expected error
+    |x − m_v|² + tr Cov_v, with G*(B(v, U))'s mean m_v and spread over ``draws`` draws per code
+    (shared by the batch). Not for a shared codec (:attr:`GaussianConfig.nearest_all`)."""
+    if codec.shared is not None:
+        raise ValueError("a shared codec's nearest-neighbour term compares one-bit flips")
+    centres = torch.tensor([-0.5, 0.5], dtype=x.dtype)
+    codes = torch.cartesian_prod(*[centres] * c) if c > 1 else centres.view(2, 1)
+    k = codes.shape[0]
+    if codec.generator is None:
+        err = torch.cdist(x, codec.decode(codes)).pow(2)
+    else:
+        out = codec.decode(codes.repeat(draws, 1), codec.draw(k * draws, gen)).view(draws, k, -1)
+        mean, spread = out.mean(0), out.var(0, unbiased=False).sum(-1)  # their sum: the mean error
+        err = torch.cdist(x, mean).pow(2) + spread
+    return codes[err.argmin(1)]
 
 
 @torch.no_grad()
@@ -397,8 +443,10 @@ def train_codec(
     """
     codec = GaussianCodec(cfg, c, generator, shared)
     codec.blind = blind
+    kind = "cae" if generator is None else "dplc" if codec.shared is None else "dplc_shared"
     params = [p for p in codec.parameters() if p.requires_grad]
-    opt, sched = _adam(params, cfg, cfg.steps)
+    lr = cfg.cae_lr if generator is None and cfg.cae_lr is not None else cfg.lr
+    opt, sched = _adam(params, lr, cfg.steps)
     prior = torch.Generator().manual_seed(cfg.seed + 2 + c)
     dplc = generator is not None
     dual = DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
@@ -421,7 +469,8 @@ def train_codec(
         v = codec.quantizer(pre) if pre is not None else x.new_zeros(x.shape[0], 0)
         loss = (codec.decode(v, s) - x).pow(2).mean()
         if pre is not None and cfg.nearest_weight > 0:
-            loss = loss + cfg.nearest_weight * nearest_neighbour_loss(codec, x, pre, s, cfg.nearest_draws, prior)
+            loss = loss + cfg.nearest_weight * nearest_neighbour_loss(codec, x, pre, s, cfg.nearest_draws, prior,
+                                                                 "all" if kind in cfg.nearest_all else "flips")
         if dplc:
             if realism_source is not None:  # the term on vectors of its own, more than the batch
                 x_r = realism_source.sample(cfg.realism_batch)

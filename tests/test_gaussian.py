@@ -205,6 +205,80 @@ def test_the_nearest_neighbour_term_fails_on_a_decoder_that_inverts_the_bits():
     assert pre.grad[0, 0] > 0 and pre.grad[1, 0] < 0  # descent lowers pre for x > 0, raises it for x < 0
 
 
+def test_the_exhaustive_search_finds_a_nearest_code_that_no_single_flip_reaches():
+    """``search="all"`` compares every code: with a decoder whose codeword nearest to x
+    is two bit flips away (and each single flip is worse than the code itself), the one-bit
+    search keeps the code while the exhaustive one targets the nearest codeword's bits."""
+
+    class Book(torch.nn.Module):  # codes (±0.5, ±0.5) → a codebook that makes flips look bad
+        def forward(self, v: torch.Tensor) -> torch.Tensor:
+            book = {(-1, -1): 0.0, (-1, 1): 5.0, (1, -1): -5.0, (1, 1): 1.0}
+            return torch.tensor([[book[(int(a > 0) * 2 - 1, int(b > 0) * 2 - 1)]] for a, b in v.tolist()])
+
+    codec = G.GaussianCodec(G.GaussianConfig(variances=(1.0,), rates=(2,), hidden=8), 2)
+    codec.decoder = Book()
+    x = torch.tensor([[0.9]])  # nearest codeword 1.0 at (+, +); its code (-, -) decodes to 0.0
+    pre = torch.tensor([[-0.3, -0.3]])
+    flips = G.nearest_neighbour_loss(codec, x, pre.clone().requires_grad_(), None, 1, torch.Generator())
+    assert torch.equal(G._nearest_codes(codec, x, 2, 1, torch.Generator()), torch.tensor([[0.5, 0.5]]))
+    p_all = pre.clone().requires_grad_()
+    G.nearest_neighbour_loss(codec, x, p_all, None, 1, torch.Generator(), search="all").backward()
+    assert (p_all.grad < 0).all()  # descent raises both bits towards (+, +)
+    p_flip = pre.clone().requires_grad_()
+    G.nearest_neighbour_loss(codec, x, p_flip, None, 1, torch.Generator()).backward()
+    assert (p_flip.grad > 0).all() and torch.isfinite(flips)  # one flip at a time: keep (-, -)
+
+
+@pytest.mark.parametrize("kind", ["cae", "dplc"])
+def test_the_exhaustive_search_is_the_least_error_code(kind):
+    """Against a brute force over the 2^C codes: the CAE's nearest codeword, a private-noise
+    codec's least mean error over the draws (the mean and spread over draws sum to it)."""
+    import itertools
+
+    cfg = G.GaussianConfig(variances=(1.0, 0.25), rates=(3,), steps=2, generator_steps=2, hidden=8,
+                           batch_size=16, threads=1)  # fmt: skip
+    source = G.Source(cfg.variances, 0)
+    codec = G.GaussianCodec(cfg, 3, G.train_generator(cfg, source) if kind == "dplc" else None)
+    x = source.sample(16)
+    got = G._nearest_codes(codec, x, 3, 2, torch.Generator().manual_seed(2))
+    codes = torch.tensor(list(itertools.product([-0.5, 0.5], repeat=3)))
+    with torch.no_grad():
+        if kind == "dplc":
+            out = codec.decode(codes.repeat(2, 1), codec.draw(16, torch.Generator().manual_seed(2))).view(2, 8, -1)
+            err = (out.unsqueeze(1) - x.view(1, 16, 1, -1)).pow(2).sum(-1).mean(0)
+        else:
+            err = torch.stack([(codec.decode(v.expand(16, 3)) - x).pow(2).sum(1) for v in codes], 1)
+    assert torch.equal(got, codes[err.argmin(1)])
+
+
+@pytest.mark.parametrize("shared", ["encoder", "dither"])
+def test_a_shared_codec_compares_flips_under_either_search(shared):
+    """A shared codec's candidates decode under each row's own noise (n·2^C decodes): its
+    term is the one-bit one whatever ``search`` says, and the exhaustive helper refuses it."""
+    cfg = G.GaussianConfig(variances=(1.0, 0.25), rates=(2,), steps=2, generator_steps=2, hidden=8,
+                           batch_size=16, threads=1)  # fmt: skip
+    source = G.Source(cfg.variances, 0)
+    codec = G.GaussianCodec(cfg, 2, G.train_generator(cfg, source), shared)
+    x = source.sample(16)
+    s = codec.draw(16, torch.Generator().manual_seed(1))
+    pre = codec.pre_quantized(x, s).detach()
+    losses = [G.nearest_neighbour_loss(codec, x, pre, s, 2, torch.Generator().manual_seed(2), search=m)
+              for m in ("flips", "all")]  # fmt: skip
+    assert torch.equal(losses[0], losses[1])
+    with pytest.raises(ValueError, match="compares one-bit flips"):
+        G._nearest_codes(codec, x, 2, 2, torch.Generator())
+
+
+def test_the_exhaustive_search_is_bounded():
+    with pytest.raises(ValueError, match="lr and cae_lr must be > 0"):
+        G.GaussianConfig(cae_lr=0.0)
+    with pytest.raises(ValueError, match="nearest_all must be a subset of"):
+        G.GaussianConfig(nearest_all=("dplc_shared",))
+    with pytest.raises(ValueError, match="C must be <= 12"):
+        G.GaussianConfig(rates=(0, 16), nearest_weight=1.0, nearest_all=("cae",))
+    assert G.GaussianConfig.from_dict({"nearest_all": ["cae"]}).nearest_all == ("cae",)
+
+
 def test_the_nearest_neighbour_term_needs_binary_codes():
     with pytest.raises(ValueError, match="levels must be 2"):
         G.GaussianConfig(levels=4, nearest_weight=1.0)
