@@ -13,10 +13,12 @@ MSE/D_K for three encoders of the same trained decoder D:
 - ``lloyd``: ``nearest`` followed by re-centring each codeword on its cell's mean over 100,000
   training vectors, iterated (Lloyd's algorithm started from D's codebook).
 
-If ``nearest`` reaches D_K where ``learned`` does not, the gap is the learned encoder (its cells
-are preimages of the quantizer's cells under an MLP trained through a straight-through
-gradient), not the decoder's codebook; if it does not, the codebook is. Appends one JSON line per
-(rate, steps, hidden) to ``reports/bench/gaussian_cae.jsonl`` with the machine it ran on.
+With them the codes E uses and, per code scalar, how often its sign agrees with its best
+affine fit (1.0: hyperplane cells). If ``nearest`` reaches D_K where ``learned`` does not, the
+gap is the learned encoder (its cells are preimages of the quantizer's cells under an MLP
+trained through a straight-through gradient), not the decoder's codebook; if it does not, the
+codebook is. Appends one JSON line per (rate, steps, hidden) to
+``reports/bench/gaussian_cae.jsonl`` with the machine it ran on.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ def codebook(cae: G.GaussianCodec, levels: int) -> tuple[torch.Tensor, torch.Ten
         return codes, cae.decoder(codes)
 
 
+def bit_linear_agreement(cae: G.GaussianCodec, x: torch.Tensor) -> list[float]:
+    """For each of E's code scalars, the fraction of ``x`` on which its sign agrees with its
+    best affine least-squares fit's: 1.0 everywhere means E's cells are cut by hyperplanes."""
+    with torch.no_grad():
+        signs = torch.sign(cae.encode(x))
+    xa = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
+    fit = torch.linalg.lstsq(xa, signs).solution
+    return [round(float(a), 4) for a in (torch.sign(xa @ fit) == signs).float().mean(0)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="2,4,8", help="code scalars C, comma-separated")
@@ -80,9 +92,12 @@ def main() -> None:
             lloyd_mse = nearest_mse(test, lloyd(train, decodes))
             used = int(torch.unique(cae.encode(test).detach(), dim=0).shape[0])
             row = {
-                "bits": cfg.bits(c), "code_scalars": c, "steps": steps, "hidden": hidden, "settings": sets, "d_k": dk,
+                "bits": cfg.bits(c), "code_scalars": c, "steps": steps, "hidden": hidden, "settings": sets,
+                "effective": {k: getattr(cfg, k) for k in ("lr", "cae_lr", "nearest_weight", "nearest_all")},
+                "d_k": dk,
                 "learned_over_dk": learned / dk, "nearest_over_dk": nearest / dk,
                 "lloyd_over_dk": lloyd_mse / dk, "codes_used": used, "codes": cfg.levels**c,
+                "bit_linear_agreement": bit_linear_agreement(cae, test),
                 "train_seconds": round(seconds, 1), "cpu_model": cpu_model(), "torch": torch.__version__,
                 "date": time.strftime("%Y-%m-%d"),
             }
