@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc.config import NetConfig  # noqa: E402
+from dplc.config import NetConfig, TrainConfig  # noqa: E402
 from dplc.method import Method  # noqa: E402
 from dplc.method_specs import BY_NAME, PER_RATE  # noqa: E402
 from dplc.methods import build_method  # noqa: E402
@@ -66,12 +66,17 @@ def sgemm_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def bench_config(params: dict, name: str) -> TrainConfig:
+    """The TrainConfig of ``name`` in ``params`` at its benchmark rate (:data:`METHOD_RATES`)."""
+    from pipelines import params as P
+
+    return P.train_config(params, name, METHOD_RATES[name], best={})
+
+
 def build(params: dict, name: str) -> tuple[Method, object]:
     """The method of params at its benchmark rate, and a batch function over random images,
     both in the channels-last layout the training loop uses."""
-    from pipelines import params as P
-
-    cfg = P.train_config(params, name, METHOD_RATES[name], best={})
+    cfg = bench_config(params, name)
     net = cfg.net
     gen = None
     if BY_NAME[name].into_generator:

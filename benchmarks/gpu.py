@@ -105,8 +105,8 @@ def method_at(name: str, geometry: str, params: dict, precision: str, device: to
     profile's settings (``flops.build``) or the paper's 64×64 nets with the authors' method
     settings."""
     if geometry == "default":
-        method, _ = flops.build(params, name)
-        net, cfg = method.net, method.cfg
+        bench = flops.bench_config(params, name)
+        net, cfg = bench.net, bench.method
     else:
         c = flops.METHOD_RATES[name]
         cfg = from_dict(MethodConfig, method_defaults(name))
@@ -209,9 +209,7 @@ def _state(method) -> dict[str, torch.Tensor]:  # noqa: ANN001
 
 
 def _config(params: dict, name: str, steps: int, precision: str) -> TrainConfig:
-    from pipelines import params as P
-
-    cfg = P.train_config(params, name, flops.METHOD_RATES[name], best={})
+    cfg = flops.bench_config(params, name)
     loop = dataclasses.replace(cfg.loop, steps=steps, checkpoint_every=steps // 2, log_every=1,
                                progress_every_s=0, precision=precision, threads=0)  # fmt: skip
     return dataclasses.replace(cfg, loop=loop)
