@@ -46,9 +46,7 @@ OUT = ROOT / "reports" / "bench" / "gaussian_cae.jsonl"
 
 def codebook(cae: G.GaussianCodec, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every code the quantizer can emit (L^C rows of quantized values) and D's decode of each."""
-    values = cae.quantizer.centers
-    assert values.numel() == levels, (values, levels)
-    codes = torch.tensor(list(itertools.product(values.tolist(), repeat=cae.c)), dtype=torch.float32)
+    codes = G.all_codes(cae.c, levels)
     with torch.no_grad():
         return codes, cae.decoder(codes)
 

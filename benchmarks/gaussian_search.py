@@ -29,7 +29,6 @@ and the codes in use.
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,6 @@ import dplc.gaussian as G  # noqa: E402
 from benchmarks.jsonl import append  # noqa: E402
 from dplc.gaussian_bounds import lloyd_distortion  # noqa: E402
 from dplc.losses import mmd_imq  # noqa: E402
-from dplc.quantize import centers  # noqa: E402
 from dplc.realism import DualLambda, latent_mmd_sd, mmd_null  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "gaussian_search.jsonl"
@@ -54,11 +52,6 @@ DRAWS = 8
 CODE_SCALE = 3.0
 """The code's weight in the joint MMD: distinct codes (±0.5 per scalar) sit 3 apart, so the
 kernel compares decodes mostly with sources of the same code."""
-
-
-def all_codes(c: int, levels: int) -> torch.Tensor:
-    """Every code of C scalars at the quantizer's centres, (levels^C, C)."""
-    return torch.tensor(list(itertools.product(centers(levels).tolist(), repeat=c)), dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -89,7 +82,7 @@ def train(cfg: G.GaussianConfig, c: int, source: G.Source, generator: torch.nn.M
     trained) or from its learned E (DPLC only: E and B trained, the realism term
     :func:`joint_term`), with the stage's optimiser, warm-up and dual ascent on λ."""
     codec = G.GaussianCodec(cfg, c, generator)
-    book = all_codes(c, cfg.levels)
+    book = G.all_codes(c, cfg.levels)
     params = [p for n, p in codec.named_parameters() if p.requires_grad and not (by_search and n.startswith("encoder"))]
     opt, sched = G._adam(params, cfg, cfg.steps)
     prior = torch.Generator().manual_seed(cfg.seed + 2 + c)

@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from dplc.config import SHARED_FORMS
 from dplc.gaussian_bounds import gaussian_w2_squared, quantile_w2_squared
 from dplc.losses import mmd_imq
-from dplc.quantize import Quantizer
+from dplc.quantize import Quantizer, centers
 from dplc.realism import (
     DualLambda,
     NullSpread,
@@ -396,16 +396,24 @@ def nearest_neighbour_loss(codec: GaussianCodec, x: Tensor, pre: Tensor, s: Tens
     return nn.functional.binary_cross_entropy_with_logits(4.0 * pre, target)
 
 
+def all_codes(c: int, levels: int) -> Tensor:
+    """Every code of C scalars at the quantizer's centres, (levels^C, C), the last scalar
+    varying fastest (``itertools.product``'s order)."""
+    grid = centers(levels)
+    if c < 2:  # cartesian_prod of one tensor is that tensor, of none an error
+        return grid.view(-1, 1) if c == 1 else grid.new_zeros(1, 0)
+    return torch.cartesian_prod(*[grid] * c)
+
+
 @torch.no_grad()
 def _nearest_codes(codec: GaussianCodec, x: Tensor, c: int, draws: int, gen: torch.Generator) -> Tensor:
-    """For each row of ``x`` the code (n, C) of least error among all 2^C (centres ±0.5):
+    """For each row of ``x`` the code (n, C) of least error among all 2^C (:func:`all_codes`):
     the nearest codeword D(v) for the CAE; for private noise the least expected error
     |x − m_v|² + tr Cov_v, with G*(B(v, U))'s mean m_v and spread over ``draws`` draws per code
     (shared by the batch). Not for a shared codec (:attr:`GaussianConfig.nearest_all`)."""
     if codec.shared is not None:
         raise ValueError("a shared codec's nearest-neighbour term compares one-bit flips")
-    centres = torch.tensor([-0.5, 0.5], dtype=x.dtype)
-    codes = torch.cartesian_prod(*[centres] * c) if c > 1 else centres.view(2, 1)
+    codes = all_codes(c, codec.quantizer.levels).to(x.dtype)
     k = codes.shape[0]
     if codec.generator is None:
         err = torch.cdist(x, codec.decode(codes)).pow(2)

@@ -269,6 +269,16 @@ def test_a_shared_codec_compares_flips_under_either_search(shared):
         G._nearest_codes(codec, x, 2, 2, torch.Generator())
 
 
+def test_all_codes_are_every_code_in_product_order():
+    import itertools
+
+    from dplc.quantize import centers
+
+    for levels, c in ((2, 0), (2, 1), (2, 3), (3, 2)):
+        want = list(itertools.product(centers(levels).tolist(), repeat=c))
+        assert G.all_codes(c, levels).tolist() == [list(v) for v in want]
+
+
 def test_the_exhaustive_search_is_bounded():
     with pytest.raises(ValueError, match="lr and cae_lr must be > 0"):
         G.GaussianConfig(cae_lr=0.0)
