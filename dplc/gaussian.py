@@ -55,6 +55,7 @@ from dplc.quantize import Quantizer, centers
 from dplc.realism import (
     DualLambda,
     NullSpread,
+    RunningMoments,
     latent_mmd_sd,
     latent_moment_sd,
     mmd_null,
@@ -82,6 +83,9 @@ class GaussianConfig:
     rates: tuple[int, ...] = (0, 1, 2, 4, 8)
     levels: int = 2
     hidden: int = 128
+    decoder_hidden: int = 0
+    """Hidden width of DPLC's B (code ⊕ noise → latent; 0: ``hidden``): B's capacity apart from
+    E's, D's and G*'s."""
     steps: int = 3000
     generator_steps: int = 4000
     batch_size: int = 512
@@ -116,6 +120,10 @@ class GaussianConfig:
     """Source vectors of the moment term each step, drawn apart from the batch (0: the realism
     term's own latents). Its cost is linear in them, so it can have the power the quadratic
     statistic needs (its null s.d. falls as 1/n) at no MMD's quadratic cost."""
+    moment_decay: float = 0.0
+    """0: the moment term is the batch's unbiased gap; in (0, 1): its gradient takes the moments'
+    running averages over about 1/(1 − decay) steps (:class:`dplc.realism.RunningMoments`), of
+    about (1 + decay)/(1 − decay) times less variance than one batch's."""
     moment_holdout: int = 0
     """Source vectors held out for a second constraint on the moment gap (in its null s.d.,
     ≤ ``mmd_epsilon``; 0: none). The dual then follows the larger of the two violations."""
@@ -152,6 +160,8 @@ class GaussianConfig:
             raise ValueError(f"rates (code scalars) must be >= 0, got {self.rates}")
         if self.levels < 2:
             raise ValueError(f"levels must be >= 2, got {self.levels}")
+        if self.hidden < 1 or self.decoder_hidden < 0:
+            raise ValueError(f"hidden must be >= 1, decoder_hidden >= 0, got {self.hidden}, {self.decoder_hidden}")
         if self.workers < 1 or self.threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {self.workers}, {self.threads}")
         if self.shared not in SHARED_FORMS:
@@ -175,6 +185,8 @@ class GaussianConfig:
                              f"got rates {self.rates}")  # fmt: skip
         if self.moment_weight < 0 or any(0 < n < 4 for n in (self.moment_holdout, self.moment_batch)):
             raise ValueError("moment_weight must be >= 0, moment_holdout and moment_batch 0 or >= 4")
+        if not 0.0 <= self.moment_decay < 1.0:
+            raise ValueError(f"moment_decay must be in [0, 1), got {self.moment_decay}")
         if self.moment_weight > 0 and self.realism_draws > 1:  # its halves would share codes
             raise ValueError("the moment gap needs independent rows: realism_draws must be 1")
         if self.realism_batch != 0 and self.realism_batch < 2:
@@ -247,7 +259,7 @@ class GaussianCodec(nn.Module):
             for p in generator.parameters():
                 p.requires_grad_(False)
             self.noise_dim = d
-            self.decoder = mlp(c + d, d, cfg.hidden)  # B: code ⊕ noise → latent
+            self.decoder = mlp(c + d, d, cfg.decoder_hidden or cfg.hidden)  # B: code ⊕ noise → latent
             if self.shared == "encoder":  # zeros, no draw: the other weights are the private codec's
                 self.encoder_noise = nn.Parameter(torch.zeros(cfg.hidden, d))
         else:
@@ -470,6 +482,7 @@ def train_codec(
     warmup = cfg.rate_warmup * cfg.steps
     realism_source = Source(cfg.variances, cfg.seed + 5_000 + c) if cfg.realism_batch else None
     moment_source = Source(cfg.variances, cfg.seed + 6_000 + c) if cfg.moment_weight and cfg.moment_batch else None
+    running = RunningMoments(cfg.dim, cfg.moment_decay) if cfg.moment_decay > 0 else None
     for step in range(cfg.steps):
         x = source.sample(cfg.batch_size)
         s = codec.draw(x.shape[0], prior) if dplc else None  # fresh every step; shared: E sees it
@@ -492,7 +505,8 @@ def train_codec(
             realism = mmd_imq(z, z_prior, groups=groups)
             if cfg.moment_weight > 0:
                 z_m = z if moment_source is None else _moment_latents(codec, moment_source, cfg, prior)
-                realism = realism + cfg.moment_weight * moment_gap(z_m)
+                gap = moment_gap(z_m) if running is None else running.surrogate(z_m)
+                realism = realism + cfg.moment_weight * gap
             loss = loss + ramp * dual.lam * realism
         _check(loss, f"{'dplc' if dplc else 'cae'} C={c}", step)
         opt.zero_grad(set_to_none=True)
