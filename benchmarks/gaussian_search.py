@@ -81,10 +81,11 @@ def train(cfg: G.GaussianConfig, c: int, source: G.Source, generator: torch.nn.M
     """A codec whose codes come from :func:`search` (``by_search``; the decoder, D or B into G*,
     trained) or from its learned E (DPLC only: E and B trained, the realism term
     :func:`joint_term`), with the stage's optimiser, warm-up and dual ascent on λ."""
+    cfg = cfg.at_rate(c)
     codec = G.GaussianCodec(cfg, c, generator)
     book = G.all_codes(c, cfg.levels)
     params = [p for n, p in codec.named_parameters() if p.requires_grad and not (by_search and n.startswith("encoder"))]
-    opt, sched = G._adam(params, cfg, cfg.steps)
+    opt, sched = G._adam(params, cfg.lr, cfg.steps)
     prior = torch.Generator().manual_seed(cfg.seed + 2 + c)
     dual = DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
     holdout = source.sample(cfg.realism_holdout)
@@ -168,7 +169,7 @@ def main() -> None:
             row = {"c": c, "bits": cfg.bits(c), "variant": name, "d_k": dk, "bound": "D_K" if name.startswith("cae") else "2·D_K"}
             row |= evaluate(encode, codec, cfg, bound)
             row |= {"lambda_rate": info.get("lambda_rate") if name.startswith("dplc") else None,
-                    "holdout_mmd_sd": info.get("holdout_mmd_sd"), "steps": cfg.steps, "train_seconds": seconds,
+                    "holdout_mmd_sd": info.get("holdout_mmd_sd"), "steps": cfg.at_rate(c).steps, "train_seconds": seconds,
                     "date": time.strftime("%Y-%m-%d")}  # fmt: skip
             append(OUT, row)
 

@@ -42,7 +42,7 @@ be about 2, and the 2-Wasserstein distance between the decodes and the source;
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -69,6 +69,9 @@ NEAREST_ALL_CODECS = ("cae", "dplc")
 """The codecs whose nearest-neighbour term can compare every code (:attr:`GaussianConfig.nearest_all`)."""
 NEAREST_ALL_MAX_BITS = 12
 """The largest C whose 2^C codes ``nearest_all`` decodes every step."""
+PER_RATE = ("steps", "decoder_hidden", "lr", "cae_lr", "moment_batch")
+"""The settings ``per_rate`` may set for one rate's codecs (G*'s, the source's and the
+evaluation's are common to all rates)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ class GaussianConfig:
     """Hidden width of DPLC's B (code ⊕ noise → latent; 0: ``hidden``): B's capacity apart from
     E's, D's and G*'s."""
     steps: int = 3000
+    per_rate: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Settings of the codecs at some code scalars C over the section's, among :data:`PER_RATE`
+    (e.g. ``{8: {steps: 10000}}``): a rate's codecs may need a wider B or more steps than the
+    others (docs/realism.md). :meth:`at_rate` applies them."""
     generator_steps: int = 4000
     batch_size: int = 512
     lr: float = 1e-3
@@ -162,6 +169,11 @@ class GaussianConfig:
             raise ValueError(f"levels must be >= 2, got {self.levels}")
         if self.hidden < 1 or self.decoder_hidden < 0:
             raise ValueError(f"hidden must be >= 1, decoder_hidden >= 0, got {self.hidden}, {self.decoder_hidden}")
+        for c, settings in self.per_rate.items():
+            if c not in self.rates or not set(settings) <= set(PER_RATE):
+                raise ValueError(f"per_rate maps rates (code scalars) of {self.rates} to settings among "
+                                 f"{PER_RATE}, got {c}: {settings}")  # fmt: skip
+            self.at_rate(c)  # checks its values
         if self.workers < 1 or self.threads < 1:
             raise ValueError(f"workers and threads must be >= 1, got {self.workers}, {self.threads}")
         if self.shared not in SHARED_FORMS:
@@ -196,6 +208,10 @@ class GaussianConfig:
     def dim(self) -> int:
         return len(self.variances)
 
+    def at_rate(self, c: int) -> GaussianConfig:
+        """The settings C's codecs train with: this config with ``per_rate[c]`` in place."""
+        return replace(self, **self.per_rate.get(c, {}), per_rate={}) if self.per_rate else self
+
     def bits(self, c: int) -> float:
         """Fixed-length bits per vector at C code scalars."""
         return c * math.log2(self.levels)
@@ -211,6 +227,8 @@ class GaussianConfig:
         for k in ("variances", "rates", "codecs", "nearest_all"):
             if k in kw:
                 kw[k] = tuple(kw[k])
+        if "per_rate" in kw:
+            kw["per_rate"] = {int(c): dict(v) for c, v in (kw["per_rate"] or {}).items()}
         return cls(**kw)
 
 
@@ -461,6 +479,7 @@ def train_codec(
     ``dual_every`` steps. Returns the codec and {λ_rate, last held-out MMD and moment gap in
     null s.d.}.
     """
+    cfg = cfg.at_rate(c)
     codec = GaussianCodec(cfg, c, generator, shared)
     codec.blind = blind
     kind = "cae" if generator is None else "dplc" if codec.shared is None else "dplc_shared"

@@ -55,27 +55,39 @@ def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[
     return evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info
 
 
+def _cost(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> int:
+    """A job's rough cost, to start the longest first: steps × the width of the network that
+    sets it (B's for DPLC, the MLPs' for the CAE)."""
+    cfg, c, name, _ = job
+    r = cfg.at_rate(c)
+    width = r.hidden if name == "cae" else max(r.hidden, r.decoder_hidden)
+    return r.steps * width * width
+
+
 def _run_jobs(jobs: list, workers: int, t0: float, log: Any) -> list[dict[str, Any]]:
-    """Train every (config, C, codec) job, in ``workers`` spawned processes when > 1, in order;
-    one line per finished codec."""
-    done: list[dict[str, Any]] = []
+    """Train every (config, C, codec) job, in ``workers`` spawned processes when > 1, the jobs
+    with the highest :func:`_cost` first (the others fill in beside them); one line per finished codec.
+    Returns the results in the order of ``jobs``."""
+    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # stable
+    done: list[dict[str, Any] | None] = [None] * len(jobs)
 
-    def collect(results: Any) -> None:  # results come in order
-        for (_, c, name, _), m in zip(jobs, results, strict=False):
-            done.append(m)
-            log(f"gaussian: {name} C={c} trained ({len(done)}/{len(jobs)}, "
-                f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    def collect(results: Any) -> None:  # results come in the order submitted
+        for n, (i, m) in enumerate(zip(order, results, strict=False), 1):
+            done[i] = m
+            _, c, name, _ = jobs[i]
+            log(f"gaussian: {name} C={c} trained ({n}/{len(jobs)}, {time.perf_counter() - t0:.0f} s)")
 
+    ordered = [jobs[i] for i in order]
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            collect(pool.map(_codec_job, jobs))
+            collect(pool.map(_codec_job, ordered))
     else:
-        collect(_codec_job(job) for job in jobs)
-    return done
+        collect(_codec_job(job) for job in ordered)
+    return [m for m in done if m is not None]
 
 
 def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:

@@ -13,6 +13,22 @@ def test_config_is_strict():
     with pytest.raises(ValueError, match="positive"):
         G.GaussianConfig(variances=(1.0, -1.0))
     assert G.GaussianConfig.from_dict({"rates": [0, 2], "levels": 4}).bits(2) == 4.0
+    with pytest.raises(ValueError, match="decoder_hidden"):
+        G.GaussianConfig(decoder_hidden=-1)
+    with pytest.raises(ValueError, match="moment_decay"):
+        G.GaussianConfig(moment_decay=1.0)
+
+
+def test_per_rate_settings_apply_to_their_rate_only_and_are_checked():
+    cfg = G.GaussianConfig.from_dict({"rates": [0, 4, 8], "steps": 100, "per_rate": {"8": {"steps": 400, "decoder_hidden": 64}}})
+    assert [cfg.at_rate(c).steps for c in cfg.rates] == [100, 100, 400]
+    assert cfg.at_rate(8).decoder_hidden == 64 and cfg.at_rate(4).decoder_hidden == 0
+    with pytest.raises(ValueError, match="per_rate"):  # a rate it does not train
+        G.GaussianConfig(rates=(0, 4), per_rate={8: {"steps": 400}})
+    with pytest.raises(ValueError, match="per_rate"):  # a setting common to all rates
+        G.GaussianConfig(rates=(0, 4), per_rate={4: {"hidden": 64}})
+    with pytest.raises(ValueError, match="decoder_hidden"):  # a value the section would refuse
+        G.GaussianConfig(rates=(0, 4), per_rate={4: {"decoder_hidden": -1}})
 
 
 def test_small_run_codes_and_keeps_the_distribution():
@@ -38,12 +54,14 @@ def test_small_run_codes_and_keeps_the_distribution():
 
 def test_two_worker_processes_give_the_same_results():
     """Each codec is trained from its own seeds: spreading them over processes changes nothing."""
-    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=30, generator_steps=30, hidden=16,
+    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=30, per_rate={2: {"steps": 60}}, generator_steps=30, hidden=16,
               batch_size=64, test_size=1_000, threads=1)  # fmt: skip
     one = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
     two = S.run(G.GaussianConfig(**kw, workers=2), log=lambda *_: None)
     for key in ("mse_cae", "mse_dplc", "w2_dplc", "var_dplc"):
         assert one[key] == two[key], key
+    # the longer C = 2 jobs run first; their results still land at C = 2 (rate 0: the mean, 0.625)
+    assert one["mse_cae"][0] == pytest.approx(0.625, rel=0.05) and one["mse_cae"][1] < one["mse_cae"][0]
     with pytest.raises(ValueError, match="workers"):
         G.GaussianConfig(workers=0)
 
