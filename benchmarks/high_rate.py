@@ -27,6 +27,11 @@ error and PV, rFID, the test latents' MMD in null s.d.). Variants:
 - ``nonoise``: B gets no noise (``net.noise: false``, one draw per code): realism can then only
   be met by moving a deterministic decode onto the prior, the map whose cost the realistic
   inversion floor measures (docs/realism.md).
+- ``nonoise1024_after_lam0``: as the realistic inversion floor, which reaches that map: B
+  without noise, first trained without realism (E and B, as ``lam0_then_default``), then under
+  the default constraint from there with the MMD on 1,024 fresh images a step
+  (``realism_images: 1024``) rather than the batch's 128 codes: does a deterministic B reach
+  realistic latents when it starts from the free decode and its MMD sees many images?
 
 The method is built once with the default settings and, for a variant that changes them,
 built again (so such a variant starts from the random state after one build). Appends one JSON
@@ -80,10 +85,14 @@ OVERRIDES = {
     "lam0_then_default": {},
     "sliced512": {"realism_draws": 1, "realism_images": 512},
     "nonoise": {"realism_draws": 1},
+    "nonoise1024_after_lam0": {"realism_draws": 1, "realism_images": 1024},
 }
 """Each variant's MethodConfig changes."""
-NET_OVERRIDES = {"nonoise": {"noise": False}}
+NET_OVERRIDES = {"nonoise": {"noise": False}, "nonoise1024_after_lam0": {"noise": False}}
 """Each variant's NetConfig changes."""
+WARM_WITHOUT_REALISM = {"lam0_then_default": {}, "nonoise1024_after_lam0": {"realism_images": 0, "realism_draws": 1}}
+"""Variants whose E and B are first trained without realism for as many steps (with these
+MethodConfig changes in that phase: no MMD on extra images while λ_rate is 10⁻⁶)."""
 
 
 def run(variant: str, rate: int, params: dict, images: torch.Tensor, test, work: Path) -> dict:
@@ -104,8 +113,9 @@ def run(variant: str, rate: int, params: dict, images: torch.Tensor, test, work:
             for p in trained.codec.encoder.parameters():
                 p.requires_grad_(False)
     t0 = time.perf_counter()
-    if variant == "lam0_then_default":  # phase 1: no realism; phase 2 (below): the default
-        free = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, **OVERRIDES["cae_frozen_lam0"]))
+    if variant in WARM_WITHOUT_REALISM:  # phase 1: no realism; phase 2 (below): the variant's constraint
+        free = dataclasses.replace(cfg, method=dataclasses.replace(
+            cfg.method, **OVERRIDES["cae_frozen_lam0"], **WARM_WITHOUT_REALISM[variant]))  # fmt: skip
         warm, warm_batches = setup(free, images, generator)
         fit(free, warm, warm_batches)
         trained.codec.load_state_dict(warm.codec.state_dict())

@@ -43,13 +43,18 @@ WORK = L.RUNS / "seeds"
 FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
 
 
-def train_one(params: dict, method: str, rate: int, seed: int, images: torch.Tensor) -> Path:
-    """Train ``method`` at ``rate`` with ``seed`` (the train stage's config otherwise); its codec dir."""
-    out = WORK / f"{method}-c{rate}-s{seed}"
+def train_one(params: dict, method: str, rate: int, seed: int | None, images: torch.Tensor,
+              steps: int | None = None, work: Path = WORK) -> Path:  # fmt: skip
+    """Train ``method`` at ``rate`` with ``seed`` and ``steps`` (None: the train stage's; its
+    config otherwise); its codec dir, under ``work``."""
+    cfg = P.train_config(params, method, rate, generator="wpp" if BY_NAME[method].into_generator else None)
+    seed = cfg.loop.seed if seed is None else seed
+    steps = cfg.loop.steps if steps is None else steps
+    out = work / f"{method}-c{rate}-s{seed}" if steps == cfg.loop.steps else work / f"{method}-c{rate}-s{seed}-n{steps}"
     if (out / "codec" / "codec.json").is_file():
         return out / "codec"
-    cfg = P.train_config(params, method, rate, generator="wpp" if BY_NAME[method].into_generator else None)
-    cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, seed=seed, label=f"{method} C={rate} seed {seed}"))
+    cfg = dataclasses.replace(cfg, loop=dataclasses.replace(
+        cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
     generator = Codec.load(L.generator_codec("wpp")).generator if BY_NAME[method].into_generator else None
     trained, batches = setup(cfg, images, generator)
     fit(cfg, trained, batches)
