@@ -184,8 +184,10 @@ def main() -> None:
             metric="score",
             mode="min",
             num_samples=int(t["num_samples"]),
-            max_concurrent_trials=int(t["max_concurrent"]),
-            search_alg=BasicVariantGenerator(random_state=int(params["seed"])),
+            # the generator limits its own trials: Tune ignores max_concurrent_trials (and warns)
+            # when the search algorithm is a SearchGenerator such as this one
+            search_alg=BasicVariantGenerator(max_concurrent=int(t["max_concurrent"]),
+                                             random_state=int(params["seed"])),  # fmt: skip
             scheduler=scheduler(t),
         ),
         # verbose=0: no Tune tables; each trial prints its progress and validation lines itself

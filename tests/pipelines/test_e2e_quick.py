@@ -61,7 +61,8 @@ def test_quick_profile_repro_interrupt_resume_and_registry(tmp_path, capsys, mon
     # the log reads like a story: progress lines, none of Ray's known-harmless warnings
     assert "[wpp] step 60/60 (100%)" in second and "img/s" in second
     for noise in ("PlacementGroupCleaner", "Token authentication is enabled", "PreemptionWatcher",
-                  "Reporting training result", "BuildBackendWarning", "Running in local mode"):
+                  "Reporting training result", "BuildBackendWarning", "Running in local mode",
+                  "max_concurrent_trials"):
         assert noise not in second, noise
     assert second.count("[wpp] step 60/60") == 1  # a worker's line is forwarded once
     port = re.search(r"Ray runtime for this repro at 127\.0\.0\.1:(\d+)", second).group(1)
