@@ -46,11 +46,12 @@ FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean
 def train_one(params: dict, method: str, rate: int, seed: int | None, images: torch.Tensor,
               steps: int | None = None, work: Path = WORK) -> Path:  # fmt: skip
     """Train ``method`` at ``rate`` with ``seed`` and ``steps`` (None: the train stage's; its
-    config otherwise); its codec dir, under ``work``."""
+    config otherwise); its codec dir, under ``work`` (named with the steps when they are given;
+    a finished one is reused, so clear ``work`` after changing the settings)."""
     cfg = P.train_config(params, method, rate, generator="wpp" if BY_NAME[method].into_generator else None)
     seed = cfg.loop.seed if seed is None else seed
+    out = work / f"{method}-c{rate}-s{seed}" if steps is None else work / f"{method}-c{rate}-s{seed}-n{steps}"
     steps = cfg.loop.steps if steps is None else steps
-    out = work / f"{method}-c{rate}-s{seed}" if steps == cfg.loop.steps else work / f"{method}-c{rate}-s{seed}-n{steps}"
     if (out / "codec" / "codec.json").is_file():
         return out / "codec"
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(

@@ -172,6 +172,12 @@ class MethodConfig:
     MMD path, so E learns from distortion alone) or ``all`` (E through the quantizer too)."""
     shared_form: str = "encoder"
     """``dplc_shared``'s use of the shared noise, one of :data:`SHARED_FORMS`."""
+    free_fraction: float = 0.0
+    """dplc: this fraction of the run's steps, first, trains for distortion alone (no realism
+    term, λ_rate held); the rest start from the codec they reach, with a fresh optimiser and
+    schedule, under the realism constraint. B then starts from the free decode and moves it onto
+    the prior, which a B without noise (``noise: false``) must do to meet the constraint
+    (docs/realism.md, "Where the MSE goes at 1,024 bits"). 0: the constraint from the first step."""
     bn_batches: int = 200
     """Training batches over which dplc re-estimates E's and B's BatchNorm statistics after its
     last step (:func:`dplc.precise_bn.recalibrate`; docs/realism.md)."""
@@ -189,6 +195,8 @@ class MethodConfig:
             raise ConfigError("mmd_epsilon and dual_step must be >= 0 and dual_every >= 1")
         if self.realism_draws < 1:
             raise ConfigError(f"realism_draws must be >= 1, got {self.realism_draws}")
+        if not 0.0 <= self.free_fraction < 1.0:
+            raise ConfigError(f"free_fraction must be in [0, 1), got {self.free_fraction}")
         if self.bn_batches < 1:
             raise ConfigError(f"bn_batches must be >= 1, got {self.bn_batches}")
         if self.realism_images < 0 or self.realism_images == 1:

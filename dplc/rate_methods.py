@@ -38,7 +38,9 @@ class DPLC(_RateMethod):
     ``holdout`` (uint8 or float images kept out of training) is where the latent MMD is measured
     every ``cfg.dual_every`` steps; without it, or with ``cfg.mmd_epsilon`` = 0, λ_rate stays at
     ``cfg.lambda_rate``. With ``cfg.realism_grad == 'decoder'`` the MMD term's gradient reaches B
-    only (the code is detached in that path), so E is trained for distortion alone.
+    only (the code is detached in that path), so E is trained for distortion alone. With
+    ``cfg.free_fraction`` the first steps minimise √MSE alone and the constrained ones start from
+    there with a fresh Adam and schedule (:meth:`_start_phase`), as a second run would.
     """
 
     name = "dplc"
@@ -64,10 +66,9 @@ class DPLC(_RateMethod):
         self.codec.generator.eval()
         set_requires_grad(self.codec.generator, False)
         self.modules = {"codec": self.codec}
-        trainable = [p for p in self.codec.parameters() if p.requires_grad]
-        if trainable:
-            self._adam("codec", iter(trainable), cfg.lr, cfg.betas)
-            self.schedulers["codec"] = multistep_schedule(self.optimizers["codec"], cfg, total_steps)
+        self.free_steps = int(cfg.free_fraction * total_steps) if mode != "prior" else 0
+        if any(p.requires_grad for p in self.codec.parameters()):
+            self._start_phase(self.free_steps or total_steps)
         self.dual = realism.DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
         self.holdout: Tensor | None = None
         self.null: realism.NullSpread | None = None
@@ -75,6 +76,13 @@ class DPLC(_RateMethod):
         if holdout is not None and cfg.mmd_epsilon > 0 and mode != "prior":
             self.holdout = holdout if holdout.is_floating_point() else to_float(holdout)
             self.null = realism.mmd_null(self.holdout.shape[0], net.latent_dim, seed=0)
+
+    def _start_phase(self, steps: int) -> None:
+        """A fresh Adam on E's and B's parameters with the schedule of a ``steps``-step run
+        (the whole run, or with ``cfg.free_fraction`` its free phase, then its constrained one)."""
+        trainable = [p for p in self.codec.parameters() if p.requires_grad]
+        self._adam("codec", iter(trainable), self.cfg.lr, self.cfg.betas)
+        self.schedulers["codec"] = multistep_schedule(self.optimizers["codec"], self.cfg, steps)
 
     def train(self, mode: bool = True) -> None:
         super().train(mode)
@@ -140,20 +148,25 @@ class DPLC(_RateMethod):
             with torch.no_grad():
                 x_hat = self.codec.generator(self.randn(x.shape[0], self.net.latent_dim))
             return {"loss": float(losses.mse(x_hat, x)), "mse": float(losses.mse(x_hat, x))}
+        if self.free_steps and self.steps_done == self.free_steps + 1:
+            self._start_phase(self.total_steps - self.free_steps)  # the constrained phase
+        free = self.steps_done <= self.free_steps
         lam = self.dual.lam
         with self.autocast():
             noise = self.codec.draw_noise(x.shape[0], device=x.device)
             code = self.codec.code(x, noise)  # no random draw: the noise comes first for E(x, u)
             latent = self.codec.latent(code, noise)
             rec = losses.sqrt_mse(self.codec.generator(latent), x)
-            mmd = self._realism_mmd(batch, x, code, noise, latent)
-            loss = rec + lam * mmd
+            mmd = None if free else self._realism_mmd(batch, x, code, noise, latent)
+            loss = rec if mmd is None else rec + lam * mmd
         self._update("codec", loss, self.codec)
-        out = {"loss": as_float(loss), "sqrt_mse": as_float(rec), "mmd": as_float(mmd),
-               "mse": as_float(rec) ** 2, "lambda_rate": lam}  # fmt: skip
+        out = {"loss": as_float(loss), "sqrt_mse": as_float(rec), "mse": as_float(rec) ** 2,
+               "lambda_rate": 0.0 if free else lam}  # fmt: skip
+        if mmd is not None:
+            out["mmd"] = as_float(mmd)
         if self.steps_done == self.total_steps:
             self.recalibrate_batchnorm(batch)
-        if self.holdout is not None and self.steps_done % self.cfg.dual_every == 0:
+        if not free and self.holdout is not None and self.steps_done % self.cfg.dual_every == 0:
             out["holdout_mmd_sd"] = self.holdout_mmd_sd(seed=self.steps_done)
             out["lambda_rate"] = self.dual.update(out["holdout_mmd_sd"])
         return out

@@ -83,6 +83,25 @@ def _overlay(base: dict, own: dict) -> dict:
     return base | own | {"method": base.get("method", {}) | own.get("method", {})}
 
 
+PER_RATE_KEYS = ("steps", "noise", "method")
+"""What ``train.<method>.per_rate.<C>`` sets for that rate's runs over the method's section:
+the step count, whether B gets noise (a per-rate method with decoder noise), MethodConfig keys."""
+
+
+def _at_rate(params: dict, method: str, section: dict, code_channels: int) -> dict:
+    """``section`` with its ``per_rate`` entry for ``code_channels`` laid over it (:func:`_overlay`);
+    an entry for a rate not on the ladder, or with a key outside :data:`PER_RATE_KEYS`, is refused."""
+    per_rate = section.get("per_rate") or {}
+    for rate, own in per_rate.items():
+        where = f"train.{method}.per_rate.{rate}"
+        if rate not in params["ladder"] or rate == 0:
+            raise ValueError(f"{where}: {rate!r} is not a positive rate of the ladder {params['ladder']}")
+        unknown = sorted(set(own or {}) - set(PER_RATE_KEYS))
+        if unknown:
+            raise ValueError(f"{where}: unknown settings {unknown}; a rate may set {list(PER_RATE_KEYS)}")
+    return _overlay(section, per_rate.get(code_channels) or {})
+
+
 def train_config(
     params: dict,
     method: str,
@@ -93,7 +112,8 @@ def train_config(
     """The full TrainConfig of ``method`` (generator or per-rate) at ``code_channels``.
 
     ``train.dplc.steps_by_generator`` may give dplc a different step count per G* (the
-    comparison generators get fewer steps than the headline Wasserstein++ one).
+    comparison generators get fewer steps than the headline Wasserstein++ one), and a per-rate
+    method's ``per_rate`` its settings at one rate (:func:`_at_rate`).
     """
     spec = BY_NAME[method]
     if spec.generative and method in params["generator"]:
@@ -103,6 +123,8 @@ def train_config(
             params["train"][spec.trains_like], params["train"].get(method) or {}
         )  # a method that trains like another: its own section, if any, overlays that one's
         common = params["train"]
+    if spec.per_rate:
+        section = _at_rate(params, method, section, code_channels)
     overrides = dict(section.get("method", {}))
     if spec.into_generator:
         overrides |= tuned_overrides(tuned() if best is None else best)
@@ -126,7 +148,8 @@ def train_config(
         threads=ray.threads_per_worker,
         label=label,
     )
-    return TrainConfig(net_config(params, code_channels, noise=spec.decoder_noise), mcfg, loop)
+    noise = spec.decoder_noise and bool(section.get("noise", True))
+    return TrainConfig(net_config(params, code_channels, noise=noise), mcfg, loop)
 
 
 def ray_params(params: dict) -> RayParams:

@@ -1,4 +1,5 @@
 import ast
+import copy
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,53 @@ def test_dplc_realism_term_on_its_own_images(monkeypatch):
         tiny_method("dplc", realism_images=12, realism_draws=4)
     with pytest.raises(ConfigError, match="realism_images"):
         tiny_method("dplc", realism_images=1, realism_draws=1)
+
+
+def test_dplc_free_fraction_trains_distortion_alone_then_the_constraint_afresh(monkeypatch):
+    """free_fraction = 0.5 of 8 steps: steps 1-4 have no realism term, no dual step and report
+    λ_rate 0; step 5 starts a fresh Adam at the full learning rate (the free phase's schedule had
+    decayed it) with the schedule of the 4 steps left, and the constraint applies from there.
+    A run resumed inside the constrained phase repeats the uninterrupted one."""
+    import dplc.losses as losses
+
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    cfg = tiny_method("dplc", free_fraction=0.5, realism_images=12, realism_draws=1, dual_every=1,
+                      lambda_rate=5.0, lr=3e-3)  # fmt: skip
+    net = tiny_net(code_channels=2, noise=False)
+
+    def build() -> DPLC:
+        m = build_method(net, cfg, 8, generator=g_star, holdout=fixed_batch(64, seed=1))
+        m.holdout_mmd_sd = lambda seed=0: 5.0  # a violated constraint: every dual step raises λ
+        return m
+
+    calls: list[int] = []
+    mmd = losses.mmd_imq
+    monkeypatch.setattr(losses, "mmd_imq", lambda a, b, *r, **k: (calls.append(a.shape[0]), mmd(a, b, *r, **k))[1])
+    torch.manual_seed(0)
+    m = build()
+    free_opt = m.optimizers["codec"]
+    hist = _run(m, 4, lambda n: x[:n])
+    assert calls == [] and m.dual.updates == 0 and m.dual.lam == 5.0
+    assert all(h["lambda_rate"] == 0.0 and "mmd" not in h for h in hist)
+    assert free_opt.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.4**2)  # decayed at steps 2 and 3
+    out = m.step(lambda n: x[:n])
+    assert m.optimizers["codec"] is not free_opt and m.optimizers["codec"].param_groups[0]["lr"] == 3e-3
+    assert calls == [12] and "mmd" in out and out["lambda_rate"] > 5.0 and m.dual.updates == 1
+    m.end_step()
+    _run(m, 1, lambda n: x[:n])
+    state = copy.deepcopy(m.state_dict())  # a checkpoint taken at step 6
+    torch.manual_seed(7)
+    _run(m, 2, lambda n: x[:n])
+    resumed = build()
+    resumed.load_state_dict(state)
+    torch.manual_seed(7)
+    _run(resumed, 2, lambda n: x[:n])
+    for a, b in zip(m.codec.parameters(), resumed.codec.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.dual.lam == m.dual.lam
+    with pytest.raises(ConfigError, match="free_fraction"):
+        tiny_method("dplc", free_fraction=1.0)
 
 
 def test_wpp_adversarial_target_is_selectable():

@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 
 import pytest
@@ -21,12 +22,18 @@ def test_every_profile_composes_into_valid_train_configs(tmp_path, name):
         for method in ("dplc", "gc", "cae"):
             cfg = P.train_config(params, method, c, best={})
             assert cfg.net.code_channels == c
-            assert cfg.net.noise == (method != "cae")
-    # dplc_shared trains at positive rates of the ladder, with dplc's settings
+            at_rate = (params["train"][method].get("per_rate") or {}).get(c) or {}
+            assert cfg.net.noise == (method != "cae" and at_rate.get("noise", True))
+    # dplc_shared trains at positive rates of the ladder, with dplc's settings (and its per-rate
+    # ones unless its own section replaces them)
     assert params["shared_ladder"] and set(params["shared_ladder"]) <= set(params["ladder"]) - {0}
+    like = copy.deepcopy(params)
+    shared_section = params["train"].get("dplc_shared") or {}
+    if "per_rate" in shared_section:
+        like["train"]["dplc"]["per_rate"] = shared_section["per_rate"]
     for c in params["shared_ladder"]:
         shared = P.train_config(params, "dplc_shared", c, best={}, generator="wpp")
-        dplc = P.train_config(params, "dplc", c, best={}, generator="wpp")
+        dplc = P.train_config(like, "dplc", c, best={}, generator="wpp")
         own = params["train"].get("dplc_shared", {}).get("method", {})  # the keys it replaces
         assert shared.method == dataclasses.replace(dplc.method, name="dplc_shared", **own)
         assert (shared.loop.steps, shared.loop.seed, shared.net) == (dplc.loop.steps, dplc.loop.seed, dplc.net)
@@ -64,12 +71,37 @@ def test_dplc_steps_per_generator_and_nothing_to_learn_at_rate0():
     params = P.load()
     params["train"]["dplc"]["steps"] = 1200
     params["train"]["dplc"]["steps_by_generator"] = {"wae": 600}
+    params["train"]["dplc"]["per_rate"] = None
     assert P.train_config(params, "dplc", 4, best={}, generator="wpp").loop.steps == 1200
     assert P.train_config(params, "dplc", 4, best={}, generator="wae").loop.steps == 600
     # C = 0: dplc decodes G*(z), cae the mean; gc is a pure GAN there and trains in full
     assert P.train_config(params, "dplc", 0, best={}, generator="wpp").loop.steps == 1
     assert P.train_config(params, "cae", 0, best={}).loop.steps == 100
     assert P.train_config(params, "gc", 0, best={}).loop.steps == params["train"]["gc"]["steps"]
+
+
+def test_per_rate_settings_apply_at_their_rate_only_and_are_checked():
+    """train.dplc.per_rate.<C> lays steps, noise and MethodConfig keys over the section at rate C
+    alone (dplc_shared inherits them unless its own section says otherwise); a rate off the
+    ladder or an unknown key is refused by name."""
+    params = P.load()
+    d = params["train"]["dplc"]
+    d["per_rate"] = {16: {"steps": 2000, "noise": False, "method": {"free_fraction": 0.5, "realism_images": 1024,
+                                                                      "realism_draws": 1}}}  # fmt: skip
+    at = P.train_config(params, "dplc", 16, best={}, generator="wpp")
+    assert at.loop.steps == 2000 and not at.net.noise
+    assert at.method.free_fraction == 0.5 and at.method.realism_images == 1024
+    assert at.method.batch_size == d["method"]["batch_size"]  # the section's other keys stay
+    other = P.train_config(params, "dplc", 4, best={}, generator="wpp")
+    assert other.loop.steps == d["steps"] and other.net.noise and other.method.free_fraction == 0.0
+    params["train"]["dplc_shared"] = {"per_rate": None}
+    assert P.train_config(params, "dplc_shared", 16, best={}, generator="wpp").net.noise
+    d["per_rate"] = {3: {"steps": 10}}
+    with pytest.raises(ValueError, match=r"train\.dplc\.per_rate\.3: 3 is not a positive rate of the ladder"):
+        P.train_config(params, "dplc", 4, best={})
+    d["per_rate"] = {16: {"lr": 1e-3}}
+    with pytest.raises(ValueError, match=r"unknown settings \['lr'\]"):
+        P.train_config(params, "dplc", 4, best={})
 
 
 def test_only_the_default_profile_writes_the_committed_reports(tmp_path):
