@@ -47,3 +47,19 @@ def test_export_is_deterministic(tmp_path) -> None:
     for name, digest in a["files"].items():
         assert hashlib.sha256((tmp_path / "a" / name).read_bytes()).hexdigest() == digest
     assert a["weights_sha256"] == codec.weights_hash()
+
+
+def test_a_codec_without_decoder_noise_exports_and_ignores_the_seed(tmp_path) -> None:
+    """DPLC's B without noise (``train.dplc.per_rate``'s high rates): no noise channels, an ONNX
+    pair all the same, and one decode whatever the seed."""
+    from dplc.codec import Codec, build_codec
+    from dplc.config import NetConfig
+
+    torch.manual_seed(0)
+    net = NetConfig(width=8, latent_dim=16, code_channels=2, levels=2, noise=False)
+    build_codec(net, "map", meta={"method": "dplc"}).eval().save(tmp_path / "codec")
+    codec = Codec.load(tmp_path / "codec")
+    assert codec.noise_spec.shape[0] == 0 and not codec.shares_noise
+    assert set(export_onnx(codec, tmp_path / "onnx")["files"]) == {"encoder.onnx", "decoder.onnx"}
+    symbols = codec.encode(torch.rand(3, 1, 32, 32) * 2 - 1)
+    assert torch.equal(codec.decode(symbols, seed=1), codec.decode(symbols, seed=2))
