@@ -49,10 +49,10 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
     config otherwise); its codec dir, under ``work`` (named with the steps when they are given;
     a finished one is reused, so clear ``work`` after changing the settings)."""
     cfg = P.train_config(params, method, rate, generator="wpp" if BY_NAME[method].into_generator else None)
+    out = run_dir(params, method, rate, seed, steps, work)
     seed = cfg.loop.seed if seed is None else seed
-    out = work / f"{method}-c{rate}-s{seed}" if steps is None else work / f"{method}-c{rate}-s{seed}-n{steps}"
     steps = cfg.loop.steps if steps is None else steps
-    if (out / "codec" / "codec.json").is_file():
+    if is_trained(out / "codec"):
         return out / "codec"
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
@@ -62,6 +62,18 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
     if isinstance(trained, DPLC):
         trained.codec.meta["lambda_rate"] = trained.dual.lam
     return save_codec(trained, images, out / "codec")
+
+
+def run_dir(params: dict, method: str, rate: int, seed: int | None, steps: int | None,
+            work: Path = WORK) -> Path:  # fmt: skip
+    """Where :func:`train_one` keeps ``method`` at ``rate`` (seed None: the train stage's)."""
+    seed = P.train_config(params, method, rate).loop.seed if seed is None else seed
+    return work / f"{method}-c{rate}-s{seed}" if steps is None else work / f"{method}-c{rate}-s{seed}-n{steps}"
+
+
+def is_trained(codec_dir: Path) -> bool:
+    """Whether ``codec_dir`` holds a finished codec (:func:`train_one` then reuses it)."""
+    return (codec_dir / "codec.json").is_file()
 
 
 def save_codec(trained: Method, images: torch.Tensor, codec_dir: Path) -> Path:

@@ -9,7 +9,9 @@ Ray; :func:`benchmarks.seeds.train_one`), and evaluates it on the test split lik
 stage (MSE and its split into the mean decode's error and PV, rFID, the test latents' MMD in
 null s.d.). The learning-rate schedule's milestones are fractions of the steps, so a longer run
 decays later. A finished (method, rate, steps) is kept under ``runs/steps/`` and not trained
-again. Appends one JSON line per codec to ``reports/bench/steps.jsonl`` with the environment.
+again; its row then says ``"reused": true`` and ``"train_s": null`` (the time is in the row
+written when it was trained). Appends one JSON line per codec to ``reports/bench/steps.jsonl``
+with the environment.
 
 It asks whether the high rates' MSE ratio DPLC/CAE (docs/realism.md, "Where the MSE goes at
 1,024 bits") is a matter of steps, as it was on the Gaussian source at 8 bits.
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import jsonl  # noqa: E402
-from benchmarks.seeds import evaluate, train_one  # noqa: E402
+from benchmarks.seeds import evaluate, is_trained, run_dir, train_one  # noqa: E402
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from pipelines import layout as L  # noqa: E402
@@ -54,6 +56,7 @@ def main() -> None:
     for rate in args.rates:
         for steps in args.steps:
             for method in args.methods:
+                reused = is_trained(run_dir(params, method, rate, None, steps, WORK) / "codec")
                 t0 = time.perf_counter()
                 codec_dir = train_one(params, method, rate, None, images, steps=steps, work=WORK)
                 seconds = time.perf_counter() - t0
@@ -61,7 +64,7 @@ def main() -> None:
                 meta = Codec.load(codec_dir).meta
                 row = {"method": method, "rate": rate, "steps": steps,
                        **{k: m.get(k) for k in FIELDS},
-                       "lambda_rate": meta.get("lambda_rate"), "train_s": round(seconds, 1)}  # fmt: skip
+                       "lambda_rate": meta.get("lambda_rate"), "train_s": None if reused else round(seconds, 1), "reused": reused}  # fmt: skip
                 jsonl.append(OUT, row)
 
 
