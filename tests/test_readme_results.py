@@ -1,0 +1,47 @@
+"""The README's results table is the report stage's results JSON (scripts/readme_results.py)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("readme_results", ROOT / "scripts" / "readme_results.py")
+readme_results = importlib.util.module_from_spec(_spec)
+sys.modules["readme_results"] = readme_results  # dataclasses look their module up there
+_spec.loader.exec_module(readme_results)
+
+
+def test_committed_readme_shows_the_committed_results() -> None:
+    """The table between the markers is exactly what the committed results JSON renders."""
+    assert readme_results.main(["--check"]) == 0
+
+
+def test_a_changed_number_fails_the_check(tmp_path: Path) -> None:
+    """Power: one MSE in the JSON moved (a new run not copied to the README) fails --check, and
+    --write then makes the README show it."""
+    res = json.loads(readme_results.RESULTS.read_text())
+    res["mse_dplc"][-1] = 0.105
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(res))
+    readme = tmp_path / "README.md"
+    readme.write_text(readme_results.README.read_text())
+    args = ["--readme", str(readme), "--results", str(results)]
+    assert readme_results.main(["--check", *args]) == 1
+    assert readme_results.main(["--write", *args]) == 0
+    assert readme_results.main(["--check", *args]) == 0
+    assert "| 1024 | 1.29 | 0.105 |" in readme.read_text()
+
+
+def test_missing_markers_are_refused() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        readme_results.replace_table("no table here", "| a |")
+
+
+def test_docstring_examples() -> None:
+    assert doctest.testmod(readme_results).failed == 0
