@@ -54,6 +54,8 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
     steps = cfg.loop.steps if steps is None else steps
     if is_trained(out / "codec"):
         return out / "codec"
+    if (out / "codec" / "codec.json").is_file():  # exported, but its entropy model never saved
+        return fit_entropy(Codec.load(out / "codec"), images, out / "codec")
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
     generator = Codec.load(L.generator_codec("wpp")).generator if BY_NAME[method].into_generator else None
@@ -72,15 +74,23 @@ def run_dir(params: dict, method: str, rate: int, seed: int | None, steps: int |
 
 
 def is_trained(codec_dir: Path) -> bool:
-    """Whether ``codec_dir`` holds a finished codec (:func:`train_one` then reuses it)."""
-    return (codec_dir / "codec.json").is_file()
+    """Whether ``codec_dir`` holds a finished codec, weights and entropy model (:func:`train_one`
+    then reuses it)."""
+    return (codec_dir / "codec.json").is_file() and (codec_dir / entropy.ENTROPY_FILE).is_file()
 
 
 def save_codec(trained: Method, images: torch.Tensor, codec_dir: Path) -> Path:
-    """Export a trained per-rate method's codec with an entropy model counted on the first
-    20,000 training images (as the train stage); its folder."""
-    codec = export_codec(trained, codec_dir)
-    entropy.EntropyModel.fit(codec.encode(data.to_float(images[:20000])), codec.net.levels).save(codec_dir)
+    """Export a trained per-rate method's codec with its entropy model (:func:`fit_entropy`); its
+    folder."""
+    return fit_entropy(export_codec(trained, codec_dir), images, codec_dir)
+
+
+def fit_entropy(codec: Codec, images: torch.Tensor, codec_dir: Path) -> Path:
+    """The entropy model of ``codec`` counted on the first 20,000 training images (as the train
+    stage; a shared-noise codec's on noise of seed 0), saved in ``codec_dir``; that folder."""
+    x = data.to_float(images[:20000])
+    symbols = codec.encode(x, noise=codec.shared_noise(0, x.shape[0]))  # shared: counted on random u
+    entropy.EntropyModel.fit(symbols, codec.net.levels).save(codec_dir)
     return codec_dir
 
 

@@ -11,7 +11,8 @@ Ray; :func:`benchmarks.seeds.train_one`), and evaluates it on the test split lik
 stage (MSE and its split into the mean decode's error and PV, rFID, the test latents' MMD in
 null s.d.). The learning-rate schedule's milestones are fractions of the steps, so a longer run
 decays later. A finished (method, rate, steps) is kept under ``runs/steps/`` and not trained
-again; its row then says ``"reused": true`` and ``"train_s": null`` (the time is in the row
+again (a codec whose weights were saved but not its entropy model gets that model); its row
+then says ``"reused": true`` and ``"train_s": null`` (the time is in the row
 written when it was trained). Appends one JSON line per codec to ``reports/bench/steps.jsonl``
 with the environment.
 
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import jsonl  # noqa: E402
-from benchmarks.seeds import evaluate, is_trained, run_dir, train_one  # noqa: E402
+from benchmarks.seeds import evaluate, run_dir, train_one  # noqa: E402
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from pipelines import layout as L  # noqa: E402
@@ -71,7 +72,7 @@ def main() -> None:
                 if args.per_rate is not None:
                     section = params["train"].setdefault(method, {}) or {}
                     params["train"][method] = section | {"per_rate": {rate: args.per_rate}}
-                reused = is_trained(run_dir(params, method, rate, None, steps, work) / "codec")
+                reused = (run_dir(params, method, rate, None, steps, work) / "codec" / "codec.json").is_file()
                 t0 = time.perf_counter()
                 codec_dir = train_one(params, method, rate, None, images, steps=steps, work=work)
                 seconds = time.perf_counter() - t0
