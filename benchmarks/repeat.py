@@ -8,7 +8,11 @@ carry (MSE, rFID, latent MMD, λ_rate, the MSE ratios, the Gaussian bounds), the
 each rate, their largest absolute difference and, for the MSE ratio, that difference in units of
 the seed standard deviation of ``reports/bench/seeds.json`` at the rates the seed benchmark
 trained. "Two runs ... give ratios within the seed spread of each other" is the issue's test;
-a difference of exactly 0 means the two runs computed the same numbers.
+a difference of exactly 0 means the two runs computed the same numbers. ``by_rate`` says, per
+rate, which lists agree there exactly and which do not, so runs whose params differ at some
+rates only (``train.dplc.per_rate``) can be compared at the others.
+
+    python benchmarks/repeat.py --before 03bb076 --out reports/bench/repeat_per_rate.json
 """
 
 from __future__ import annotations
@@ -50,6 +54,24 @@ def compare(before: dict, after: dict) -> dict[str, dict]:
     return out
 
 
+def by_rate(rows: dict[str, dict], bits: list[float], gaussian: bool = False) -> dict[str, dict[str, list[str]]]:
+    """Per rate (as text): the lists equal in both runs there (``identical``) and those that
+    differ (``differing``). The image ladder's lists, or with ``gaussian`` the ``gaussian_*``
+    ones (aligned with ``gaussian_bits``); lists of another length are left out."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for i, b in enumerate(bits):
+        same, other = [], []
+        for key, row in sorted(rows.items()):
+            if len(row["before"]) != len(bits) or key.startswith("gaussian_") != gaussian:
+                continue
+            x, y = row["before"][i], row["after"][i]
+            if x is None and y is None:
+                continue
+            (same if x == y else other).append(key)
+        out[f"{b:g}"] = {"identical": same, "differing": other}
+    return out
+
+
 def in_seed_sds(rows: dict[str, dict], seeds: dict, bits: list[float]) -> dict[str, float | None]:
     """The MSE ratio's difference at each rate the seed benchmark trained, in its seed s.d."""
     sd = {v["bits_per_image"]: v["mse_ratio_dplc_cae"]["sd"] for v in seeds["per_rate"].values()}
@@ -65,6 +87,7 @@ def in_seed_sds(rows: dict[str, dict], seeds: dict, bits: list[float]) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description="compare the headline lists of two default runs")
     ap.add_argument("--before", required=True, help="the git revision of the earlier run's reports/")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"where the JSON goes (default {OUT.relative_to(ROOT)})")
     args = ap.parse_args()
     before = at_revision(args.before)
     after = json.loads((ROOT / RESULTS).read_text())
@@ -77,12 +100,16 @@ def main() -> None:
         "identical_lists": sorted(k for k, r in rows.items() if r["max_abs_diff"] == 0),
         "differing_lists": {k: r["max_abs_diff"] for k, r in rows.items() if r["max_abs_diff"]},
         "mse_ratio_diff_in_seed_sd": in_seed_sds(rows, seeds, after["bits_per_image"]),
+        "by_rate": by_rate(rows, after["bits_per_image"]),
+        "by_gaussian_rate": by_rate(rows, after.get("gaussian_bits", []), gaussian=True),
         "rows": rows,
         "environment": environment.describe(),
     }
-    OUT.write_text(json.dumps(out, indent=2))
+    args.out.write_text(json.dumps(out, indent=2))
     print(json.dumps({k: out[k] for k in ("identical_lists", "differing_lists", "mse_ratio_diff_in_seed_sd")}, indent=1))
-    print(f"wrote {OUT}")
+    for name in ("by_rate", "by_gaussian_rate"):
+        print(name, json.dumps({b: r["differing"] for b, r in out[name].items()}))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
