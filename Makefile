@@ -26,7 +26,7 @@ quick: setup
 # (Ray's 60 s was too short once, for the loopback cluster's head beside the quick end to end)
 test: setup
 	bash scripts/test-system.sh
-	$(VENV)/ruff check dplc pipelines tests benchmarks
+	$(VENV)/ruff check dplc pipelines tests benchmarks scripts
 	OMP_WAIT_POLICY=PASSIVE RAY_DASHBOARD_STARTUP_TIMEOUT_S=300 PATH=$(CURDIR)/.venv/bin:$$PATH $(VENV)/python -m pytest -q -n 2 --dist loadgroup --timeout 1800 --durations 25
 
 # Refresh requirements.lock (uv: resolves the whole tree in seconds and writes a plain
