@@ -1,12 +1,13 @@
-"""The README's headline table, rendered from the report stage's ``reports/bench/results.json``.
+"""The README's headline table, rendered from ``reports/bench/results.json``.
 
     python scripts/readme_results.py --check   # exit 1 when README.md's table is not the JSON's
     python scripts/readme_results.py --write   # rewrite the table between its markers
 
 The README shows the default run's numbers in one table between ``<!-- results:begin -->`` and
 ``<!-- results:end -->``. Written by hand, it could drift from the run it claims to show; this
-renders it from the JSON the ``report`` stage writes, so a finished ``dvc repro`` is followed by
-``--write`` and ``tests/test_readme_results.py`` fails while the two disagree.
+renders it from the headline JSON (``python benchmarks/results.py`` makes it from the ``report``
+stage's ``reports/results.json``, the seed spread and the costs), so a finished ``dvc repro`` is
+followed by those two commands and ``tests/test_readme_results.py`` fails while they disagree.
 
 >>> row = render_row({"bits_per_image": [16.0], "mse_dplc": [0.14691]}, 0, (COLUMNS[0], COLUMNS[2]))
 >>> row
