@@ -45,3 +45,11 @@ def test_missing_markers_are_refused() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(readme_results).failed == 0
+
+
+def test_headline_json_carries_the_report_stages_lists() -> None:
+    """reports/bench/results.json (benchmarks/results.py) holds every list of the report stage's
+    reports/results.json unchanged, so the README cannot show a run older than the report."""
+    report = json.loads((ROOT / "reports" / "results.json").read_text())
+    headline = json.loads(readme_results.RESULTS.read_text())
+    assert {k: headline.get(k) for k in report} == report
