@@ -54,7 +54,7 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
     steps = cfg.loop.steps if steps is None else steps
     if is_trained(out / "codec"):
         return out / "codec"
-    if (out / "codec" / "codec.json").is_file():  # exported, but its entropy model never saved
+    if is_exported(out / "codec"):  # its entropy model never saved
         return fit_entropy(Codec.load(out / "codec"), images, out / "codec")
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
@@ -73,10 +73,15 @@ def run_dir(params: dict, method: str, rate: int, seed: int | None, steps: int |
     return work / f"{method}-c{rate}-s{seed}" if steps is None else work / f"{method}-c{rate}-s{seed}-n{steps}"
 
 
+def is_exported(codec_dir: Path) -> bool:
+    """Whether ``codec_dir`` holds a trained codec's weights (its entropy model may be missing)."""
+    return (codec_dir / "codec.json").is_file()
+
+
 def is_trained(codec_dir: Path) -> bool:
     """Whether ``codec_dir`` holds a finished codec, weights and entropy model (:func:`train_one`
     then reuses it)."""
-    return (codec_dir / "codec.json").is_file() and (codec_dir / entropy.ENTROPY_FILE).is_file()
+    return is_exported(codec_dir) and (codec_dir / entropy.ENTROPY_FILE).is_file()
 
 
 def save_codec(trained: Method, images: torch.Tensor, codec_dir: Path) -> Path:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import jsonl  # noqa: E402
-from benchmarks.seeds import evaluate, run_dir, train_one  # noqa: E402
+from benchmarks.seeds import evaluate, is_exported, run_dir, train_one  # noqa: E402
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from pipelines import layout as L  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
                 if args.per_rate is not None:
                     section = params["train"].setdefault(method, {}) or {}
                     params["train"][method] = section | {"per_rate": {rate: args.per_rate}}
-                reused = (run_dir(params, method, rate, None, steps, work) / "codec" / "codec.json").is_file()
+                reused = is_exported(run_dir(params, method, rate, None, steps, work) / "codec")
                 t0 = time.perf_counter()
                 codec_dir = train_one(params, method, rate, None, images, steps=steps, work=work)
                 seconds = time.perf_counter() - t0

@@ -18,23 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
+
+from dplc.report import fmt  # noqa: E402
+
 README = ROOT / "README.md"
 RESULTS = ROOT / "reports" / "bench" / "results.json"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-def _number(v: object, digits: int = 3) -> str:
-    """``v`` to ``digits`` significant digits; "–" for a missing or non-finite value."""
-    if not isinstance(v, (int, float)) or not math.isfinite(v):
-        return "–"
-    return f"{v:.{digits}g}"
 
 
 @dataclass(frozen=True)
@@ -52,14 +48,14 @@ def _key(key: str, digits: int = 3, positive_only: bool = False) -> Callable[[di
         if positive_only and res["bits_per_image"][i] == 0:
             return "–"
         values = res.get(key) or []
-        return _number(values[i] if i < len(values) else None, digits)
+        return fmt(values[i] if i < len(values) else None, digits)
 
     return cell
 
 
 def _cae_mse(res: dict, i: int) -> str:
     """The CAE's MSE; at rate 0 it decodes the training mean, and says so."""
-    text = _number(res["mse_cae"][i])
+    text = fmt(res["mse_cae"][i], 3)
     return f"{text} (mean)" if res["bits_per_image"][i] == 0 else text
 
 
