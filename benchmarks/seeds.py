@@ -10,6 +10,12 @@ evaluates both on the test split with :func:`dplc.evaluation.evaluate_codec`. Wr
 ``reports/bench/seeds.json``: per rate the per-seed figures and mean ± s.d. of MSE_DPLC,
 MSE_CAE, their ratio, rFID, PV, the latent MMD (null s.d.) and the final λ_rate; and a
 checkpoint per finished (rate, seed, codec) in ``runs/seeds/`` so an interrupted run resumes.
+
+    python benchmarks/seeds.py --rates 64 --seeds 0 1 --stage-seed --merge
+
+``--stage-seed`` counts the train stage's own codecs (``runs/train/``, trained with the stage's
+seed) as one more seed instead of training them again; ``--merge`` keeps the rates of the
+existing ``seeds.json`` that this run does not train. Each rate's entry names its seeds.
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ from dplc.codec import Codec  # noqa: E402
 from dplc.method import Method  # noqa: E402
 from dplc.method_specs import BY_NAME  # noqa: E402
 from dplc.rate_methods import DPLC  # noqa: E402
-from dplc.train import export_codec, fit, setup  # noqa: E402
+from dplc.train import NullCallback, export_codec, fit, setup  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "seeds.json"
 WORK = L.RUNS / "seeds"
+HISTORY = "history.jsonl"
 FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
 
 
@@ -60,10 +67,24 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
     generator = Codec.load(L.generator_codec("wpp")).generator if BY_NAME[method].into_generator else None
     trained, batches = setup(cfg, images, generator)
-    fit(cfg, trained, batches)
+    (out / HISTORY).unlink(missing_ok=True)
+    fit(cfg, trained, batches, callbacks=[History(out / HISTORY)])
     if isinstance(trained, DPLC):
         trained.codec.meta["lambda_rate"] = trained.dual.lam
     return save_codec(trained, images, out / "codec")
+
+
+class History(NullCallback):
+    """Appends each log window's averaged metrics, with its step, to a JSON-lines file (the
+    dual's trajectory: ``holdout_mmd_sd`` and ``lambda_rate`` at every check)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
 
 
 def run_dir(params: dict, method: str, rate: int, seed: int | None, steps: int | None,
@@ -108,6 +129,16 @@ def evaluate(codec_dir: Path, test, params: dict) -> dict:
     )  # fmt: skip
 
 
+def stage_codec(params: dict, method: str, rate: int) -> Path:
+    """The codec the train stage exported for ``method`` at ``rate`` (its own seed); refused when
+    that stage has not run."""
+    generator = "wpp" if BY_NAME[method].into_generator else None
+    codec_dir = L.codec_dir(P.codec_name(method, generator), rate)
+    if not is_trained(codec_dir):
+        raise SystemExit(f"{codec_dir} holds no trained codec: run the train stage first")
+    return codec_dir
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """Mean and sample s.d. (0 for one value)."""
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
@@ -118,8 +149,12 @@ def main() -> None:
     ap.add_argument("--rates", type=int, nargs="+", default=[1, 16], help="code channels C")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--test-images", type=int, default=10000)
+    ap.add_argument("--stage-seed", action="store_true",
+                    help="count the train stage's own codecs (runs/train/, the stage's seed) as one more seed")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rates of an existing reports/bench/seeds.json that this run does not train")
     args = ap.parse_args()
-    if len(args.seeds) < 2:
+    if len(args.seeds) + args.stage_seed < 2:
         raise SystemExit("a spread needs at least two seeds")
     params = P.load()
     torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
@@ -128,11 +163,25 @@ def main() -> None:
     test = data.read_split(L.prepared_dir(), "test", limit=args.test_images).images
     t0 = time.perf_counter()
     result: dict = {"rates": args.rates, "seeds": args.seeds, "per_rate": {}}
+    if args.merge and OUT.is_file():
+        kept = json.loads(OUT.read_text())
+        old_seeds = kept.get("seeds")
+        result["per_rate"] = {r: {"seeds": old_seeds, **v} for r, v in kept["per_rate"].items()
+                              if int(r) not in args.rates}  # fmt: skip
+        result["rates"] = sorted({*args.rates, *(int(r) for r in result["per_rate"])})
     for rate in args.rates:
         rows: dict[str, dict[str, list[float]]] = {"dplc": {}, "cae": {}}
-        for seed in args.seeds:
+        stage_seed = P.train_config(params, "dplc", rate).loop.seed
+        assert stage_seed == P.train_config(params, "cae", rate).loop.seed, "one stage seed per rate"
+        seeds = [*([stage_seed] if args.stage_seed else []), *args.seeds]
+        if len(set(seeds)) != len(seeds):
+            raise SystemExit(f"seed {stage_seed} is the stage's own at C={rate}: leave it out of --seeds")
+        for seed in seeds:
             for method in ("dplc", "cae"):
-                codec_dir = train_one(params, method, rate, seed, images)
+                if args.stage_seed and seed == stage_seed:
+                    codec_dir = stage_codec(params, method, rate)
+                else:
+                    codec_dir = train_one(params, method, rate, seed, images)
                 m = evaluate(codec_dir, test, params)
                 m["lambda_rate"] = float(Codec.load(codec_dir).meta.get("lambda_rate", float("nan")))
                 for k in FIELDS:
@@ -141,6 +190,7 @@ def main() -> None:
                       f"PV {m['pv']:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
         ratios = [a / b for a, b in zip(rows["dplc"]["mse"], rows["cae"]["mse"], strict=True)]
         result["per_rate"][str(rate)] = {
+            "seeds": seeds,
             "bits_per_image": P.net_config(params, rate).bits_per_image,
             "mse_ratio_dplc_cae": {"values": ratios, **spread(ratios)},
             **{f"{k}_{name}": {"values": v, **spread(v)} for name, r in rows.items() for k, v in r.items()
