@@ -172,7 +172,8 @@ def main() -> None:
     for rate in args.rates:
         rows: dict[str, dict[str, list[float]]] = {"dplc": {}, "cae": {}}
         stage_seed = P.train_config(params, "dplc", rate).loop.seed
-        assert stage_seed == P.train_config(params, "cae", rate).loop.seed, "one stage seed per rate"
+        if args.stage_seed and stage_seed != P.train_config(params, "cae", rate).loop.seed:
+            raise SystemExit(f"C={rate}: the DPLC and CAE stages train with different seeds; no one stage seed")
         seeds = [*([stage_seed] if args.stage_seed else []), *args.seeds]
         if len(set(seeds)) != len(seeds):
             raise SystemExit(f"seed {stage_seed} is the stage's own at C={rate}: leave it out of --seeds")
