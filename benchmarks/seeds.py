@@ -48,6 +48,12 @@ OUT = ROOT / "reports" / "bench" / "seeds.json"
 WORK = L.RUNS / "seeds"
 HISTORY = "history.jsonl"
 FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
+GENERATOR = "wpp"  # the G* every seed's per-rate codec decodes into (the default ladder's)
+
+
+def generator_of(method: str) -> str | None:
+    """The G* ``method`` decodes into (:data:`GENERATOR`), or None for a codec with its own decoder."""
+    return GENERATOR if BY_NAME[method].into_generator else None
 
 
 def train_one(params: dict, method: str, rate: int, seed: int | None, images: torch.Tensor,
@@ -55,7 +61,7 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
     """Train ``method`` at ``rate`` with ``seed`` and ``steps`` (None: the train stage's; its
     config otherwise); its codec dir, under ``work`` (named with the steps when they are given;
     a finished one is reused, so clear ``work`` after changing the settings)."""
-    cfg = P.train_config(params, method, rate, generator="wpp" if BY_NAME[method].into_generator else None)
+    cfg = P.train_config(params, method, rate, generator=generator_of(method))
     out = run_dir(params, method, rate, seed, steps, work)
     seed = cfg.loop.seed if seed is None else seed
     steps = cfg.loop.steps if steps is None else steps
@@ -65,7 +71,7 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
         return fit_entropy(Codec.load(out / "codec"), images, out / "codec")
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
-    generator = Codec.load(L.generator_codec("wpp")).generator if BY_NAME[method].into_generator else None
+    generator = Codec.load(L.generator_codec(GENERATOR)).generator if generator_of(method) else None
     trained, batches = setup(cfg, images, generator)
     (out / HISTORY).unlink(missing_ok=True)
     fit(cfg, trained, batches, callbacks=[History(out / HISTORY)])
@@ -132,8 +138,7 @@ def evaluate(codec_dir: Path, test, params: dict) -> dict:
 def stage_codec(params: dict, method: str, rate: int) -> Path:
     """The codec the train stage exported for ``method`` at ``rate`` (its own seed); refused when
     that stage has not run."""
-    generator = "wpp" if BY_NAME[method].into_generator else None
-    codec_dir = L.codec_dir(P.codec_name(method, generator), rate)
+    codec_dir = L.codec_dir(P.codec_name(method, generator_of(method)), rate)
     if not is_trained(codec_dir):
         raise SystemExit(f"{codec_dir} holds no trained codec: run the train stage first")
     return codec_dir
