@@ -43,7 +43,7 @@ OUT = ROOT / "reports" / "bench" / "price.json"
 def _normal(entry: dict | None) -> dict:
     """A per_rate entry with its empty parts dropped, so two spellings of one setting compare equal."""
     entry = dict(entry or {})
-    entry["method"] = {k: v for k, v in (entry.get("method") or {}).items()}
+    entry["method"] = dict(entry.get("method") or {})
     return {k: v for k, v in entry.items() if v not in ({}, None)}
 
 
@@ -71,9 +71,9 @@ def epsilon_rows(params: dict, rows: list[dict]) -> dict[int, list[dict]]:
 
 def stage_row(params: dict, seeds: dict, rate: int) -> dict:
     """The train stage's own codec at ``rate`` (its seed's entry in seeds.json), at the params' ε."""
-    entry = seeds["per_rate"][str(rate)]
-    i = entry["seeds"].index(P.train_config(params, "dplc", rate).loop.seed)
-    return {"epsilon": P.train_config(params, "dplc", rate).method.mmd_epsilon, "tag": "stage"} | {
+    entry, cfg = seeds["per_rate"][str(rate)], P.train_config(params, "dplc", rate)
+    i = entry["seeds"].index(cfg.loop.seed)
+    return {"epsilon": cfg.method.mmd_epsilon, "tag": "stage"} | {
         k: entry[f"{k}_dplc"]["values"][i] for k in ("mse", "latent_mmd_sd", "rfid_featnet", "lambda_rate")
     }
 
