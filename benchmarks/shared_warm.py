@@ -32,9 +32,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import jsonl  # noqa: E402
-from benchmarks.seeds import GENERATOR, History, evaluate, is_trained, save_codec, stage_codec  # noqa: E402
+from benchmarks.seeds import (  # noqa: E402
+    GENERATOR,
+    History,
+    evaluate,
+    generator_of,
+    is_trained,
+    save_codec,
+    stage_codec,
+)
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
+from dplc.method_specs import BY_NAME  # noqa: E402
 from dplc.train import fit, setup  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
@@ -43,18 +52,24 @@ OUT = ROOT / "reports" / "bench" / "shared_warm.jsonl"
 WORK = L.RUNS / "shared_warm"
 FIELDS = ("mse", "mse_mean_decode", "pv", "rfid_featnet", "latent_mmd_sd")
 METHOD, PRIVATE = "dplc_shared", "dplc"
+STAGE_NAMES = {
+    PRIVATE: "private",
+    METHOD: "shared",
+    "cae": "cae",
+}  # the rows' keys for the stage's codecs
 
 
-def warm_start(shared: Codec, private: Codec) -> None:
+def warm_start(shared: Codec, private: Codec, frozen_generator: bool = True) -> None:
     """Load ``private``'s E and B into ``shared`` so that it decodes as ``private`` whatever u is.
 
     Weights of the same shape are copied; B's first layer, which reads [code, u] on its input
     axis (:class:`dplc.nets.StochasticMap`), gets the private codec's code rows and zero rows for
-    u; the encoder's noise head, absent from the private codec, keeps its zeros. G* is shared.
+    u; the encoder's noise head, absent from the private codec, keeps its zeros. G* is shared
+    (``frozen_generator``); a CAE's own decoder is copied too.
     """
     own, theirs = shared.state_dict(), private.state_dict()
     for key, value in theirs.items():
-        if key.startswith("generator."):
+        if key.startswith("generator.") and frozen_generator:
             continue
         if own[key].shape == value.shape:
             own[key] = value.clone()
@@ -81,7 +96,7 @@ def train_warm(
     trained with the stage's config for ``method`` (``steps`` replaced when given, else the
     shared stage's; the learning rate times ``lr_scale``; no free phase, since the start replaces
     it); its codec dir. ``dplc`` is the control: the private codec trained on the same way."""
-    cfg = P.train_config(params, method, rate, generator=GENERATOR)
+    cfg = P.train_config(params, method, rate, generator=generator_of(method))
     steps = (
         P.train_config(params, METHOD, rate, generator=GENERATOR).loop.steps
         if steps is None
@@ -97,11 +112,16 @@ def train_warm(
             cfg.loop, steps=steps, label=f"{method} warm C={rate} lr x{lr_scale:g}"
         ),
     )
-    trained, batches = setup(cfg, images, Codec.load(L.generator_codec(GENERATOR)).generator)
-    warm_start(trained.codec, Codec.load(stage_codec(params, PRIVATE, rate)))
+    g_star = Codec.load(L.generator_codec(GENERATOR)).generator if generator_of(method) else None
+    trained, batches = setup(cfg, images, g_star)
+    start = PRIVATE if BY_NAME[method].into_generator else method  # the CAE: from its own codec
+    warm_start(
+        trained.codec, Codec.load(stage_codec(params, start, rate)), BY_NAME[method].into_generator
+    )
     (out / "history.jsonl").unlink(missing_ok=True)
     fit(cfg, trained, batches, callbacks=[History(out / "history.jsonl")])
-    trained.codec.meta["lambda_rate"] = trained.dual.lam
+    if hasattr(trained, "dual"):
+        trained.codec.meta["lambda_rate"] = trained.dual.lam
     return save_codec(trained, images, out / "codec")
 
 
@@ -111,8 +131,8 @@ def main() -> None:
     ap.add_argument(
         "--method",
         default=METHOD,
-        choices=[METHOD, PRIVATE],
-        help="dplc: the control, the private codec trained on from itself",
+        choices=[METHOD, PRIVATE, "cae"],
+        help="dplc (cae): the control, the private codec (the CAE) trained on from itself",
     )
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the stage's)")
     ap.add_argument(
@@ -134,8 +154,9 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         row: dict = {"method": args.method, "rate": rate, "bits_per_image": P.net_config(params, rate).bits_per_image,
                      "steps": args.steps, "lr_scale": args.lr_scale, "train_s": round(seconds, 1)}  # fmt: skip
-        for name, where in (("warm", codec_dir), ("stage_private", stage_codec(params, PRIVATE, rate)),
-                            ("stage_shared", stage_codec(params, METHOD, rate))):  # fmt: skip
+        beside = {METHOD: (PRIVATE, METHOD), PRIVATE: (PRIVATE,), "cae": ("cae",)}[args.method]
+        for name, where in [("warm", codec_dir)] + [(f"stage_{STAGE_NAMES[b]}", stage_codec(params, b, rate))
+                                                    for b in beside]:  # fmt: skip
             m = evaluate(where, test, params)
             row[name] = {k: m.get(k) for k in FIELDS} | {
                 "lambda_rate": Codec.load(where).meta.get("lambda_rate")
