@@ -5,8 +5,8 @@
 
 The ``gaussian`` stage trains both DPLCs at every rate from the same seeds; they differ only in
 whether the encoder reads the decoder's noise U (the ``encoder`` form, its weights W_U starting
-at zero). At 8 bits the shared codec ends at 2.25·(2·D_K) against DPLC's 1.60, and four times
-the steps made it worse (docs/realism.md). This benchmark retrains the stage's G* and private
+at zero). At 8 bits the shared codec ends well above DPLC, and more steps made it worse
+(docs/realism.md, "B's width and the steps, per rate"). This benchmark retrains the stage's G* and private
 DPLC at ``--rate`` exactly as the stage does (same seeds, one thread: its MSE must equal the
 stage's ``runs/gaussian/results.json`` to every digit, which the row checks), then starts
 ``dplc_shared`` from that codec (W_U = 0, so it decodes as DPLC) and trains it ``--steps``

@@ -1,21 +1,25 @@
-"""Does the shared-noise codec lose to DPLC at high rates for want of a start? ``dplc_shared``
-trained from the train stage's private DPLC codec of the same rate.
+"""Per-rate codecs trained on from the train stage's codecs: ``dplc_shared`` started from DPLC's
+codec of the same rate, and, as controls, DPLC and the CAE started from their own.
 
-    python benchmarks/shared_warm.py [--rates 64] [--steps N] [--test-images 10000]
+    python benchmarks/shared_warm.py [--rates 64] [--method dplc_shared|dplc|cae] [--lr-scale 0.16]
+                                     [--steps N] [--test-images 10000]
 
 The shared codec's family holds the private one: with its encoder's noise head at zero (where
 it starts anyway, :class:`dplc.nets.Encoder`) and zero weights on B's noise inputs, E(x, u) and
-B(code, u) ignore u. At 256 and 1,024 bits the stage's private DPLC (B without noise, trained
-first for distortion) beats the stage's shared codec, which starts from scratch (MSE 0.112
-against 0.128, 0.105 against 0.188). This benchmark starts ``dplc_shared`` exactly there: the
-private codec's E and B, B's noise weights zeroed, the encoder's noise head at zero; then it
-trains with the train stage's own ``dplc_shared`` config (same seed, batches, steps, realism
-constraint; ``--steps`` replaces the count), in this process (no Ray), and evaluates it on the
-test split like the evaluate stage, beside the stage's private and shared codecs. Whether the
-training then finds a use for u, keeps the private solution, or leaves it, is the answer.
+B(code, u) ignore u. ``dplc_shared`` (the default) starts exactly there, from the stage's DPLC
+codec (:func:`warm_start`), and shows whether training then finds a use for u, keeps DPLC's
+solution, or leaves it. ``dplc`` and ``cae`` start from their own stage codec, so what the
+shared codec gains can be told from what the extra steps give. Each then trains with the train
+stage's own config for that method and rate (same seed and batches, realism constraint) except:
+no free phase (the start replaces it), the shared stage's step count unless ``--steps`` is
+given, and the learning rate times ``--lr-scale`` (0.16 is where the stage's two decays leave
+it), in this process (no Ray). It is evaluated on the test split like the evaluate stage,
+beside the stage's codecs of that rate.
 
 Codecs are kept under ``runs/shared_warm/`` (a finished one is reused); one JSON line per rate
-is appended to ``reports/bench/shared_warm.jsonl`` with the environment.
+is appended to ``reports/bench/shared_warm.jsonl`` with the environment. Findings:
+docs/realism.md, "Trained on at the final learning rate, the dual restarted" and "The shared
+codec started from DPLC's codec".
 """
 
 from __future__ import annotations
