@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from dplc import data, entropy, evaluation  # noqa: E402
 from dplc.bundle import CodecBundle  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
+from dplc.config import TrainConfig  # noqa: E402
 from dplc.method import Method  # noqa: E402
 from dplc.method_specs import BY_NAME  # noqa: E402
 from dplc.rate_methods import DPLC  # noqa: E402
@@ -73,6 +74,14 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
     generator = Codec.load(L.generator_codec(GENERATOR)).generator if generator_of(method) else None
     trained, batches = setup(cfg, images, generator)
+    return fit_and_save(cfg, trained, batches, images, out)
+
+
+def fit_and_save(cfg: TrainConfig, trained: Method, batches: torch.Tensor, images: torch.Tensor,
+                 out: Path) -> Path:  # fmt: skip
+    """Train the method of :func:`dplc.train.setup` with its history in ``out`` (:class:`History`),
+    record DPLC's final λ_rate in the codec's meta, and save the codec with its entropy model
+    under ``out / "codec"``; that folder."""
     (out / HISTORY).unlink(missing_ok=True)
     fit(cfg, trained, batches, callbacks=[History(out / HISTORY)])
     if isinstance(trained, DPLC):

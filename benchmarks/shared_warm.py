@@ -38,17 +38,16 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import jsonl  # noqa: E402
 from benchmarks.seeds import (  # noqa: E402
     GENERATOR,
-    History,
     evaluate,
+    fit_and_save,
     generator_of,
     is_trained,
-    save_codec,
     stage_codec,
 )
 from dplc import data  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.method_specs import BY_NAME  # noqa: E402
-from dplc.train import fit, setup  # noqa: E402
+from dplc.train import setup  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
@@ -122,11 +121,7 @@ def train_warm(
     warm_start(
         trained.codec, Codec.load(stage_codec(params, start, rate)), BY_NAME[method].into_generator
     )
-    (out / "history.jsonl").unlink(missing_ok=True)
-    fit(cfg, trained, batches, callbacks=[History(out / "history.jsonl")])
-    if hasattr(trained, "dual"):
-        trained.codec.meta["lambda_rate"] = trained.dual.lam
-    return save_codec(trained, images, out / "codec")
+    return fit_and_save(cfg, trained, batches, images, out)
 
 
 def main() -> None:
