@@ -5,19 +5,21 @@
 
 The ``gaussian`` stage trains both DPLCs at every rate from the same seeds; they differ only in
 whether the encoder reads the decoder's noise U (the ``encoder`` form, its weights W_U starting
-at zero). At 8 bits the shared codec ends well above DPLC, and more steps made it worse
-(docs/realism.md, "B's width and the steps, per rate"). This benchmark retrains the stage's G* and private
-DPLC at ``--rate`` exactly as the stage does (same seeds, one thread: its MSE must equal the
-stage's ``runs/gaussian/results.json`` to every digit, which the row checks), then starts
-``dplc_shared`` from that codec (W_U = 0, so it decodes as DPLC) and trains it ``--steps``
+at zero). Trained from those seeds (``shared_start: scratch``), the shared codec ends well above
+DPLC at 8 bits, and more steps made it worse (docs/realism.md, "B's width and the steps, per
+rate"). This benchmark retrains the stage's G* and private DPLC at ``--rate`` exactly as the
+stage does (same seeds, one thread: its MSE must equal the stage's ``runs/gaussian/results.json``
+to every digit, which the row checks), then starts ``dplc_shared`` from that codec
+(:func:`dplc.gaussian.load_start`: W_U = 0, so it decodes as DPLC) and trains it ``--steps``
 more steps with the stage's objective: by default as a continuation (learning rate times
-``--lr-scale``, λ_rate starting at the private codec's final value, no ramp); ``--ramp`` uses
-the stage's own start instead (λ_rate from its initial value, ramped in over the first half).
-``--control`` trains the private codec on the same way instead, so that what the shared codec
-gains can be told from what the extra steps give. The private codec's state is kept under ``runs/gaussian_warm/`` and reused. Appends one JSON
-line to ``reports/bench/gaussian_warm.jsonl``: both codecs' MSE over 2·D_K, decoded-variance
-errors, held-out latent MMD (null s.d.), λ_rate and the MSE under a wrong seed, beside the
-stage's figures.
+``--lr-scale``, λ_rate starting at the private codec's final value, no ramp), which with the
+defaults is the stage's ``shared_start: private``; ``--ramp`` uses the stage's own start instead
+(λ_rate from its initial value, ramped in over the first half). ``--control`` trains the private
+codec on the same way instead, so that what the shared codec gains can be told from what the
+extra steps give. The private codec's state is kept under ``runs/gaussian_warm/`` and reused.
+Appends one JSON line to ``reports/bench/gaussian_warm.jsonl``: both codecs' MSE over 2·D_K,
+decoded-variance errors, held-out latent MMD (null s.d.), λ_rate and the MSE under a wrong seed,
+beside the stage's figures.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.jsonl import append  # noqa: E402
 from dplc import gaussian as G  # noqa: E402
+from dplc.gaussian_study import job_seeds  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "gaussian_warm.jsonl"
 WORK = ROOT / "runs" / "gaussian_warm"
 STAGE = ROOT / "runs" / "gaussian" / "results.json"
-REAL = G.GaussianCodec
 
 
 def stage_config() -> G.GaussianConfig:
@@ -57,44 +59,11 @@ def stage_generator(cfg: G.GaussianConfig) -> torch.nn.Module:
     return G.train_generator(cfg, G.Source(cfg.variances, cfg.seed))
 
 
-def seed_codec_job(cfg: G.GaussianConfig, c: int) -> G.Source:
-    """The seeds :func:`dplc.gaussian_study._codec_job` sets for a DPLC (private or shared) at
-    ``c``; its training source."""
-    torch.set_num_threads(max(1, cfg.threads // cfg.workers))
-    offset = 2 * c + 1
-    torch.manual_seed(cfg.seed + 100 + offset)
-    return G.Source(cfg.variances, cfg.seed + 1_000 + offset)
-
-
-def job_generator(cfg: G.GaussianConfig, g_state: dict) -> torch.nn.Module:
-    """G* as a codec job rebuilds it from the stage's state, after the job's seed (building the
-    network draws from torch's RNG, so the codec's initial weights come after it)."""
-    generator = G.mlp(cfg.dim, cfg.dim, cfg.hidden)
-    generator.load_state_dict(g_state)
-    return generator.eval()
-
-
 def evaluate(codec: G.GaussianCodec, cfg: G.GaussianConfig) -> dict:
     """The stage's test figures (:func:`dplc.gaussian.evaluate`, the stage's test seeds)."""
     test = G.Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
     reference = G.Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
     return G.evaluate(codec, test, cfg.variances, cfg.seed + 3, reference)
-
-
-def warm_factory(private: G.GaussianCodec):
-    """A stand-in for :class:`dplc.gaussian.GaussianCodec` that builds the shared codec and
-    loads ``private``'s weights into it (W_U, absent from the private codec, stays zero)."""
-
-    def build(cfg, c, generator=None, shared=None):  # noqa: ANN001, ANN202
-        codec = REAL(cfg, c, generator, shared)
-        missing, unexpected = codec.load_state_dict(private.state_dict(), strict=False)
-        if unexpected or not set(missing) <= {"encoder_noise"}:
-            raise ValueError(
-                f"the private codec does not nest: missing {missing}, unexpected {unexpected}"
-            )
-        return codec
-
-    return build
 
 
 def main() -> None:
@@ -122,15 +91,15 @@ def main() -> None:
         )
     g_state = stage_generator(cfg).state_dict()
     state = WORK / f"private-c{c}.pt"
+    torch.set_num_threads(max(1, cfg.threads // cfg.workers))  # as the stage's codec jobs
     if state.is_file():
-        torch.set_num_threads(max(1, cfg.threads // cfg.workers))  # as the job that trained it
         saved = torch.load(state, weights_only=True)
-        private = G.GaussianCodec(cfg.at_rate(c), c, job_generator(cfg, g_state))
+        private = G.GaussianCodec(cfg.at_rate(c), c, job_seeds(cfg, c, "dplc", g_state)[1])
         private.load_state_dict(saved["codec"])
         info = saved["info"]
     else:
-        source = seed_codec_job(cfg, c)
-        private, info = G.train_codec(cfg, c, source, job_generator(cfg, g_state))
+        source, generator = job_seeds(cfg, c, "dplc", g_state)
+        private, info = G.train_codec(cfg, c, source, generator)
         state.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"codec": private.state_dict(), "info": info}, state)
     private.eval()
@@ -142,15 +111,10 @@ def main() -> None:
     warm = dataclasses.replace(cfg.at_rate(c), steps=args.steps, lr=cfg.lr * args.lr_scale)
     if not args.ramp:
         warm = dataclasses.replace(warm, rate_warmup=0.0, lambda_rate=float(info["lambda_rate"]))
-    source = seed_codec_job(cfg, c)
-    generator = job_generator(cfg, g_state)
-    G.GaussianCodec = warm_factory(private)  # train_codec builds its codec through this name
-    try:
-        shared, shared_info = G.train_codec(
-            warm, c, source, generator, None if args.control else cfg.shared
-        )
-    finally:
-        G.GaussianCodec = REAL
+    source, generator = job_seeds(cfg, c, "dplc_shared", g_state)
+    shared, shared_info = G.train_codec(
+        warm, c, source, generator, None if args.control else cfg.shared, start=private
+    )
     m_shared = evaluate(shared, cfg) | shared_info
 
     def row(m: dict) -> dict:

@@ -69,6 +69,9 @@ NEAREST_ALL_CODECS = ("cae", "dplc")
 """The codecs whose nearest-neighbour term can compare every code (:attr:`GaussianConfig.nearest_all`)."""
 NEAREST_ALL_MAX_BITS = 12
 """The largest C whose 2^C codes ``nearest_all`` decodes every step."""
+STARTS = ("scratch", "private")
+"""Where a DPLC starts training (:attr:`GaussianConfig.starts`): from its seeds, or from the
+trained private DPLC of its rate."""
 PER_RATE = ("steps", "decoder_hidden", "lr", "cae_lr", "moment_batch")
 """The settings ``per_rate`` may set for one rate's codecs (G*'s, the source's and the
 evaluation's are common to all rates)."""
@@ -151,6 +154,18 @@ class GaussianConfig:
     shared: str = "dither"
     """How ``dplc_shared`` uses the shared noise: ``dither`` or ``encoder`` (E sees U);
     ``benchmarks/shared_noise.py`` and ``benchmarks/gaussian_nearest.py`` compare them."""
+    starts: tuple[str, ...] = ("scratch",)
+    """Where the DPLCs (private and shared) start, among :data:`STARTS`: ``scratch``, from their
+    seeds (the two share them); ``private``, from the trained private DPLC of the same rate (for
+    the shared ``encoder`` form with W_U = 0, so it decodes exactly as that codec; for the private
+    codec, itself), trained ``continue_steps`` more at the rate's learning rate times
+    ``continue_lr_scale``, λ_rate continuing from the private codec's final value with no ramp.
+    With both, each DPLC keeps the start whose codec has the least MSE on a validation sample
+    among those that end meeting their held-out realism checks (:func:`dplc.gaussian_study.choose`)."""
+    continue_steps: int = 2500
+    """The steps of a ``private`` start after the private codec."""
+    continue_lr_scale: float = 0.1
+    """A ``private`` start's learning rate over the rate's."""
     codecs: tuple[str, ...] = CODECS
     """The codecs trained at every rate."""
     test_size: int = 100_000
@@ -180,6 +195,15 @@ class GaussianConfig:
             raise ValueError(f"shared must be one of {SHARED_FORMS}, got {self.shared!r}")
         if not self.codecs or any(c not in CODECS for c in self.codecs):
             raise ValueError(f"codecs must be a non-empty subset of {CODECS}, got {self.codecs}")
+        if not self.starts or len(set(self.starts)) < len(self.starts) or not set(self.starts) <= set(STARTS):
+            raise ValueError(f"starts must be distinct, among {STARTS}, got {self.starts}")
+        if "private" in self.starts and ("dplc" not in self.codecs
+                                         or ("dplc_shared" in self.codecs and self.shared != "encoder")):  # fmt: skip
+            raise ValueError("the 'private' start continues the private DPLC (into the shared 'encoder' form): "
+                             f"it needs dplc among the codecs and shared: encoder, got {self.codecs}, {self.shared!r}")
+        if self.continue_steps < 1 or not self.continue_lr_scale > 0:
+            raise ValueError(f"continue_steps must be >= 1 and continue_lr_scale > 0, got "
+                             f"{self.continue_steps}, {self.continue_lr_scale}")
         if self.realism_grad not in ("decoder", "all"):
             raise ValueError(f"realism_grad must be 'decoder' or 'all', got {self.realism_grad!r}")
         if self.realism_draws < 1 or self.dual_every < 1 or self.realism_holdout < 2:
@@ -212,6 +236,14 @@ class GaussianConfig:
         """The settings C's codecs train with: this config with ``per_rate[c]`` in place."""
         return replace(self, **self.per_rate.get(c, {}), per_rate={}) if self.per_rate else self
 
+    def continuation(self, c: int, lambda_rate: float) -> GaussianConfig:
+        """The settings of a DPLC's ``private`` start (:attr:`starts`) at C = ``c`` from a private
+        codec that ended at ``lambda_rate``: ``continue_steps`` steps at the rate's learning rate
+        times ``continue_lr_scale``, the dual from ``lambda_rate``, no ramp."""
+        r = self.at_rate(c)
+        return replace(r, steps=self.continue_steps, lr=r.lr * self.continue_lr_scale, rate_warmup=0.0,
+                       lambda_rate=lambda_rate)  # fmt: skip
+
     def bits(self, c: int) -> float:
         """Fixed-length bits per vector at C code scalars."""
         return c * math.log2(self.levels)
@@ -224,7 +256,7 @@ class GaussianConfig:
         if unknown:
             raise ValueError(f"unknown gaussian settings: {sorted(unknown)}")
         kw = dict(d)
-        for k in ("variances", "rates", "codecs", "nearest_all"):
+        for k in ("variances", "rates", "codecs", "nearest_all", "starts"):
             if k in kw:
                 kw[k] = tuple(kw[k])
         if "per_rate" in kw:
@@ -466,12 +498,27 @@ def holdout_mmd_sd(codec: GaussianCodec, holdout: Tensor, null: NullSpread, seed
     return latent_mmd_sd(holdout_latents(codec, holdout, seed), null, seed=seed + 1)
 
 
+def load_start(codec: GaussianCodec, start: GaussianCodec) -> None:
+    """Load ``start``'s weights into ``codec``: the same codec, or the private DPLC into the shared
+    ``encoder`` form (whose W_U, absent from the private codec, keeps its zeros). Raises
+    ValueError when they do not nest."""
+    ours, theirs = codec.state_dict(), start.state_dict()
+    missing, unexpected = set(ours) - set(theirs), set(theirs) - set(ours)
+    shapes = [k for k in set(ours) & set(theirs) if ours[k].shape != theirs[k].shape]
+    if unexpected or shapes or not missing <= {"encoder_noise"}:
+        raise ValueError(f"the start codec does not nest: missing {sorted(missing)}, unexpected "
+                         f"{sorted(unexpected)}, other shapes {sorted(shapes)}")  # fmt: skip
+    codec.load_state_dict(theirs, strict=False)
+
+
 def train_codec(
     cfg: GaussianConfig, c: int, source: Source, generator: nn.Module | None = None,
-    shared: str | None = None, blind: bool = False,
+    shared: str | None = None, blind: bool = False, start: GaussianCodec | None = None,
 ) -> tuple[GaussianCodec, dict[str, float | None]]:
     """One per-rate codec: CAE (``generator`` None) or DPLC into the frozen ``generator``, its
-    decoder noise private or ``shared`` with the encoder (``blind``: zeroed at the encoder).
+    decoder noise private or ``shared`` with the encoder (``blind``: zeroed at the encoder),
+    its weights drawn or, with ``start``, taken from that codec (a private DPLC nests in the
+    ``encoder`` form: its W_U stays zero).
 
     DPLC minimises MSE subject to "held-out latent MMD ≤ ε null s.d." (:mod:`dplc.realism`),
     and with ``moment_holdout`` also "held-out moment gap ≤ ε null s.d.": λ_rate ramps in over
@@ -481,6 +528,8 @@ def train_codec(
     """
     cfg = cfg.at_rate(c)
     codec = GaussianCodec(cfg, c, generator, shared)
+    if start is not None:
+        load_start(codec, start)
     codec.blind = blind
     kind = "cae" if generator is None else "dplc" if codec.shared is None else "dplc_shared"
     params = [p for p in codec.parameters() if p.requires_grad]

@@ -13,9 +13,11 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dplc.gaussian import (
+    STARTS,
+    GaussianCodec,
     GaussianConfig,
     Source,
     evaluate,
@@ -32,62 +34,131 @@ from dplc.gaussian_bounds import (
     water_filling,
 )
 
+CANDIDATE_KEYS = ("mse", "val_mse", "holdout_mmd_sd", "holdout_moment_sd", "lambda_rate")
+"""What the results keep of each start a DPLC was trained from, beside the one kept."""
 
-def _codec_job(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> dict[str, Any]:
-    """Train and evaluate one codec (``cae``, ``dplc`` or ``dplc_shared`` at C = c) from its own
-    seeds, so the result does not depend on which process runs it or in what order. The two
-    DPLCs share their seeds (initial weights, source and noise draws): they differ only in
-    whether the encoder sees the noise."""
-    cfg, c, name, g_state = job
-    torch.set_num_threads(max(1, cfg.threads // cfg.workers))
+
+def job_seeds(cfg: GaussianConfig, c: int, name: str, g_state: dict[str, Tensor]) -> tuple[Source, nn.Module | None]:
+    """Seed torch for codec ``name`` at C = ``c`` (its initial weights) and return its training
+    source and, for a DPLC, G* rebuilt from ``g_state``. The two DPLCs share their seeds (initial
+    weights, source and noise draws): they differ only in whether the encoder sees the noise."""
     offset = 2 * c + (name != "cae")
     torch.manual_seed(cfg.seed + 100 + offset)  # the codec's initial weights
     source = Source(cfg.variances, cfg.seed + 1_000 + offset)
-    generator = None
-    if name != "cae":
-        generator = mlp(cfg.dim, cfg.dim, cfg.hidden)
-        generator.load_state_dict(g_state)
-        generator.eval()
+    return source, None if name == "cae" else _frozen(cfg, g_state)
+
+
+Job = tuple[GaussianConfig, int, str, str, dict[str, Tensor], dict[str, Any] | None]
+"""(config, C, codec name, start, G*'s state, the private codec's state and final λ_rate for a
+``private`` start)."""
+
+
+def _jobs(cfg: GaussianConfig, c: int, g_state: dict[str, Tensor], start: str,
+          base: dict[str, Any] | None = None) -> list[Job]:  # fmt: skip
+    """The jobs of one start at C = ``c``: every codec from ``scratch`` (the private DPLC always,
+    the others when ``scratch`` is a start), or the DPLCs continued from ``base``."""
+    if start == "scratch":
+        names = [n for n in cfg.codecs if "scratch" in cfg.starts or n == "dplc" or c == 0]
+    else:
+        names = [n for n in cfg.codecs if n != "cae"]
+    return [(cfg, c, name, start, g_state, base) for name in names]
+
+
+def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Train and evaluate one codec (``cae``, ``dplc`` or ``dplc_shared`` at C = c) from its own
+    seeds, or continued from the private codec ``base``, so the result does not depend on which
+    process runs it or in what order. Returns its figures (test set, and ``val_mse`` on a
+    validation sample apart from it) and, for the private DPLC from scratch when a ``private``
+    start follows, its state and final λ_rate."""
+    cfg, c, name, start, g_state, base = job
+    torch.set_num_threads(max(1, cfg.threads // cfg.workers))
+    private = None
+    if start == "private":
+        assert base is not None
+        private = GaussianCodec(cfg.at_rate(c), c, _frozen(cfg, g_state))  # before the seeds below
+        private.load_state_dict(base["codec"])
+    source, generator = job_seeds(cfg, c, name, g_state)
     shared = cfg.shared if name == "dplc_shared" else None
-    codec, info = train_codec(cfg, c, source, generator, shared)
+    if private is None:
+        codec, info = train_codec(cfg, c, source, generator, shared)
+    else:
+        codec, info = train_codec(cfg.continuation(c, base["lambda_rate"]), c, source, generator, shared, start=private)
     test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
     reference = Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
-    return evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info
+    validation = Source(cfg.variances, cfg.seed + 30_000).sample(cfg.test_size)
+    m = evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info | {"start": start}
+    m["val_mse"] = evaluate(codec, validation, cfg.variances, cfg.seed + 4)["mse"]
+    keep = name == "dplc" and start == "scratch" and c > 0 and "private" in cfg.starts
+    return m, ({"codec": codec.state_dict(), "lambda_rate": float(info["lambda_rate"])} if keep else None)
 
 
-def _cost(job: tuple[GaussianConfig, int, str, dict[str, Tensor]]) -> int:
+def _frozen(cfg: GaussianConfig, g_state: dict[str, Tensor]) -> nn.Module:
+    """G* rebuilt from ``g_state`` (its construction draws from torch's RNG)."""
+    generator = mlp(cfg.dim, cfg.dim, cfg.hidden)
+    generator.load_state_dict(g_state)
+    return generator.eval()
+
+
+def choose(candidates: list[dict[str, Any]], epsilon: float) -> dict[str, Any]:
+    """The codec kept among one DPLC's starts: the least validation MSE among those whose last
+    held-out checks (latent MMD and moment gap, in null s.d.) are within ``epsilon``; the first
+    start's when none is. The figures come from samples apart from the test set, so the choice
+    does not read it."""
+
+    def meets(m: dict[str, Any]) -> bool:
+        return all(m.get(k) is None or m[k] <= epsilon for k in ("holdout_mmd_sd", "holdout_moment_sd"))
+
+    passing = [m for m in candidates if meets(m)]
+    return min(passing, key=lambda m: m["val_mse"]) if passing else candidates[0]
+
+
+def _cost(job: Job) -> int:
     """A job's rough cost, to start the longest first: steps × the width of the network that
     sets it (B's for DPLC, the MLPs' for the CAE)."""
-    cfg, c, name, _ = job
+    cfg, c, name, start, _, _ = job
     r = cfg.at_rate(c)
     width = r.hidden if name == "cae" else max(r.hidden, r.decoder_hidden)
-    return r.steps * width * width
+    return (r.steps if start == "scratch" else cfg.continue_steps) * width * width
 
 
-def _run_jobs(jobs: list, workers: int, t0: float, log: Any) -> list[dict[str, Any]]:
-    """Train every (config, C, codec) job, in ``workers`` spawned processes when > 1, the jobs
-    with the highest :func:`_cost` first (the others fill in beside them); one line per finished codec.
-    Returns the results in the order of ``jobs``."""
-    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))  # stable
-    done: list[dict[str, Any] | None] = [None] * len(jobs)
+def _run_jobs(cfg: GaussianConfig, g_state: dict[str, Tensor], t0: float, log: Any) -> dict[tuple[int, str, str], dict[str, Any]]:
+    """Train every codec at every rate and start, in ``cfg.workers`` spawned processes when > 1,
+    the waiting jobs with the highest :func:`_cost` first; a private DPLC's continuations wait for
+    it and join the queue when it ends. One line per finished job. Returns the figures by
+    (C, codec, start)."""
+    pending = [job for c in cfg.rates for job in _jobs(cfg, c, g_state, "scratch")]
+    done: dict[tuple[int, str, str], dict[str, Any]] = {}
 
-    def collect(results: Any) -> None:  # results come in the order submitted
-        for n, (i, m) in enumerate(zip(order, results, strict=False), 1):
-            done[i] = m
-            _, c, name, _ = jobs[i]
-            log(f"gaussian: {name} C={c} trained ({n}/{len(jobs)}, {time.perf_counter() - t0:.0f} s)")
+    def finish(job: Job, m: dict[str, Any], state: dict[str, Any] | None) -> None:
+        _, c, name, start, _, _ = job
+        done[(c, name, start)] = m
+        if state is not None:
+            pending.extend(_jobs(cfg, c, g_state, "private", state))
+        log(f"gaussian: {name} C={c} from {start} trained ({len(done)} done, {time.perf_counter() - t0:.0f} s)")
 
-    ordered = [jobs[i] for i in order]
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    def take() -> Job:
+        pending.sort(key=lambda j: -_cost(j))  # stable
+        return pending.pop(0)
 
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            collect(pool.map(_codec_job, ordered))
-    else:
-        collect(_codec_job(job) for job in ordered)
-    return [m for m in done if m is not None]
+    if cfg.workers == 1:
+        while pending:
+            job = take()
+            finish(job, *_codec_job(job))
+        return done
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with ProcessPoolExecutor(cfg.workers, mp_context=ctx) as pool:
+        running: dict[Any, Job] = {}
+        while pending or running:
+            while pending and len(running) < cfg.workers:
+                job = take()
+                running[pool.submit(_codec_job, job)] = job
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                finish(running.pop(future), *future.result())
+    return done
 
 
 def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
@@ -122,12 +193,17 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
             "mse_wrong_noise", "variance_error_wrong_noise")  # fmt: skip
     names = cfg.codecs
     rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in names}
-    jobs = [(cfg, c, name, generator.state_dict()) for c in cfg.rates for name in names]
-    done = _run_jobs(jobs, cfg.workers, t0, log)
+    rows |= {f"{k}_{n}": [] for k in ("start", "candidates") for n in names if n != "cae"}
+    done = _run_jobs(cfg, generator.state_dict(), t0, log)
     torch.set_num_threads(cfg.threads)
     for i, c in enumerate(cfg.rates):
-        for j, name in enumerate(names):
-            m = done[len(names) * i + j]
+        for name in names:
+            found = {st: done[(c, name, st)] for st in STARTS if (c, name, st) in done}
+            candidates = [found[st] for st in cfg.starts if st in found] or [found["scratch"]]  # C = 0, the CAE
+            m = candidates[0] if name == "cae" else choose(candidates, cfg.mmd_epsilon)
+            if name != "cae":
+                rows[f"start_{name}"].append(m["start"])
+                rows[f"candidates_{name}"].append({x["start"]: {k: x.get(k) for k in CANDIDATE_KEYS} for x in candidates})
             m = m | {"w2": m["w2_over_sigma2"], "var": m["decode_variance"]}
             for k in keys:
                 rows[f"{k}_{name}"].append(m.get(k))

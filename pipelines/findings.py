@@ -216,6 +216,16 @@ def ratio_section(h: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _starts(g: dict[str, Any]) -> str:
+    """A sentence naming each DPLC's kept start per rate, when the study trained more than one."""
+    starts = g.get("config", {}).get("starts", ["scratch"])
+    if len(starts) < 2:
+        return ""
+    kept = [f"{n} {', '.join(g[f'start_{n}'])}" for n in ("dplc", "dplc_shared") if f"start_{n}" in g]
+    return (f" Each DPLC trained from {' and from '.join(starts)} (continued from the private codec) and kept "
+            f"the start of least validation MSE within its realism checks, per rate: {'; '.join(kept)}.")
+
+
 def gaussian_section(g: dict[str, Any]) -> str:
     """Markdown: the Gaussian source against its closed-form limits and its one-shot bounds."""
     v = g["config"]["variances"]
@@ -248,6 +258,6 @@ def gaussian_section(g: dict[str, Any]) -> str:
     lines.append(
         f"\nG* alone: W₂²/σ² = {fmt(g['generator_w2_over_sigma2'])}. D_K: Lloyd's K = 2^R-cell "
         "quantizer; with exact realism and private noise MSE ≥ 2·D_K, which shared noise can beat "
-        f"(its limit is D(R,0)).{form} Plot: plots/gaussian.png.\n"
+        f"(its limit is D(R,0)).{form}{_starts(g)} Plot: plots/gaussian.png.\n"
     )
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -53,12 +54,14 @@ def test_small_run_codes_and_keeps_the_distribution():
 
 
 def test_two_worker_processes_give_the_same_results():
-    """Each codec is trained from its own seeds: spreading them over processes changes nothing."""
+    """Each codec is trained from its own seeds (a continuation from its private codec's state):
+    spreading them over processes changes nothing."""
     kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=30, per_rate={2: {"steps": 60}}, generator_steps=30, hidden=16,
-              batch_size=64, test_size=1_000, threads=1)  # fmt: skip
+              batch_size=64, test_size=1_000, threads=1, shared="encoder", starts=("scratch", "private"),
+              continue_steps=10)  # fmt: skip
     one = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
     two = S.run(G.GaussianConfig(**kw, workers=2), log=lambda *_: None)
-    for key in ("mse_cae", "mse_dplc", "w2_dplc", "var_dplc"):
+    for key in ("mse_cae", "mse_dplc", "w2_dplc", "var_dplc", "candidates_dplc", "candidates_dplc_shared"):
         assert one[key] == two[key], key
     # the longer C = 2 jobs run first; their results still land at C = 2 (rate 0: the mean, 0.625)
     assert one["mse_cae"][0] == pytest.approx(0.625, rel=0.05) and one["mse_cae"][1] < one["mse_cae"][0]
@@ -114,6 +117,81 @@ def test_shared_codec_with_its_noise_zeroed_at_the_encoder_is_the_private_codec(
         assert torch.equal(a, theirs[k]), k
     seeing, _ = _trained(cfg, 1, "encoder")
     assert torch.count_nonzero(seeing.encoder_noise) > 0  # with U it learns to use it
+
+
+def test_the_shared_codec_started_from_the_private_one_decodes_as_it_then_learns_u():
+    """W_U = 0 at the start: the shared ``encoder`` form loaded from the private codec decodes
+    every vector exactly as the private codec under the same noise; trained on, it uses U. A codec
+    of another rate does not nest."""
+    cfg = G.GaussianConfig(variances=(1.0, 0.25), rates=(2,), steps=60, hidden=16, batch_size=64,
+                           realism_holdout=200, dual_every=20)  # fmt: skip
+    private, info = _trained(cfg, 2, None)
+    start = G.GaussianCodec(cfg, 2, private.generator, "encoder")
+    G.load_start(start, private)
+    x = G.Source(cfg.variances, 9).sample(300)
+    a, _ = private(x, torch.Generator().manual_seed(3))
+    b, _ = start.eval()(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    warm = cfg.continuation(2, info["lambda_rate"])
+    assert (warm.steps, warm.lr, warm.rate_warmup, warm.lambda_rate) == (2500, 1e-4, 0.0, info["lambda_rate"])
+    torch.manual_seed(1)
+    shared, _ = G.train_codec(replace(warm, steps=40), 2, G.Source(cfg.variances, 2), private.generator,
+                              "encoder", start=private)  # fmt: skip
+    assert torch.count_nonzero(shared.encoder_noise) > 0
+    other = G.GaussianCodec(cfg, 1, private.generator, "encoder")
+    with pytest.raises(ValueError, match="other shapes"):
+        G.load_start(other, private)
+    with pytest.raises(ValueError, match="does not nest"):
+        G.load_start(G.GaussianCodec(cfg, 2), private)  # a CAE
+
+
+def test_the_study_continues_the_private_codec_and_keeps_the_better_start():
+    """``starts: [scratch, private]``: each DPLC is also continued from the private codec of its
+    rate (after it, in the same run); the figures from scratch are those of a run without that
+    start, the continuations those of training by hand, and the study keeps per codec and rate
+    the start :func:`choose` picks."""
+    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=30, generator_steps=30, hidden=16, batch_size=64,
+              test_size=1_000, threads=1, realism_holdout=200, dual_every=10, shared="encoder",
+              continue_steps=20)  # fmt: skip
+    cfg = G.GaussianConfig(**kw, starts=("scratch", "private"))
+    res = S.run(cfg, log=lambda *_: None)
+    alone = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
+    assert alone["start_dplc"] == ["scratch", "scratch"] and set(alone["candidates_dplc"][1]) == {"scratch"}
+    for name in ("dplc", "dplc_shared"):
+        cands = res[f"candidates_{name}"]
+        assert set(cands[0]) == {"scratch"} and set(cands[1]) == {"scratch", "private"}  # C = 0 has no code
+        assert cands[1]["scratch"]["mse"] == alone[f"mse_{name}"][1]
+        kept = S.choose([dict(v, start=k) for k, v in cands[1].items()], cfg.mmd_epsilon)
+        assert res[f"start_{name}"][1] == kept["start"] and res[f"mse_{name}"][1] == cands[1][kept["start"]]["mse"]
+    assert res["mse_cae"] == alone["mse_cae"]
+    torch.manual_seed(cfg.seed)
+    g = G.train_generator(cfg, G.Source(cfg.variances, cfg.seed)).state_dict()
+    torch.set_num_threads(1)
+    source, generator = S.job_seeds(cfg, 2, "dplc", g)
+    private, info = G.train_codec(cfg, 2, source, generator)
+    source, generator = S.job_seeds(cfg, 2, "dplc_shared", g)
+    shared, _ = G.train_codec(cfg.continuation(2, info["lambda_rate"]), 2, source, generator, "encoder", start=private)
+    test = G.Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
+    assert G.evaluate(shared, test, cfg.variances, cfg.seed + 3)["mse"] == res["candidates_dplc_shared"][1]["private"]["mse"]
+    with pytest.raises(ValueError, match="starts must be distinct"):
+        G.GaussianConfig(starts=("scratch", "warm"))
+    with pytest.raises(ValueError, match="needs dplc among the codecs and shared: encoder"):
+        G.GaussianConfig(shared="dither", starts=("private",))
+    with pytest.raises(ValueError, match="needs dplc among the codecs"):
+        G.GaussianConfig(shared="encoder", starts=("private",), codecs=("cae", "dplc_shared"))
+    with pytest.raises(ValueError, match="continue_steps"):
+        G.GaussianConfig(continue_steps=0)
+
+
+def test_the_kept_start_meets_realism_before_it_is_closer():
+    """A start whose held-out checks end past ε is not kept however low its validation MSE; with
+    none within ε the first start's codec stays."""
+    scratch = {"start": "scratch", "val_mse": 0.30, "holdout_mmd_sd": 0.4, "holdout_moment_sd": None}
+    closer = {"start": "private", "val_mse": 0.20, "holdout_mmd_sd": 0.9, "holdout_moment_sd": 0.2}
+    assert S.choose([scratch, closer], 1.0)["start"] == "private"
+    assert S.choose([scratch, closer | {"holdout_mmd_sd": 1.3}], 1.0)["start"] == "scratch"
+    assert S.choose([scratch, closer | {"holdout_moment_sd": 1.1}], 1.0)["start"] == "scratch"
+    assert S.choose([scratch | {"holdout_mmd_sd": 2.0}, closer | {"holdout_mmd_sd": 3.0}], 1.0)["start"] == "scratch"
 
 
 def test_decoding_a_shared_codec_with_the_wrong_noise_raises_the_mse():

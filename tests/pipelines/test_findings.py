@@ -85,3 +85,18 @@ def test_a_ladder_without_rate_0_judges_no_finding_iii():
     results["dplc_wpp"]["results"]["sfid_featnet"] = [float("nan")] * len(results["dplc_wpp"]["results"]["rfid_featnet"])
     assert "iii_rfid_at_most_sfid" not in findings.findings(results)
     assert "iii_rfid_at_most_sfid" in findings.findings(report.build_results(RATE_FILES, CLASSICAL))
+
+
+def test_the_gaussian_section_names_the_kept_starts_only_when_there_were_two():
+    row = [0.5, 0.25]
+    g = {"config": {"variances": [1.0], "shared": "encoder", "starts": ["scratch", "private"]}, "bits": [0, 1],
+         "generator_w2_over_sigma2": 0.01, "lambda_rate_dplc": [None, 10.0], "start_dplc": ["scratch", "private"],
+         "start_dplc_shared": ["scratch", "scratch"], "variance_error_dplc": [[0.01], [0.02]],
+         "variance_error_dplc_shared": [[0.01], [0.01]]}  # fmt: skip
+    for k in ("d_opt", "d_private", "d_common", "d_k", "mse_cae", "mse_dplc", "mse_dplc_shared",
+              "gaussian_cae_over_dk", "gaussian_dplc_over_2dk", "gaussian_shared_over_2dk"):  # fmt: skip
+        g[k] = row
+    text = findings.gaussian_section(g)
+    assert "per rate: dplc scratch, private; dplc_shared scratch, scratch." in text
+    g["config"]["starts"] = ["scratch"]
+    assert "per rate" not in findings.gaussian_section(g)
