@@ -223,7 +223,8 @@ def _starts(g: dict[str, Any]) -> str:
         return ""
     kept = [f"{n} {', '.join(g[f'start_{n}'])}" for n in ("dplc", "dplc_shared") if f"start_{n}" in g]
     return (f" Each DPLC trained from {' and from '.join(starts)} (continued from the private codec) and kept "
-            f"the start of least validation MSE within its realism checks, per rate: {'; '.join(kept)}.")
+            f"the start of least validation MSE among those ending within their held-out realism checks "
+            f"(the first where none did), per rate: {'; '.join(kept)}.")
 
 
 def gaussian_section(g: dict[str, Any]) -> str:
