@@ -5,15 +5,16 @@
 
 The ``gaussian`` stage trains both DPLCs at every rate from the same seeds; they differ only in
 whether the encoder reads the decoder's noise U (the ``encoder`` form, its weights W_U starting
-at zero). Trained from those seeds (``shared_start: scratch``), the shared codec ends well above
+at zero). Trained from those seeds (the ``scratch`` start), the shared codec ends well above
 DPLC at 8 bits, and more steps made it worse (docs/realism.md, "B's width and the steps, per
 rate"). This benchmark retrains the stage's G* and private DPLC at ``--rate`` exactly as the
 stage does (same seeds, one thread: its MSE must equal the stage's ``runs/gaussian/results.json``
 to every digit, which the row checks), then starts ``dplc_shared`` from that codec
 (:func:`dplc.gaussian.load_start`: W_U = 0, so it decodes as DPLC) and trains it ``--steps``
 more steps with the stage's objective: by default as a continuation (learning rate times
-``--lr-scale``, λ_rate starting at the private codec's final value, no ramp), which with the
-defaults is the stage's ``shared_start: private``; ``--ramp`` uses the stage's own start instead
+``--lr-scale``, λ_rate starting at the private codec's final value, no ramp:
+:meth:`dplc.gaussian.GaussianConfig.continuation`), which with the defaults is the stage's
+``private`` start (``gaussian.starts``); ``--ramp`` uses the stage's own start instead
 (λ_rate from its initial value, ramped in over the first half). ``--control`` trains the private
 codec on the same way instead, so that what the shared codec gains can be told from what the
 extra steps give. The private codec's state is kept under ``runs/gaussian_warm/`` and reused.
@@ -108,9 +109,10 @@ def main() -> None:
     i = stage["code_scalars"].index(c)
     d_k = stage["d_k"][i]
     t1 = time.perf_counter()
-    warm = dataclasses.replace(cfg.at_rate(c), steps=args.steps, lr=cfg.lr * args.lr_scale)
-    if not args.ramp:
-        warm = dataclasses.replace(warm, rate_warmup=0.0, lambda_rate=float(info["lambda_rate"]))
+    warm = dataclasses.replace(cfg, continue_steps=args.steps, continue_lr_scale=args.lr_scale)
+    warm = warm.continuation(c, float(info["lambda_rate"]))
+    if args.ramp:  # the stage's own start of the dual instead
+        warm = dataclasses.replace(warm, rate_warmup=cfg.rate_warmup, lambda_rate=cfg.lambda_rate)
     source, generator = job_seeds(cfg, c, "dplc_shared", g_state)
     shared, shared_info = G.train_codec(
         warm, c, source, generator, None if args.control else cfg.shared, start=private
