@@ -178,6 +178,13 @@ class MethodConfig:
     schedule, under the realism constraint. B then starts from the free decode and moves it onto
     the prior, which a B without noise (``noise: false``) must do to meet the constraint
     (docs/realism.md, "Where the MSE goes at 1,024 bits"). 0: the constraint from the first step."""
+    settle_fraction: float = 0.0
+    """dplc: this fraction of the run's steps, last, trains again under the constraint from the
+    codec the constrained phase reached: a fresh Adam at the learning rate that phase's decays
+    left, with a schedule of its own, and λ_rate back at its start (``lambda_rate``), so the dual
+    settles where distortion counts instead of keeping the overshoot of the high learning rate
+    (docs/realism.md, "Trained on at the final learning rate, the dual restarted"). 0: no such
+    phase."""
     bn_batches: int = 200
     """Training batches over which dplc re-estimates E's and B's BatchNorm statistics after its
     last step (:func:`dplc.precise_bn.recalibrate`; docs/realism.md)."""
@@ -197,6 +204,12 @@ class MethodConfig:
             raise ConfigError(f"realism_draws must be >= 1, got {self.realism_draws}")
         if not 0.0 <= self.free_fraction < 1.0:
             raise ConfigError(f"free_fraction must be in [0, 1), got {self.free_fraction}")
+        if not 0.0 <= self.settle_fraction < 1.0 or self.free_fraction + self.settle_fraction >= 1.0:
+            raise ConfigError(
+                "settle_fraction must be in [0, 1) and leave the constrained phase steps "
+                f"(free_fraction + settle_fraction < 1), got {self.settle_fraction} with "
+                f"free_fraction {self.free_fraction}"
+            )
         if self.bn_batches < 1:
             raise ConfigError(f"bn_batches must be >= 1, got {self.bn_batches}")
         if self.realism_images < 0 or self.realism_images == 1:

@@ -40,7 +40,9 @@ class DPLC(_RateMethod):
     ``cfg.lambda_rate``. With ``cfg.realism_grad == 'decoder'`` the MMD term's gradient reaches B
     only (the code is detached in that path), so E is trained for distortion alone. With
     ``cfg.free_fraction`` the first steps minimise √MSE alone and the constrained ones start from
-    there with a fresh Adam and schedule (:meth:`_start_phase`), as a second run would.
+    there with a fresh Adam and schedule (:meth:`_start_phase`), as a second run would. With
+    ``cfg.settle_fraction`` the last steps start once more, at the learning rate the constrained
+    phase's decays left and with λ_rate back at its start (:meth:`_start_settling`).
     """
 
     name = "dplc"
@@ -66,9 +68,12 @@ class DPLC(_RateMethod):
         self.codec.generator.eval()
         set_requires_grad(self.codec.generator, False)
         self.modules = {"codec": self.codec}
-        self.free_steps = int(cfg.free_fraction * total_steps) if mode != "prior" else 0
+        phased = mode != "prior"
+        self.free_steps = round(cfg.free_fraction * total_steps) if phased else 0
+        self.settle_steps = round(cfg.settle_fraction * total_steps) if phased else 0
+        self.constrained_steps = total_steps - self.free_steps - self.settle_steps
         if any(p.requires_grad for p in self.codec.parameters()):
-            self._start_phase(self.free_steps or total_steps)
+            self._start_phase(self.free_steps or self.constrained_steps)
         self.dual = realism.DualLambda(cfg.lambda_rate, cfg.mmd_epsilon, cfg.dual_step)
         self.holdout: Tensor | None = None
         self.null: realism.NullSpread | None = None
@@ -77,12 +82,23 @@ class DPLC(_RateMethod):
             self.holdout = holdout if holdout.is_floating_point() else to_float(holdout)
             self.null = realism.mmd_null(self.holdout.shape[0], net.latent_dim, seed=0)
 
-    def _start_phase(self, steps: int) -> None:
-        """A fresh Adam on E's and B's parameters with the schedule of a ``steps``-step run
-        (the whole run, or with ``cfg.free_fraction`` its free phase, then its constrained one)."""
+    def _start_phase(self, steps: int, lr: float | None = None) -> None:
+        """A fresh Adam on E's and B's parameters at ``lr`` (default ``cfg.lr``) with the schedule
+        of a ``steps``-step run (the whole run, or with ``cfg.free_fraction`` its free phase, then
+        its constrained one; then with ``cfg.settle_fraction`` the settling phase)."""
         trainable = [p for p in self.codec.parameters() if p.requires_grad]
-        self._adam("codec", iter(trainable), self.cfg.lr, self.cfg.betas)
+        self._adam("codec", iter(trainable), self.cfg.lr if lr is None else lr, self.cfg.betas)
         self.schedulers["codec"] = multistep_schedule(self.optimizers["codec"], self.cfg, steps)
+
+    def _start_settling(self) -> None:
+        """The settling phase (``cfg.settle_fraction``): a fresh Adam at the learning rate where
+        the constrained phase's schedule ended, a schedule of its own, and the dual restarted at
+        ``cfg.lambda_rate``, so λ_rate no longer carries the overshoot it reached while the
+        learning rate was high (docs/realism.md, "Trained on at the final learning rate, the
+        dual restarted")."""
+        lr = self.optimizers["codec"].param_groups[0]["lr"]
+        self._start_phase(self.settle_steps, lr=lr)
+        self.dual = realism.DualLambda(self.cfg.lambda_rate, self.cfg.mmd_epsilon, self.cfg.dual_step)
 
     def train(self, mode: bool = True) -> None:
         super().train(mode)
@@ -149,7 +165,9 @@ class DPLC(_RateMethod):
                 x_hat = self.codec.generator(self.randn(x.shape[0], self.net.latent_dim))
             return {"loss": float(losses.mse(x_hat, x)), "mse": float(losses.mse(x_hat, x))}
         if self.free_steps and self.steps_done == self.free_steps + 1:
-            self._start_phase(self.total_steps - self.free_steps)  # the constrained phase
+            self._start_phase(self.constrained_steps)  # the constrained phase
+        if self.settle_steps and self.steps_done == self.free_steps + self.constrained_steps + 1:
+            self._start_settling()
         free = self.steps_done <= self.free_steps
         lam = self.dual.lam
         with self.autocast():

@@ -1,5 +1,6 @@
 import ast
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,54 @@ def test_dplc_free_fraction_trains_distortion_alone_then_the_constraint_afresh(m
     assert resumed.dual.lam == m.dual.lam
     with pytest.raises(ConfigError, match="free_fraction"):
         tiny_method("dplc", free_fraction=1.0)
+
+
+def test_dplc_settle_fraction_restarts_at_the_decayed_rate_with_the_dual_at_its_start():
+    """free 3 + constrained 3 + settling 3 of 9 steps (0.333333 each, rounded): step 7 starts a
+    fresh Adam at the learning rate the constrained phase's decays left (lr × 0.4²), with a
+    schedule of its own, and λ_rate back at ``lambda_rate``; a run resumed inside the settling
+    phase repeats the uninterrupted one."""
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    cfg = tiny_method("dplc", free_fraction=0.333333, settle_fraction=0.333333, realism_images=12,
+                      realism_draws=1, dual_every=1, lambda_rate=5.0, lr=3e-3)  # fmt: skip
+    net = tiny_net(code_channels=2, noise=False)
+
+    def build() -> DPLC:
+        m = build_method(net, cfg, 9, generator=g_star, holdout=fixed_batch(64, seed=1))
+        m.holdout_mmd_sd = lambda seed=0: 5.0  # a violated constraint: every dual step raises λ
+        return m
+
+    torch.manual_seed(0)
+    m = build()
+    assert (m.free_steps, m.constrained_steps, m.settle_steps) == (3, 3, 3)
+    _run(m, 6, lambda n: x[:n])
+    constrained_opt, lam_before = m.optimizers["codec"], m.dual.lam
+    assert lam_before > 5.0 and m.dual.updates == 3
+    assert constrained_opt.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.4**2)
+    out = m.step(lambda n: x[:n])  # step 7: the settling phase starts
+    assert m.optimizers["codec"] is not constrained_opt
+    assert m.optimizers["codec"].param_groups[0]["lr"] == pytest.approx(3e-3 * 0.4**2)
+    assert out["lambda_rate"] == pytest.approx(5.0 * math.exp(0.25 * 4.0)) and m.dual.updates == 1
+    m.end_step()
+    _run(m, 1, lambda n: x[:n])
+    assert m.optimizers["codec"].param_groups[0]["lr"] == pytest.approx(3e-3 * 0.4**4)  # its own decays, at 1 and 2
+    state = copy.deepcopy(m.state_dict())  # a checkpoint taken at step 8
+    torch.manual_seed(7)
+    _run(m, 1, lambda n: x[:n])
+    resumed = build()
+    resumed.load_state_dict(state)
+    torch.manual_seed(7)
+    _run(resumed, 1, lambda n: x[:n])
+    for a, b in zip(m.codec.parameters(), resumed.codec.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.dual.lam == m.dual.lam
+    without = tiny_method("dplc", free_fraction=0.333333, realism_images=12, realism_draws=1)
+    assert build_method(net, without, 9, generator=g_star).settle_steps == 0
+    with pytest.raises(ConfigError, match="settle_fraction"):
+        tiny_method("dplc", free_fraction=0.5, settle_fraction=0.5)
+    with pytest.raises(ConfigError, match="settle_fraction"):
+        tiny_method("dplc", settle_fraction=-0.1)
 
 
 def test_wpp_adversarial_target_is_selectable():
