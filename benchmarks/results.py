@@ -9,7 +9,7 @@ default profile and of every stage (reports/bench/pipeline.json, from
 (reports/bench/train.json), compress/decompress images/s (reports/bench/codec.json) and the Ray
 overhead ratio, and the spread over seeds (reports/bench/seeds.json from benchmarks/seeds.py:
 ``mse_ratio_dplc_cae_mean`` and ``_sd`` aligned with ``bits_per_image``, None at rates the
-benchmark did not train), and G*'s realistic inversion floor (reports/bench/realistic_floor.json
+benchmark did not train or trained for another run: :func:`seed_spread`), and G*'s realistic inversion floor (reports/bench/realistic_floor.json
 from benchmarks/realistic_floor.py: ``realistic_inversion_floor_mse``). Prints the JSON.
 """
 
@@ -28,6 +28,36 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def seed_spread(
+    per_rate: dict, bits: list[float], ratios: list[float], rel: float = 1e-9
+) -> tuple[list[float | None], list[float | None], dict[str, str]]:
+    """The seed benchmark's mean and s.d. of MSE_DPLC/MSE_CAE aligned with ``bits``, and the
+    rates left out with why.
+
+    A rate's spread stands beside this run only when one of its seeds *is* this run's codec
+    (its ratio equals this run's ``ratios`` entry to ``rel``): a spread measured on codecs of
+    other params or code (an earlier recipe) says nothing of this run's.
+
+    >>> entry = {"bits_per_image": 16.0, "mse_ratio_dplc_cae": {"values": [1.6, 1.7], "mean": 1.65, "sd": 0.07}}
+    >>> seed_spread({"1": entry}, [0.0, 16.0], [1.9, 1.7])
+    ([None, 1.65], [None, 0.07], {})
+    >>> seed_spread({"1": entry}, [0.0, 16.0], [1.9, 1.5])[2]
+    {'16': "no seed's ratio is this run's 1.5: measured on codecs of another run"}
+    """
+    by_bits = {v["bits_per_image"]: v["mse_ratio_dplc_cae"] for v in per_rate.values()}
+    mean: list[float | None] = []
+    sd: list[float | None] = []
+    dropped: dict[str, str] = {}
+    for b, ratio in zip(bits, ratios, strict=True):
+        entry = by_bits.get(b)
+        if entry is not None and not any(abs(v - ratio) <= rel * abs(ratio) for v in entry["values"]):
+            dropped[f"{b:g}"] = f"no seed's ratio is this run's {ratio:.6g}: measured on codecs of another run"
+            entry = None
+        mean.append(None if entry is None else entry["mean"])
+        sd.append(None if entry is None else entry["sd"])
+    return mean, sd, dropped
+
+
 def main() -> None:
     out = _load(ROOT / "reports" / "results.json")
     pipe = _load(BENCH / "pipeline.json")
@@ -43,9 +73,10 @@ def main() -> None:
     }
     seeds_path = BENCH / "seeds.json"
     if seeds_path.is_file():  # benchmarks/seeds.py: the spread over seeds, aligned with the ladder
-        per_rate = {v["bits_per_image"]: v["mse_ratio_dplc_cae"] for v in json.loads(seeds_path.read_text())["per_rate"].values()}
-        out["mse_ratio_dplc_cae_mean"] = [per_rate[b]["mean"] if b in per_rate else None for b in out["bits_per_image"]]
-        out["mse_ratio_dplc_cae_sd"] = [per_rate[b]["sd"] if b in per_rate else None for b in out["bits_per_image"]]
+        spread = seed_spread(json.loads(seeds_path.read_text())["per_rate"], out["bits_per_image"],
+                             out["mse_ratio_dplc_cae"])  # fmt: skip
+        out["mse_ratio_dplc_cae_mean"], out["mse_ratio_dplc_cae_sd"], dropped = spread
+        out["mse_ratio_dplc_cae_spread_dropped"] = dropped
     floor_path = BENCH / "realistic_floor.json"
     if floor_path.is_file():  # benchmarks/realistic_floor.py: G*'s floor with realistic latents
         floor = json.loads(floor_path.read_text())

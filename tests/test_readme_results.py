@@ -56,3 +56,15 @@ def test_headline_json_carries_the_report_stages_lists() -> None:
     report = json.loads((ROOT / "reports" / "results.json").read_text())
     headline = json.loads(readme_results.RESULTS.read_text())
     assert {k: headline.get(k) for k in report} == report
+
+
+def test_a_seed_spread_of_another_run_is_left_out() -> None:
+    """benchmarks/results.py shows a rate's spread over seeds only when one of its seeds is this
+    run's codec: its doctest, where a run whose ratio no seed has (a changed recipe) gets None."""
+    spec = importlib.util.spec_from_file_location("bench_results", ROOT / "benchmarks" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert doctest.testmod(module).failed == 0
+    entry = {"bits_per_image": 64.0, "mse_ratio_dplc_cae": {"values": [1.8, 2.0], "mean": 1.9, "sd": 0.1}}
+    mean, sd, dropped = module.seed_spread({"4": entry}, [64.0], [1.8 * (1 + 1e-6)])
+    assert mean == [None] and sd == [None] and list(dropped) == ["64"]
