@@ -226,6 +226,21 @@ def test_dplc_realism_term_on_its_own_images(monkeypatch):
         tiny_method("dplc", realism_images=1, realism_draws=1)
 
 
+def _assert_resuming_repeats(m: DPLC, build, steps: int, batch) -> None:
+    """A checkpoint of ``m`` now, loaded into a fresh ``build()``, trains the next ``steps``
+    steps to the same weights and λ_rate as ``m`` itself (same random draws)."""
+    state = copy.deepcopy(m.state_dict())
+    torch.manual_seed(7)
+    _run(m, steps, batch)
+    resumed = build()
+    resumed.load_state_dict(state)
+    torch.manual_seed(7)
+    _run(resumed, steps, batch)
+    for a, b in zip(m.codec.parameters(), resumed.codec.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.dual.lam == m.dual.lam
+
+
 def test_dplc_free_fraction_trains_distortion_alone_then_the_constraint_afresh(monkeypatch):
     """free_fraction = 0.5 of 8 steps: steps 1-4 have no realism term, no dual step and report
     λ_rate 0; step 5 starts a fresh Adam at the full learning rate (the free phase's schedule had
@@ -259,16 +274,7 @@ def test_dplc_free_fraction_trains_distortion_alone_then_the_constraint_afresh(m
     assert calls == [12] and "mmd" in out and out["lambda_rate"] > 5.0 and m.dual.updates == 1
     m.end_step()
     _run(m, 1, lambda n: x[:n])
-    state = copy.deepcopy(m.state_dict())  # a checkpoint taken at step 6
-    torch.manual_seed(7)
-    _run(m, 2, lambda n: x[:n])
-    resumed = build()
-    resumed.load_state_dict(state)
-    torch.manual_seed(7)
-    _run(resumed, 2, lambda n: x[:n])
-    for a, b in zip(m.codec.parameters(), resumed.codec.parameters(), strict=True):
-        assert torch.equal(a, b)
-    assert resumed.dual.lam == m.dual.lam
+    _assert_resuming_repeats(m, build, 2, lambda n: x[:n])  # a checkpoint taken at step 6
     with pytest.raises(ConfigError, match="free_fraction"):
         tiny_method("dplc", free_fraction=1.0)
 
@@ -303,16 +309,7 @@ def test_dplc_settle_fraction_restarts_at_the_decayed_rate_with_the_dual_at_its_
     m.end_step()
     _run(m, 1, lambda n: x[:n])
     assert m.optimizers["codec"].param_groups[0]["lr"] == pytest.approx(3e-3 * 0.4**4)  # its own decays, at 1 and 2
-    state = copy.deepcopy(m.state_dict())  # a checkpoint taken at step 8
-    torch.manual_seed(7)
-    _run(m, 1, lambda n: x[:n])
-    resumed = build()
-    resumed.load_state_dict(state)
-    torch.manual_seed(7)
-    _run(resumed, 1, lambda n: x[:n])
-    for a, b in zip(m.codec.parameters(), resumed.codec.parameters(), strict=True):
-        assert torch.equal(a, b)
-    assert resumed.dual.lam == m.dual.lam
+    _assert_resuming_repeats(m, build, 1, lambda n: x[:n])  # a checkpoint taken at step 8
     without = tiny_method("dplc", free_fraction=0.333333, realism_images=12, realism_draws=1)
     assert build_method(net, without, 9, generator=g_star).settle_steps == 0
     with pytest.raises(ConfigError, match="settle_fraction"):
