@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import statistics
 import sys
@@ -27,14 +28,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, metrics  # noqa: E402
+from dplc import data, evaluation, metrics  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
+from dplc.train import split_holdout  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "latent_check_modes.json"
-IMAGES = 2000  # the evaluate stage's realism sample and DPLC's default realism_holdout
+TEST_IMAGES = inspect.signature(evaluation.evaluate_codec).parameters["realism_n"].default
+"""The evaluate stage's realism sample: the first this many test images."""
 
 
 def readings(codec: Codec, x: torch.Tensor, draws: int) -> dict[str, float | list[float]]:
@@ -52,11 +55,11 @@ def main() -> None:
     params = P.load()
     size = int(params["data"]["image_size"])
     train = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit")).images
-    test = data.read_split(L.prepared_dir(), "test", limit=IMAGES).images
-    sets = {"test": data.to_float(data.to_tensor(test, size)),  # the evaluate stage's sample
-            "holdout": data.to_float(data.to_tensor(train[-IMAGES:], size))}  # dplc.train's holdout  # fmt: skip
-    out: dict = {"draws": args.draws, "images": IMAGES, "per_rate": {}}
+    test = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "test", limit=TEST_IMAGES).images, size))
+    out: dict = {"draws": args.draws, "images": TEST_IMAGES, "per_rate": {}}
     for rate in args.rates:
+        _, holdout = split_holdout(P.train_config(params, "dplc", rate), data.to_tensor(train, size))
+        sets = {"test": test, "holdout": data.to_float(holdout)}  # the evaluate stage's; the dual's
         codec = Codec.load(L.codec_dir(P.codec_name("dplc", "wpp"), rate)).eval()
         modes = {"eval": codec, "train": copy.deepcopy(codec).train()}
         row = {f"{name}_{mode}": readings(c, x, args.draws) for mode, c in modes.items() for name, x in sets.items()}

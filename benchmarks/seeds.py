@@ -144,6 +144,14 @@ def evaluate(codec_dir: Path, test, params: dict) -> dict:
     )  # fmt: skip
 
 
+def scored(codec_dir: Path, test, params: dict) -> dict:
+    """:func:`evaluate`'s figures of the codec in ``codec_dir`` with its final λ_rate (NaN for a
+    codec trained without the dual)."""
+    m = evaluate(codec_dir, test, params)
+    m["lambda_rate"] = float(Codec.load(codec_dir).meta.get("lambda_rate", float("nan")))
+    return m
+
+
 def stage_codec(params: dict, method: str, rate: int) -> Path:
     """The codec the train stage exported for ``method`` at ``rate`` (its own seed); refused when
     that stage has not run."""
@@ -197,8 +205,7 @@ def main() -> None:
                     codec_dir = stage_codec(params, method, rate)
                 else:
                     codec_dir = train_one(params, method, rate, seed, images)
-                m = evaluate(codec_dir, test, params)
-                m["lambda_rate"] = float(Codec.load(codec_dir).meta.get("lambda_rate", float("nan")))
+                m = scored(codec_dir, test, params)
                 for k in FIELDS:
                     rows[method].setdefault(k, []).append(float(m.get(k, float("nan"))))
                 print(f"C={rate} seed {seed} {method}: MSE {m['mse']:.4f} rFID {m['rfid_featnet']:.3f} "

@@ -4,7 +4,7 @@
 
 The evaluate stage needs every codec of the ladder (it depends on all of ``runs/train``); after a
 partial rerun this reads the rates whose DPLC and CAE stages have finished. Each codec is scored
-on the first 10,000 test images by ``benchmarks/seeds.py``'s :func:`evaluate` (MSE, rFID, PV,
+on the first 10,000 test images by ``benchmarks/seeds.py``'s :func:`scored` (MSE, rFID, PV,
 latent MMD in null s.d., the MSE of the noise-averaged decode, PSNR, bpp) with its final
 λ_rate, and each rate gets MSE_DPLC/MSE_CAE. Writes ``reports/bench/stage_codecs.json``, merged
 with the rates it already holds, with the machine and package versions.
@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 import seeds as S  # noqa: E402
 
 from dplc import data  # noqa: E402
-from dplc.codec import Codec  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
@@ -45,8 +44,7 @@ def main(argv: list[str]) -> None:
         row: dict[str, dict | float] = {}
         for method in ("dplc", "cae"):
             codec_dir = S.stage_codec(params, method, rate)
-            m = S.evaluate(codec_dir, test, params)
-            m["lambda_rate"] = float(Codec.load(codec_dir).meta.get("lambda_rate", float("nan")))
+            m = S.scored(codec_dir, test, params)
             row[method] = {k: m[k] for k in KEYS if k in m and not (method == "cae" and k in ("latent_mmd_sd", "lambda_rate"))}
             print(method, rate, row[method], flush=True)
         row["mse_ratio_dplc_cae"] = row["dplc"]["mse"] / row["cae"]["mse"]
