@@ -55,9 +55,11 @@ def build_method(
     generator: nn.Module | None = None,
     grad_sync: GradSync | None = None,
     holdout: Tensor | None = None,
+    calibration: Tensor | None = None,
 ) -> Method:
     """The method named ``cfg.name``; ``dplc`` needs the frozen ``generator`` G* and measures
-    its realism constraint on the ``holdout`` images."""
+    its realism constraint on the ``holdout`` images, with BatchNorm statistics re-estimated on
+    batches of the ``calibration`` images (its training images)."""
     cls = METHOD_CLASSES[cfg.name]
     kw = dict(precision=precision, grad_sync=grad_sync)
     if BY_NAME[cfg.name].into_generator:
@@ -65,7 +67,8 @@ def build_method(
             raise ValueError(
                 f"{cfg.name} needs a trained generator G* (from {', '.join(GENERATIVE)})"
             )
-        return cls(net, cfg, total_steps, generator=generator, holdout=holdout, **kw)  # type: ignore[call-arg]
+        return cls(net, cfg, total_steps, generator=generator, holdout=holdout,  # type: ignore[call-arg]
+                   calibration=calibration, **kw)  # fmt: skip
     return cls(net, cfg, total_steps, **kw)
 
 

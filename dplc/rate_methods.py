@@ -36,13 +36,15 @@ class DPLC(_RateMethod):
     with λ_rate the Lagrange multiplier updated by dual ascent (:mod:`dplc.realism`).
 
     ``holdout`` (uint8 or float images kept out of training) is where the latent MMD is measured
-    every ``cfg.dual_every`` steps; without it, or with ``cfg.mmd_epsilon`` = 0, λ_rate stays at
-    ``cfg.lambda_rate``. With ``cfg.realism_grad == 'decoder'`` the MMD term's gradient reaches B
-    only (the code is detached in that path), so E is trained for distortion alone. With
-    ``cfg.free_fraction`` the first steps minimise √MSE alone and the constrained ones start from
-    there with a fresh Adam and schedule (:meth:`_start_phase`), as a second run would. With
-    ``cfg.settle_fraction`` the last steps start once more, at the learning rate the constrained
-    phase's decays left and with λ_rate back at its start (:meth:`_start_settling`).
+    every ``cfg.dual_every`` steps, with BatchNorm statistics re-estimated on seeded batches of
+    ``calibration`` (the training images; :meth:`holdout_mmd_sd`); without ``holdout``, or with
+    ``cfg.mmd_epsilon`` = 0, λ_rate stays at ``cfg.lambda_rate``. With ``cfg.realism_grad ==
+    'decoder'`` the MMD term's gradient reaches B only (the code is detached in that path), so E
+    is trained for distortion alone. With ``cfg.free_fraction`` the first steps minimise √MSE
+    alone and the constrained ones start from there with a fresh Adam and schedule
+    (:meth:`_start_phase`), as a second run would. With ``cfg.settle_fraction`` the last steps
+    start once more, at the learning rate the constrained phase's decays left and with λ_rate
+    back at its start (:meth:`_start_settling`).
     """
 
     name = "dplc"
@@ -59,6 +61,7 @@ class DPLC(_RateMethod):
         total_steps: int,
         generator: nn.Module,
         holdout: Tensor | None = None,
+        calibration: Tensor | None = None,
         **kw,
     ) -> None:
         super().__init__(net, cfg, total_steps, **kw)
@@ -81,6 +84,12 @@ class DPLC(_RateMethod):
         if holdout is not None and cfg.mmd_epsilon > 0 and mode != "prior":
             self.holdout = holdout if holdout.is_floating_point() else to_float(holdout)
             self.null = realism.mmd_null(self.holdout.shape[0], net.latent_dim, seed=0)
+            if cfg.check_bn_batches and calibration is None:
+                raise ValueError(
+                    "dplc's held-out check re-estimates BatchNorm statistics on training images "
+                    "(cfg.check_bn_batches > 0): pass them as calibration"
+                )
+        self.calibration = calibration
 
     def _start_phase(self, steps: int, lr: float | None = None) -> None:
         """A fresh Adam on E's and B's parameters at ``lr`` (default ``cfg.lr``) with the schedule
@@ -114,19 +123,43 @@ class DPLC(_RateMethod):
     def holdout_mmd_sd(self, seed: int = 0) -> float:
         """The held-out latent MMD of B(Q(E(x)), u) against N(0, I), in null s.d.
 
-        Measured on copies of E and B in training mode: BatchNorm normalises with the held-out
-        set's own statistics, as the training objective sees the current weights. (In eval mode
-        the running averages lag the weights while the learning rate is high, which alone reads
-        as a large violation early in training: reports/design_measurements.md. The evaluate
-        stage measures the finished codec in eval mode, as it decodes.)
+        Read on a copy of E and B in eval mode, as the finished codec decodes, after re-estimating
+        the copy's BatchNorm statistics over ``cfg.check_bn_batches`` batches of training images
+        under the current weights (precise BN, :func:`dplc.precise_bn.recalibrate`; images and
+        noise drawn from a generator seeded with ``seed``, so every rank reads the same). The
+        held-out latents are thus normalised with statistics of other images, as a decoded
+        image's are. With ``cfg.check_bn_batches`` = 0 the copy reads in training mode, where
+        BatchNorm standardises the held-out set with its own moments: their sampling spread,
+        which the null's spread counts, is gone, and the reading is low (docs/realism.md, "The
+        held-out check read with its own statistics").
         """
         assert self.holdout is not None and self.null is not None
-        codec = copy.deepcopy(self.codec).train()
+        codec = copy.deepcopy(self.codec)
         gen = torch.Generator().manual_seed(seed)
+        if self.cfg.check_bn_batches:
+            self._recalibrate(codec, gen)
+        else:
+            codec.train()
         x = self.holdout
-        noise = codec.draw_noise(x.shape[0], gen, device=x.device)
+        noise = codec.draw_noise(x.shape[0], gen.manual_seed(seed), device=x.device)
         latent = codec.latent(codec.code(x, noise), noise)
         return realism.latent_mmd_sd(latent, self.null, seed=seed + 1)
+
+    def _recalibrate(self, codec: Codec, gen: torch.Generator) -> None:
+        """Re-estimate ``codec``'s E and B BatchNorm statistics over ``cfg.check_bn_batches``
+        batches of ``self.calibration`` (indices and noise from ``gen``); leaves it in eval mode."""
+        assert self.calibration is not None
+        images, n = self.calibration, self.cfg.batch_size
+
+        def forward() -> None:
+            idx = torch.randint(0, images.shape[0], (n,), generator=gen)
+            x = images[idx] if images.is_floating_point() else to_float(images[idx])
+            x = x.to(self.device)
+            noise = codec.draw_noise(n, gen, device=self.device)
+            codec.latent(codec.code(x, noise), noise)
+
+        recalibrate(codec, forward, self.cfg.check_bn_batches, skip=("generator",))
+        codec.eval()
 
     def _realism_mmd(self, batch: Batch, x: Tensor, code: Tensor, noise: Tensor, latent: Tensor) -> Tensor:
         """MMD(B(·), N(0, I)) over ``cfg.realism_draws`` noise draws per code (the step's own

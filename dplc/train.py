@@ -275,13 +275,14 @@ def new_method(
     generator: torch.nn.Module | None = None,
     grad_sync: GradSync | None = None,
     holdout: torch.Tensor | None = None,
+    calibration: torch.Tensor | None = None,
 ) -> Method:
     """The method of ``cfg`` with fresh weights: :func:`dplc.methods.build_method` over the three
     parts of a TrainConfig (``generator`` is dplc's frozen G*, ``holdout`` where it measures its
-    realism constraint)."""
-    return build_method(
-        cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator, grad_sync, holdout
-    )
+    realism constraint, ``calibration`` the training images its check re-estimates BatchNorm
+    statistics on)."""
+    return build_method(cfg.net, cfg.method, cfg.loop.steps, cfg.loop.precision, generator,
+                        grad_sync, holdout, calibration)  # fmt: skip
 
 
 def setup(
@@ -294,8 +295,9 @@ def setup(
     N x C x S x S).
 
     The initial weights are seeded with ``cfg.loop.seed``, so every rank builds the same ones;
-    dplc's held-out images (:func:`split_holdout`) are the same on every rank too, so every rank
-    measures the same latent MMD and takes the same dual step.
+    dplc's held-out images (:func:`split_holdout`) and the training images its check
+    re-estimates BatchNorm statistics on (seeded draws) are the same on every rank too, so every
+    rank measures the same latent MMD and takes the same dual step.
     """
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != cfg.net.image_shape:
         raise ValueError(
@@ -305,7 +307,7 @@ def setup(
     seed_everything(cfg.loop.seed)
     set_threads(cfg.loop.threads)
     images, holdout = split_holdout(cfg, images)
-    return new_method(cfg, generator, grad_sync, holdout), images
+    return new_method(cfg, generator, grad_sync, holdout, calibration=images), images
 
 
 def fit(

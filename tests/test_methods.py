@@ -164,7 +164,8 @@ def test_dplc_dual_raises_lambda_when_realism_is_violated_and_resumes_it():
     x = fixed_batch(16)
     g_star = _trained_generator(x)
     cfg = tiny_method("dplc", lambda_rate=5.0, mmd_epsilon=1.0, dual_every=2, dual_step=0.5)
-    m = build_method(tiny_net(code_channels=2), cfg, 6, generator=g_star, holdout=fixed_batch(64, seed=1))
+    m = build_method(tiny_net(code_channels=2), cfg, 6, generator=g_star, holdout=fixed_batch(64, seed=1),
+                     calibration=x)
     assert isinstance(m.holdout_mmd_sd(seed=3), float)  # the real measurement runs
     m.holdout_mmd_sd = lambda seed=0: 5.0  # a violated constraint (the measure: test_realism.py)
     hist = _run(m, 6, lambda n: x[:n])
@@ -255,7 +256,8 @@ def test_dplc_free_fraction_trains_distortion_alone_then_the_constraint_afresh(m
     net = tiny_net(code_channels=2, noise=False)
 
     def build() -> DPLC:
-        m = build_method(net, cfg, 8, generator=g_star, holdout=fixed_batch(64, seed=1))
+        m = build_method(net, cfg, 8, generator=g_star, holdout=fixed_batch(64, seed=1),
+                     calibration=x)
         m.holdout_mmd_sd = lambda seed=0: 5.0  # a violated constraint: every dual step raises λ
         return m
 
@@ -291,7 +293,8 @@ def test_dplc_settle_fraction_restarts_at_the_decayed_rate_with_the_dual_at_its_
     net = tiny_net(code_channels=2, noise=False)
 
     def build() -> DPLC:
-        m = build_method(net, cfg, 9, generator=g_star, holdout=fixed_batch(64, seed=1))
+        m = build_method(net, cfg, 9, generator=g_star, holdout=fixed_batch(64, seed=1),
+                     calibration=x)
         m.holdout_mmd_sd = lambda seed=0: 5.0  # a violated constraint: every dual step raises λ
         return m
 
