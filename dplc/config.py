@@ -185,13 +185,14 @@ class MethodConfig:
     settles where distortion counts instead of keeping the overshoot of the high learning rate
     (docs/realism.md, "Trained on at the final learning rate, the dual restarted"). 0: no such
     phase."""
-    check_bn_batches: int = 32
+    check_bn_batches: int = 200
     """Training batches over which dplc's held-out check re-estimates a copy's BatchNorm
     statistics before reading the held-out latents in eval mode, as the finished codec decodes
-    (:meth:`dplc.rate_methods.DPLC.holdout_mmd_sd`). 0: the copy reads in training mode, where
-    BatchNorm standardises the held-out latents with their own statistics; that hides their
-    moments' sampling spread, which the null counts, and reads low (docs/realism.md, "The
-    held-out check read with its own statistics")."""
+    (:meth:`dplc.rate_methods.DPLC.holdout_mmd_sd`); as many as ``bn_batches`` by default, since
+    statistics from fewer images read exact N(0, I) latents high. 0: the copy reads in training
+    mode, where BatchNorm standardises the held-out latents with their own statistics; that
+    hides their moments' sampling spread, which the null counts, and reads low (docs/realism.md,
+    "The held-out check read with its own statistics")."""
     bn_batches: int = 200
     """Training batches over which dplc re-estimates E's and B's BatchNorm statistics after its
     last step (:func:`dplc.precise_bn.recalibrate`; docs/realism.md)."""

@@ -30,6 +30,14 @@ class _RateMethod(Method):
         return latent, self.codec.generator(latent)
 
 
+CALIBRATION_SEEDS = 1 << 31
+"""Offset of the seeds of the held-out check's calibration draws (:meth:`DPLC.holdout_mmd_sd`)
+from the seed of its held-out noise: one generator for both would draw the first calibration
+batch's noise from the stream the held-out noise starts, and standardise the held-out latents
+in part with their own moments. (Torch's CPU generator keeps a seed's low 32 bits, so the
+offset stays below 2³².)"""
+
+
 class DPLC(_RateMethod):
     """DPLC: E and B trained into a frozen G* (Tschannen et al. 2018, §3–4), realism enforced as
     a constraint: minimise √MSE subject to the held-out latent MMD ≤ ε null standard deviations,
@@ -126,7 +134,8 @@ class DPLC(_RateMethod):
         Read on a copy of E and B in eval mode, as the finished codec decodes, after re-estimating
         the copy's BatchNorm statistics over ``cfg.check_bn_batches`` batches of training images
         under the current weights (precise BN, :func:`dplc.precise_bn.recalibrate`; images and
-        noise drawn from a generator seeded with ``seed``, so every rank reads the same). The
+        noise drawn from a generator seeded with :data:`CALIBRATION_SEEDS` + ``seed``, so every
+        rank reads the same and no draw shares the held-out noise's stream). The
         held-out latents are thus normalised with statistics of other images, as a decoded
         image's are. With ``cfg.check_bn_batches`` = 0 the copy reads in training mode, where
         BatchNorm standardises the held-out set with its own moments: their sampling spread,
@@ -135,13 +144,12 @@ class DPLC(_RateMethod):
         """
         assert self.holdout is not None and self.null is not None
         codec = copy.deepcopy(self.codec)
-        gen = torch.Generator().manual_seed(seed)
         if self.cfg.check_bn_batches:
-            self._recalibrate(codec, gen)
+            self._recalibrate(codec, torch.Generator().manual_seed(CALIBRATION_SEEDS + seed))
         else:
             codec.train()
         x = self.holdout
-        noise = codec.draw_noise(x.shape[0], gen.manual_seed(seed), device=x.device)
+        noise = codec.draw_noise(x.shape[0], torch.Generator().manual_seed(seed), device=x.device)
         latent = codec.latent(codec.code(x, noise), noise)
         return realism.latent_mmd_sd(latent, self.null, seed=seed + 1)
 

@@ -444,3 +444,40 @@ def test_training_draws_come_from_the_cpu_generator():
     root = Path(__file__).resolve().parent.parent / "dplc"
     found = {p.name: device_draws(p.read_text()) for p in sorted(root.glob("*.py"))}
     assert {k: v for k, v in found.items() if v} == {}
+
+
+class _GaussianB(torch.nn.Module):
+    """A B whose latents are exactly N(0, I) before its last layer, a BatchNorm1d with affine
+    weight ``gamma`` as :class:`dplc.nets.StochasticMap` ends: u ~ U[-Δ/2, Δ/2] → Φ⁻¹ per
+    coordinate (the code is ignored)."""
+
+    def __init__(self, dim: int, step: float, gamma: float) -> None:
+        super().__init__()
+        self.dim, self.step = dim, step
+        self.norm = torch.nn.BatchNorm1d(dim)
+        self.norm.weight.data.fill_(gamma)
+
+    def forward(self, code: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        p = (noise.flatten(1)[:, : self.dim] / self.step + 0.5).clamp(1e-6, 1 - 1e-6)
+        return self.norm(math.sqrt(2.0) * torch.erfinv(2.0 * p - 1.0))
+
+
+def test_dplc_holdout_check_sees_latents_shrunk_five_percent():
+    """B ends in BatchNorm1d. Read in training mode (``check_bn_batches`` = 0) the held-out
+    latents are standardised with their own moments, and latents shrunk by 5% read within
+    ε = 1; re-estimated on training images and read in eval mode (the default) the same shrink
+    reads above 2 (the evaluate stage's bound), while exact N(0, I) latents read below it. (The
+    held-out noise and the calibration draws come from separate streams: from one stream the
+    shrink read 1.07.)"""
+    x = fixed_batch(16)
+    g_star = _trained_generator(x)
+    net = tiny_net(code_channels=2)
+
+    def mean_reading(gamma: float, batches: int) -> float:
+        cfg = tiny_method("dplc", check_bn_batches=batches, mmd_epsilon=1.0)
+        m = build_method(net, cfg, 1, generator=g_star, holdout=fixed_batch(500, seed=1), calibration=x)
+        m.codec.bmap = _GaussianB(net.latent_dim, m.codec.quantizer.step, gamma)
+        return sum(m.holdout_mmd_sd(seed=s) for s in range(8)) / 8
+
+    shrunk_own, shrunk, exact = mean_reading(0.95, 0), mean_reading(0.95, 128), mean_reading(1.0, 128)
+    assert shrunk_own < 1.0 < 2.0 < shrunk and exact < 2.0
