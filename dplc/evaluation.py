@@ -18,7 +18,7 @@ from dplc.bundle import CodecBundle
 from dplc.codec import MAP_MODES, Codec
 from dplc.data import crop_to, to_float, to_tensor, to_uint8
 from dplc.entropy import EntropyModel
-from dplc.metrics import fid_kid, inversion_floor, latent_realism, mse, noise_split, psnr
+from dplc.metrics import fid_kid, inversion_floor, latent_realism_draws, mse, noise_split, psnr
 from dplc.payload import decode_payload
 
 
@@ -65,6 +65,7 @@ def evaluate_codec(
     inception_path: str | Path | None = None,
     sample_fid: bool = False,
     realism_n: int = 2000,
+    realism_draws: int = 8,
 ) -> dict[str, float]:
     """Every metric of one codec on uint8 test images (N, H, W, C) at their own size.
 
@@ -78,7 +79,8 @@ def evaluate_codec(
     which also measures G*'s :func:`~dplc.metrics.inversion_floor` on the PV images); PV decodes
     the first ``pv_batch`` test images ``pv_repeats`` times with seeds 0..repeats-1
     (:func:`~dplc.metrics.noise_split`); ``latent_mmd_sd`` is the latent realism of the first
-    ``realism_n`` test images (:func:`~dplc.metrics.latent_realism`).
+    ``realism_n`` test images, the mean of ``realism_draws`` readings, and
+    ``latent_mmd_sd_spread`` their s.d. (:func:`~dplc.metrics.latent_realism_draws`).
     """
     n, h, w, _ = test_images.shape
     codec, entropy_model = bundle.codec, bundle.entropy
@@ -108,7 +110,8 @@ def evaluate_codec(
     first = to_float(to_tensor(test_images[:pv_batch], size))
     out |= noise_split(pv_decoder(codec, first, h, w), crop_to(first, h, w), pv_repeats)
     if codec.mode in MAP_MODES and realism_n >= 2:
-        out["latent_mmd_sd"] = latent_realism(codec, to_float(to_tensor(test_images[:realism_n], size)))
+        latents_of = to_float(to_tensor(test_images[:realism_n], size))
+        out["latent_mmd_sd"], out["latent_mmd_sd_spread"] = latent_realism_draws(codec, latents_of, realism_draws)
     if sample_fid:
         out["inversion_floor_mse"] = inversion_floor(codec.generator, first)
     return out

@@ -190,6 +190,18 @@ def latent_realism(codec: Codec, images: Tensor, seed: int = 0) -> float:
     return realism.latent_mmd_sd(latent, null, seed=seed + 1)
 
 
+def latent_realism_draws(codec: Codec, images: Tensor, draws: int) -> tuple[float, float]:
+    """Mean and s.d. of ``draws`` readings of :func:`latent_realism` (seeds 0, 1, ...: each a
+    fresh decoder-noise draw and null sample). One reading of a codec's latents spreads by
+    about one null s.d. between draws, as much as the target's margin, so a single draw can
+    pass a codec whose expected reading fails, or fail one that passes; the mean of eight has
+    a third of that spread (docs/metrics.md, "Latent realism")."""
+    if draws < 1:
+        raise ValueError(f"latent_realism_draws needs at least one draw, got {draws}")
+    values = torch.tensor([latent_realism(codec, images, seed=s) for s in range(draws)], dtype=torch.float64)
+    return float(values.mean()), float(values.std()) if draws > 1 else 0.0
+
+
 def inversion_floor(generator: torch.nn.Module, x: Tensor, steps: int = 300, lr: float = 0.05,
                     restarts: int = 2, seed: int = 0) -> float:  # fmt: skip
     """G*'s inversion floor: the MSE of min_z ‖G(z) − x‖² per image, by Adam from ``restarts``

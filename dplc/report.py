@@ -24,7 +24,8 @@ LEARNED_KEYS = (
     "bits_fixed", "bits_ideal", "bits_payload", "bpp_fixed", "bpp_ideal", "bpp_payload", "bpp_file",
     "mse", "psnr", "rfid_featnet", "rfid_featnet_sd", "rkid_featnet", "sfid_featnet",
     "sfid_featnet_sd", "skid_featnet", "pv",
-    "mse_mean_decode", "mse_pv_images", "latent_mmd_sd", "lambda_rate", "inversion_floor_mse",
+    "mse_mean_decode", "mse_pv_images", "latent_mmd_sd", "latent_mmd_sd_spread", "lambda_rate",
+    "inversion_floor_mse",
 )  # fmt: skip
 
 

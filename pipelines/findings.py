@@ -156,6 +156,7 @@ def headline(
     out["pv_dplc_top_over_first_positive"] = pv[-1] / pv[1] if len(pv) > 2 and pv[1] > 0 else None
     nan_to_none = lambda vs: [v if finite(v) else None for v in vs]  # noqa: E731 - JSON has no NaN
     out["latent_mmd_sd_dplc"] = nan_to_none(_series(results, dplc, "latent_mmd_sd"))
+    out["latent_mmd_sd_dplc_spread"] = nan_to_none(_series(results, dplc, "latent_mmd_sd_spread"))
     out["lambda_rate_dplc"] = nan_to_none(_series(results, dplc, "lambda_rate"))
     out["mse_mean_decode_dplc"] = nan_to_none(_series(results, dplc, "mse_mean_decode"))
     floor = _series(results, dplc, "inversion_floor_mse")

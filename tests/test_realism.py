@@ -6,7 +6,7 @@ from _tiny import fixed_batch, tiny_net
 
 from dplc import realism
 from dplc.codec import build_codec
-from dplc.metrics import latent_realism
+from dplc.metrics import latent_realism, latent_realism_draws
 
 N, DIM = 2000, 32
 NULL = realism.mmd_null(N, DIM)
@@ -128,3 +128,15 @@ def test_codec_latent_realism_is_measured_on_b():
     codec = build_codec(tiny_net(2), "map").eval()
     score = latent_realism(codec, fixed_batch(64))  # an untrained B is far from N(0, I)
     assert score > 4.0
+
+
+def test_codec_latent_realism_draws_average_the_single_readings():
+    codec = build_codec(tiny_net(2), "map").eval()
+    x = fixed_batch(64)
+    singles = [latent_realism(codec, x, seed=s) for s in range(3)]
+    mean, sd = latent_realism_draws(codec, x, 3)
+    assert mean == pytest.approx(sum(singles) / 3)
+    assert sd == pytest.approx(float(torch.tensor(singles, dtype=torch.float64).std()))
+    assert sd > 0  # the draws differ: each has its own noise and prior sample
+    with pytest.raises(ValueError, match="at least one draw"):
+        latent_realism_draws(codec, x, 0)
