@@ -2,15 +2,20 @@
 mode, on test images and on the training images DPLC held out for its constraint.
 
     python benchmarks/latent_check_modes.py 16 64      # code channels C
+    python benchmarks/latent_check_modes.py 4 --codec runs/steps/check0/dplc-c4-s4-n1000/codec ...
 
 DPLC's dual reads the held-out check on copies of E and B in training mode
 (:meth:`dplc.rate_methods.DPLC.holdout_mmd_sd`: BatchNorm normalises with the 2,000 images' own
 statistics); the evaluate stage reads the finished codec as it decodes, in eval mode with its
 recalibrated running statistics (:func:`dplc.metrics.latent_realism`, 2,000 test images). This
 reads both modes on both image sets, each as the mean and s.d. of ``--draws`` readings (noise
-draw and null sample seeded 0, 1, ...; the evaluate stage's is seed 0), so a gap between the
+draw and null sample seeded 0, 1, ...; the evaluate stage's first eight), so a gap between the
 training constraint and the evaluated check can be put on the mode or on the images. Writes
 ``reports/bench/latent_check_modes.json`` with the machine and package versions.
+
+With ``--codec DIR`` (repeatable) it reads those codecs instead (for instance the controls of
+``benchmarks/steps.py`` under ``runs/steps/``), in eval mode only, with the held-out set of the
+one rate given, and writes ``reports/bench/latent_check_codecs.json``.
 """
 
 from __future__ import annotations
@@ -50,13 +55,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rates", type=int, nargs="+", help="code channels C")
     ap.add_argument("--draws", type=int, default=8)
+    ap.add_argument("--codec", action="append", default=[], help="a codec directory to read instead")
     args = ap.parse_args()
+    if args.codec and len(args.rates) != 1:
+        ap.error("--codec reads codecs of one rate: give that rate's C alone")
     torch.set_num_threads(1)
     params = P.load()
     size = int(params["data"]["image_size"])
     train = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit")).images
     test = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "test", limit=TEST_IMAGES).images, size))
     out: dict = {"draws": args.draws, "images": TEST_IMAGES, "per_rate": {}}
+    if args.codec:
+        _, holdout = split_holdout(P.train_config(params, "dplc", args.rates[0]), data.to_tensor(train, size))
+        sets = {"test": test, "holdout": data.to_float(holdout)}
+        out["codecs"] = {}
+        for path in args.codec:
+            codec = Codec.load(path).eval()
+            row = {f"{name}_eval": readings(codec, x, args.draws) for name, x in sets.items()}
+            out["codecs"][path] = row
+            print(path, {k: round(v["mean"], 2) for k, v in row.items()}, flush=True)
+        out["environment"] = environment.describe()
+        OUT.with_name("latent_check_codecs.json").write_text(json.dumps(out, indent=2))
+        return
     for rate in args.rates:
         _, holdout = split_holdout(P.train_config(params, "dplc", rate), data.to_tensor(train, size))
         sets = {"test": test, "holdout": data.to_float(holdout)}  # the evaluate stage's; the dual's
