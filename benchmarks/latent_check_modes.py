@@ -4,8 +4,9 @@ mode, on test images and on the training images DPLC held out for its constraint
     python benchmarks/latent_check_modes.py 16 64      # code channels C
     python benchmarks/latent_check_modes.py 4 --codec runs/steps/check0/dplc-c4-s4-n1000/codec ...
 
-DPLC's dual reads the held-out check on copies of E and B in training mode
-(:meth:`dplc.rate_methods.DPLC.holdout_mmd_sd`: BatchNorm normalises with the 2,000 images' own
+DPLC's dual reads the held-out check on copies of E and B, in eval mode with statistics
+re-estimated on training images (:meth:`dplc.rate_methods.DPLC.holdout_mmd_sd`; with
+``check_bn_batches: 0`` in training mode, where BatchNorm normalises with the 2,000 images' own
 statistics); the evaluate stage reads the finished codec as it decodes, in eval mode with its
 recalibrated running statistics (:func:`dplc.metrics.latent_realism`, 2,000 test images). This
 reads both modes on both image sets, each as the mean and s.d. of ``--draws`` readings (noise
@@ -51,6 +52,12 @@ def readings(codec: Codec, x: torch.Tensor, draws: int) -> dict[str, float | lis
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values), "values": values}
 
 
+def image_sets(params: dict, rate: int, train, test: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
+    """The evaluate stage's test images and the training images DPLC holds out at ``rate``."""
+    _, holdout = split_holdout(P.train_config(params, "dplc", rate), data.to_tensor(train, size))
+    return {"test": test, "holdout": data.to_float(holdout)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rates", type=int, nargs="+", help="code channels C")
@@ -66,8 +73,7 @@ def main() -> None:
     test = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "test", limit=TEST_IMAGES).images, size))
     out: dict = {"draws": args.draws, "images": TEST_IMAGES, "per_rate": {}}
     if args.codec:
-        _, holdout = split_holdout(P.train_config(params, "dplc", args.rates[0]), data.to_tensor(train, size))
-        sets = {"test": test, "holdout": data.to_float(holdout)}
+        sets = image_sets(params, args.rates[0], train, test, size)
         out["codecs"] = {}
         for path in args.codec:
             codec = Codec.load(path).eval()
@@ -78,8 +84,7 @@ def main() -> None:
         OUT.with_name("latent_check_codecs.json").write_text(json.dumps(out, indent=2))
         return
     for rate in args.rates:
-        _, holdout = split_holdout(P.train_config(params, "dplc", rate), data.to_tensor(train, size))
-        sets = {"test": test, "holdout": data.to_float(holdout)}  # the evaluate stage's; the dual's
+        sets = image_sets(params, rate, train, test, size)
         codec = Codec.load(L.codec_dir(P.codec_name("dplc", "wpp"), rate)).eval()
         modes = {"eval": codec, "train": copy.deepcopy(codec).train()}
         row = {f"{name}_{mode}": readings(c, x, args.draws) for mode, c in modes.items() for name, x in sets.items()}
