@@ -195,7 +195,7 @@ def latent_realism_draws(codec: Codec, images: Tensor, draws: int) -> tuple[floa
     fresh decoder-noise draw and null sample). One reading of a codec's latents spreads by
     about one null s.d. between draws, as much as the target's margin, so a single draw can
     pass a codec whose expected reading fails, or fail one that passes; the mean of eight has
-    a third of that spread (docs/metrics.md, "Latent realism")."""
+    a third of that spread (docs/metrics.md, the table's "latent MMD" row)."""
     if draws < 1:
         raise ValueError(f"latent_realism_draws needs at least one draw, got {draws}")
     values = torch.tensor([latent_realism(codec, images, seed=s) for s in range(draws)], dtype=torch.float64)
