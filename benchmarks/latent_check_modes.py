@@ -16,7 +16,8 @@ training constraint and the evaluated check can be put on the mode or on the ima
 
 With ``--codec DIR`` (repeatable) it reads those codecs instead (for instance the controls of
 ``benchmarks/steps.py`` under ``runs/steps/``), in eval mode only, with the held-out set of the
-one rate given, and writes ``reports/bench/latent_check_codecs.json``.
+one rate given, and adds them to ``reports/bench/latent_check_codecs.json`` (keyed by directory,
+with that rate; a codec read again replaces its row).
 """
 
 from __future__ import annotations
@@ -74,14 +75,15 @@ def main() -> None:
     out: dict = {"draws": args.draws, "images": TEST_IMAGES, "per_rate": {}}
     if args.codec:
         sets = image_sets(params, args.rates[0], train, test, size)
-        out["codecs"] = {}
+        target = OUT.with_name("latent_check_codecs.json")
+        out["codecs"] = json.loads(target.read_text()).get("codecs", {}) if target.exists() else {}
         for path in args.codec:
             codec = Codec.load(path).eval()
             row = {f"{name}_eval": readings(codec, x, args.draws) for name, x in sets.items()}
-            out["codecs"][path] = row
+            out["codecs"][path] = {"code_channels": args.rates[0], **row}
             print(path, {k: round(v["mean"], 2) for k, v in row.items()}, flush=True)
         out["environment"] = environment.describe()
-        OUT.with_name("latent_check_codecs.json").write_text(json.dumps(out, indent=2))
+        target.write_text(json.dumps(out, indent=2))
         return
     for rate in args.rates:
         sets = image_sets(params, rate, train, test, size)
