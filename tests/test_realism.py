@@ -124,6 +124,29 @@ def test_dual_ascent_raises_lambda_while_violated_and_lowers_it_while_slack():
         dual.update(float("nan"))
 
 
+
+def _settle(epsilon: float, start: float, step: float, checks: int = 80) -> list[float]:
+    """λ over ``checks`` dual updates against a modelled check: a reading of 1.5 + 16/λ null s.d.
+    (it falls with λ towards a floor no λ removes, as the trained codecs' held-out check does)
+    plus one null s.d. of draw-to-draw noise, seeded."""
+    gen = torch.Generator().manual_seed(0)
+    dual = realism.DualLambda(lam=start, epsilon=epsilon, step_size=step)
+    path = []
+    for _ in range(checks):
+        path.append(dual.update(1.5 + 16.0 / dual.lam + float(torch.randn((), generator=gen))))
+    return path
+
+
+def test_the_dual_settles_where_the_mean_reading_meets_epsilon_despite_noisy_readings():
+    """The profile's dual (ε = 2, from λ = 2, η = 0.1) settles near λ* = 16 / (2 − 1.5) = 32, where
+    the expected reading is ε, though each reading spreads by one null s.d.; with ε = 1, below the
+    floor, no λ is feasible and λ climbs to its cap (the failure of the old ε = 1)."""
+    path = _settle(epsilon=2.0, start=2.0, step=0.1)
+    assert 16.0 < sum(path[-30:]) / 30 < 64.0, path[-30:]
+    assert max(path) < 200.0
+    stuck = _settle(epsilon=1.0, start=2.0, step=0.1, checks=400)
+    assert max(stuck) == pytest.approx(1e6) and min(stuck[-50:]) > 1e5
+
 def test_codec_latent_realism_is_measured_on_b():
     codec = build_codec(tiny_net(2), "map").eval()
     score = latent_realism(codec, fixed_batch(64))  # an untrained B is far from N(0, I)
