@@ -124,7 +124,6 @@ def test_dual_ascent_raises_lambda_while_violated_and_lowers_it_while_slack():
         dual.update(float("nan"))
 
 
-
 def _settle(epsilon: float, start: float, step: float, checks: int = 80) -> list[float]:
     """λ over ``checks`` dual updates against a modelled check: a reading of 1.5 + 16/λ null s.d.
     (it falls with λ towards a floor no λ removes, as the trained codecs' held-out check does)
