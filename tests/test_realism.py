@@ -137,7 +137,7 @@ def _settle(epsilon: float, start: float, step: float, checks: int = 80) -> list
 
 
 def test_the_dual_settles_where_the_mean_reading_meets_epsilon_despite_noisy_readings():
-    """The profile's dual (ε = 2, from λ = 2, η = 0.1) settles near λ* = 16 / (2 − 1.5) = 32, where
+    """A dual at ε = 2, from λ = 2, with η = 0.1 (the default profile's, 2026-12-06) settles near λ* = 16 / (2 − 1.5) = 32, where
     the expected reading is ε, though each reading spreads by one null s.d.; with ε = 1, below the
     floor, no λ is feasible and λ climbs to its cap (the failure of the old ε = 1)."""
     path = _settle(epsilon=2.0, start=2.0, step=0.1)
@@ -145,6 +145,7 @@ def test_the_dual_settles_where_the_mean_reading_meets_epsilon_despite_noisy_rea
     assert max(path) < 200.0
     stuck = _settle(epsilon=1.0, start=2.0, step=0.1, checks=400)
     assert max(stuck) == pytest.approx(1e6) and min(stuck[-50:]) > 1e5
+
 
 def test_codec_latent_realism_is_measured_on_b():
     codec = build_codec(tiny_net(2), "map").eval()
