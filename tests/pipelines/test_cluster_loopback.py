@@ -78,10 +78,17 @@ def _copy_repo(dest: Path) -> Path:
     return dest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+RAY_PORTS = ("6379", "8265", "52365", "52366")  # cluster_local.yaml's GCS, dashboard, two agents
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1. Every socket stays bound until all are
+    chosen: ports taken one at a time can repeat, since a closed port is free again at once."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
@@ -151,12 +158,13 @@ def _processes(ray_tmp: Path, pidns: str | None) -> list[tuple[int, str]]:
     return found
 
 
-def _cluster_config(tmp: Path, key: Path) -> Path:
-    """A copy of cluster_local.yaml with the test's key and free ports for Ray."""
+def _cluster_config(tmp: Path, key: Path, ports: list[int]) -> Path:
+    """A copy of cluster_local.yaml with the test's key and ``ports`` for Ray (:data:`RAY_PORTS`
+    in order)."""
     text = CLUSTER.read_text()
-    for default in ("6379", "8265", "52365", "52366"):  # GCS, dashboard, the two agents' ports
+    for default, port in zip(RAY_PORTS, ports, strict=True):
         assert default in text, default
-        text = text.replace(default, str(_free_port()))
+        text = text.replace(default, str(port))
     config = yaml.safe_load(text)
     config["auth"] = {"ssh_user": getpass.getuser(), "ssh_private_key": str(key)}
     path = tmp / "cluster.yaml"
@@ -195,7 +203,7 @@ def test_ray_up_submit_down_on_loopback(tmp_path):
     # `ray up` here and the head's autoscaler both reach the nodes with `ssh` (rsync too): a
     # wrapper first on their PATH adds the test sshd's port, and expands `~` in the key's path
     # (the head's copy of the key) with $HOME, which ssh itself takes from the passwd entry
-    ssh_port = _free_port()
+    ssh_port, *ray_ports = _free_ports(1 + len(RAY_PORTS))  # all distinct
     (home / "bin").mkdir()
     (home / "bin" / "ssh").write_text(
         '#!/bin/bash\nargs=()\nwhile [ $# -gt 0 ]; do\n'
@@ -212,7 +220,7 @@ def test_ray_up_submit_down_on_loopback(tmp_path):
     (home / ".bashrc").write_text(f"export PATH={home / 'bin'}:$PATH {isolated}\n")
     (home / ".profile").write_text("")
     use_pidns = _pidns_available()
-    cfg = _cluster_config(tmp_path, tmp_path / "client_key")
+    cfg = _cluster_config(tmp_path, tmp_path / "client_key", ray_ports)
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_"))}
