@@ -27,11 +27,20 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now. Every socket
+    stays bound until all are chosen: ports taken one at a time can repeat, since a closed port
+    is free again at once.
+
+    >>> a, b = free_ports(2)
+    >>> a != b
+    True
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def start_head(env: dict[str, str], timeout_s: float = 120.0, num_cpus: int | None = None,
@@ -43,7 +52,7 @@ def start_head(env: dict[str, str], timeout_s: float = 120.0, num_cpus: int | No
     plain ``ray.init()`` would try to join, and hang on, after this head is gone. ``num_cpus``
     (default: the machine's) and ``extra`` (more ``ray start`` flags) shape the node.
     """
-    port, dash = free_port(), free_port()
+    port, dash = free_ports(2)
     temp = tempfile.mkdtemp(prefix="dplc-ray-", dir="/tmp")  # short: Ray's socket paths
     cmd = [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp}",
            "--node-ip-address=127.0.0.1", "--include-dashboard=true",

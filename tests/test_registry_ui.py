@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ from mlflow import MlflowClient
 from test_bitstream import fitted_entropy, tiny_codec
 
 from dplc import registry
+from pipelines.repro import free_ports
 
 NAME = "fashion_mnist-dplc_wpp"
 DESCRIPTION = "DPLC into the frozen G*; Dataset: fashion_mnist at 32x32"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +56,7 @@ def test_descriptions_and_tags_through_the_client(store: str) -> None:
 
 @pytest.mark.slow
 def test_the_mlflow_ui_shows_models_and_version_tags(store: str) -> None:
-    port = _free_port()
+    (port,) = free_ports(1)
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

@@ -34,6 +34,8 @@ import pytest
 import yaml
 from conftest import RAY_LANE
 
+from pipelines.repro import free_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "pipelines" / "cluster_local.yaml"
 BIN = Path(sys.executable).parent
@@ -79,16 +81,6 @@ def _copy_repo(dest: Path) -> Path:
 
 
 RAY_PORTS = ("6379", "8265", "52365", "52366")  # cluster_local.yaml's GCS, dashboard, two agents
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1. Every socket stays bound until all are
-    chosen: ports taken one at a time can repeat, since a closed port is free again at once."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
@@ -203,7 +195,7 @@ def test_ray_up_submit_down_on_loopback(tmp_path):
     # `ray up` here and the head's autoscaler both reach the nodes with `ssh` (rsync too): a
     # wrapper first on their PATH adds the test sshd's port, and expands `~` in the key's path
     # (the head's copy of the key) with $HOME, which ssh itself takes from the passwd entry
-    ssh_port, *ray_ports = _free_ports(1 + len(RAY_PORTS))  # all distinct
+    ssh_port, *ray_ports = free_ports(1 + len(RAY_PORTS))  # all distinct
     (home / "bin").mkdir()
     (home / "bin" / "ssh").write_text(
         '#!/bin/bash\nargs=()\nwhile [ $# -gt 0 ]; do\n'

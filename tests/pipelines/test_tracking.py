@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import mlflow
 import pytest
 
 from pipelines import tracking
+from pipelines.repro import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,12 +70,6 @@ def test_unreachable_store_fails_before_training(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, body: dict | None = None) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Content-Type": "application/json"})  # fmt: skip
@@ -92,7 +86,7 @@ def test_mlflow_ui_lists_experiment_and_registered_models(tmp_path, monkeypatch)
         mlflow.log_metric("x", 1.0)
     client = mlflow.tracking.MlflowClient(uri)
     client.create_registered_model("fashion_mnist-dplc_wpp")
-    port = _free_port()
+    (port,) = free_ports(1)
     exe = Path(sys.executable).with_name("mlflow")
     proc = subprocess.Popen([str(exe), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
