@@ -48,6 +48,7 @@ from pipelines import params as P  # noqa: E402
 OUT = ROOT / "reports" / "bench" / "seeds.json"
 WORK = L.RUNS / "seeds"
 HISTORY = "history.jsonl"
+SETTINGS = "settings.json"  # the training settings of a checkpointed codec (check_settings)
 FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
 GENERATOR = "wpp"  # the G* every seed's per-rate codec decodes into (the default ladder's)
 
@@ -61,17 +62,21 @@ def train_one(params: dict, method: str, rate: int, seed: int | None, images: to
               steps: int | None = None, work: Path = WORK) -> Path:  # fmt: skip
     """Train ``method`` at ``rate`` with ``seed`` and ``steps`` (None: the train stage's; its
     config otherwise); its codec dir, under ``work`` (named with the steps when they are given;
-    a finished one is reused, so clear ``work`` after changing the settings)."""
+    a finished one is reused when the settings it was trained with, recorded beside it, are
+    these: :func:`check_settings`)."""
     cfg = P.train_config(params, method, rate, generator=generator_of(method))
     out = run_dir(params, method, rate, seed, steps, work)
     seed = cfg.loop.seed if seed is None else seed
     steps = cfg.loop.steps if steps is None else steps
-    if is_trained(out / "codec"):
-        return out / "codec"
-    if is_exported(out / "codec"):  # its entropy model never saved
-        return fit_entropy(Codec.load(out / "codec"), images, out / "codec")
     cfg = dataclasses.replace(cfg, loop=dataclasses.replace(
         cfg.loop, seed=seed, steps=steps, label=f"{method} C={rate} seed {seed} steps {steps}"))  # fmt: skip
+    if is_exported(out / "codec"):
+        check_settings(out, cfg)
+        if is_trained(out / "codec"):
+            return out / "codec"
+        return fit_entropy(Codec.load(out / "codec"), images, out / "codec")  # its entropy model never saved
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SETTINGS).write_text(json.dumps(settings_record(cfg), indent=1, sort_keys=True))
     generator = Codec.load(L.generator_codec(GENERATOR)).generator if generator_of(method) else None
     trained, batches = setup(cfg, images, generator)
     return fit_and_save(cfg, trained, batches, images, out)
@@ -100,6 +105,35 @@ class History(NullCallback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+
+def settings_record(cfg: TrainConfig) -> dict:
+    """The training settings that decide a codec, as JSON values (the log label left out)."""
+    record = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    record["loop"].pop("label", None)
+    return record
+
+
+def check_settings(out: Path, cfg: TrainConfig) -> None:
+    """Refuse to reuse the codec in ``out`` when the settings recorded beside it
+    (:data:`SETTINGS`) differ from ``cfg``'s, naming the keys that differ; a codec from before
+    the record is reused with a warning."""
+    path = out / SETTINGS
+    if not path.is_file():
+        print(f"warning: {out} records no settings; reusing its codec as trained before", flush=True)
+        return
+    old, new = json.loads(path.read_text()), settings_record(cfg)
+    if old != new:
+        keys = sorted(_differing(old, new))
+        raise SystemExit(f"{out} was trained with other settings ({', '.join(keys)}); "
+                         "move it away to train these")  # fmt: skip
+
+
+def _differing(a: object, b: object, prefix: str = "") -> list[str]:
+    """The dotted keys where nested dicts ``a`` and ``b`` differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted({*a, *b}) for k in _differing(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def run_dir(params: dict, method: str, rate: int, seed: int | None, steps: int | None,
