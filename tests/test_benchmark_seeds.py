@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import pytest
+from _benchmarks import benchmark_module
 
 from dplc.config import LoopConfig, MethodConfig, TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _seeds_module():
-    spec = importlib.util.spec_from_file_location("benchmarks_seeds", ROOT / "benchmarks" / "seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-seeds = _seeds_module()
+seeds = benchmark_module("seeds")
 
 
 def _cfg(**method) -> TrainConfig:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from _benchmarks import benchmark_module
 from _tiny import fixed_batch, tiny_net
 
 from dplc.codec import build_codec
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("benchmarks_shared_headroom", ROOT / "benchmarks" / "shared_headroom.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-headroom = _module()
+headroom = benchmark_module("shared_headroom")
 
 
 def test_greedy_reaches_a_separable_optimum_and_stops():
