@@ -85,8 +85,8 @@ def decode_error(codec: Codec, x: Tensor, noises: list[Tensor]) -> Callable[[Ten
 
 
 def headroom(codec: Codec, x: Tensor, draws: int, chunk: int) -> dict[str, float]:
-    """E's code, the private search and the shared search of :mod:`this benchmark <__doc__>` on
-    ``x``, chunk by chunk; MSE per pixel and one latent reading each."""
+    """E's code, the private search and the shared search (the module's doc) on ``x``, chunk by
+    chunk; MSE per pixel and one latent reading each."""
     gen = torch.Generator().manual_seed(0)
     codes: dict[str, list[Tensor]] = {"encoder": [], "private": [], "shared": []}
     latents: dict[str, list[Tensor]] = {key: [] for key in codes}
@@ -127,9 +127,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     test = data.read_split(L.prepared_dir(), "test", limit=args.images).images
-    out: dict = {"images": int(test.shape[0]), "draws": args.draws, "per_rate": {}}
-    if OUT.exists():
-        out["per_rate"] = json.loads(OUT.read_text()).get("per_rate", {})
+    out: dict = {"per_rate": json.loads(OUT.read_text()).get("per_rate", {}) if OUT.exists() else {}}
     for c in args.rates:
         codec = Codec.load(L.codec_dir("dplc_wpp", c)).eval()
         if codec.quantizer.levels != 2:
