@@ -1,10 +1,11 @@
-"""An explicit shared-randomness code with exact realism against the private-noise bound 2·D_K.
+"""Explicit shared-randomness codes with exact realism against the private-noise bound 2·D_K.
 
     python benchmarks/gaussian_dither.py [--vectors 1000000]
 
 ``dplc.cdf_dither`` quantizes each Gaussian component in its CDF domain with subtractive dither
-and decodes it reflected, so its decodes are exactly N(0, σ²) by construction, not by a
-measured check. Two tables:
+and decodes it reflected; ``dplc.polar_dither`` codes pairs of components in polar form, the
+angle dithered on the circle with a number of cells per radius ring. The decodes of both are
+exactly N(0, σ²) by construction, not by a measured check. Two tables:
 
 - **scalar**, X ~ N(0, 1) with L symbols (one fixed-length message of log₂ L bits): the code's
   MSE (quadrature) against D_L and 2·D_L of the best L-cell quantizer (Lloyd–Max, exact
@@ -15,7 +16,8 @@ measured check. Two tables:
   component's variance and per-component quantile W₂² beside that of two source samples (the
   realism readings the stage reports), against the stage's own D_K (Lloyd on 4-d vectors, the
   stage's seed) and the best product of scalar private-noise codes with the same message size
-  (Σ σᵢ²·2·D_{Lᵢ}); with the stage's learned codecs from ``reports/bench/results.json``.
+  (Σ σᵢ²·2·D_{Lᵢ}); with the stage's learned codecs from ``reports/bench/results.json``; and
+  the same readings of ``polar_dither.design``'s code (``polar_*`` keys).
 
 Writes ``reports/bench/gaussian_dither.json`` with the machine and package versions.
 """
@@ -36,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import cdf_dither  # noqa: E402
+from dplc import cdf_dither, polar_dither  # noqa: E402
 from dplc.gaussian import GaussianConfig, Source, variance_errors  # noqa: E402
 from dplc.gaussian_bounds import _realism_component, lloyd_distortion, quantile_w2_squared  # noqa: E402
 from pipelines import environment  # noqa: E402
@@ -87,6 +89,25 @@ def product_private(variances: tuple[float, ...], bits: float) -> tuple[float, t
     return sum(v * 2 * lloyd_max(lv) for v, lv in zip(order, best, strict=True)) / len(order), best
 
 
+def polar_row(x: torch.Tensor, reference: torch.Tensor, v: tuple[float, ...], bits: float, seed: int,
+              mse_over: float) -> dict:  # fmt: skip
+    """``polar_dither``'s designed code at ``bits`` on the vectors ``x``: its layout, MSE (over
+    ``mse_over``), with an independent dither at the decoder, and the realism readings."""
+    layout = polar_dither.design(v, bits)
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(x.shape[0], 2 * len(layout), generator=gen, dtype=torch.float64)
+    other = torch.rand(x.shape[0], 2 * len(layout), generator=gen, dtype=torch.float64)
+    m = polar_dither.encode(x, v, layout, u)
+    x_hat, wrong = polar_dither.decode(m, v, layout, u), polar_dither.decode(m, v, layout, other)
+    mse = float((x_hat - x).pow(2).mean())
+    return {"polar_layout": [repr(g) for g in layout], "polar_messages": polar_dither.messages(layout),
+            "polar_mse": mse, "polar_mse_over_2dk": mse / mse_over,
+            "polar_mse_wrong_dither": float((wrong - x).pow(2).mean()),
+            "polar_variance_error_max": max(abs(e) for e in variance_errors(x_hat.float(), v)),
+            "polar_variance_error_max_wrong_dither": max(abs(e) for e in variance_errors(wrong.float(), v)),
+            "polar_quantile_w2": quantile_w2_squared(x_hat, reference)}  # fmt: skip
+
+
 def source_table(cfg: GaussianConfig, n: int, learned: dict) -> list[dict]:
     """The code on the stage's source at each of its rates, against the stage's bounds."""
     v = cfg.variances
@@ -112,6 +133,7 @@ def source_table(cfg: GaussianConfig, n: int, learned: dict) -> list[dict]:
                "d_k": d_k, "mse_over_2dk": mse / (2 * d_k),
                "product_private_mse": prod, "product_private_symbols": list(prod_levels),
                "product_private_over_2dk": prod / (2 * d_k), "mse_over_product_private": mse / prod}  # fmt: skip
+        row |= polar_row(x, reference, v, bits, cfg.seed + 14, mse_over=2 * d_k)
         for name, key in (("dplc", "gaussian_dplc_over_2dk"), ("dplc_shared", "gaussian_shared_over_2dk")):
             if learned.get("gaussian_bits") == list(map(float, cfg.rates)) and key in learned:
                 row[f"learned_{name}_over_2dk"] = learned[key][i]
@@ -140,6 +162,10 @@ def main() -> None:
         learned_cols = f"{r.get('learned_dplc_over_2dk', math.nan):.3f} / {r.get('learned_dplc_shared_over_2dk', math.nan):.3f}"
         print(f"{r['bits']:4.0f}  {r['symbols']!s:13}  {r['mse_over_2dk']:11.3f}  {r['product_private_over_2dk']:23.3f}  "
               f"{learned_cols:21}  {r['variance_error_max']:.4f}  {r['mse_wrong_dither'] / r['mse']:.2f}")  # fmt: skip
+    print("bits  polar MSE/(2·D_K)  var err  wrong-dither MSE ×  layout")
+    for r in out["source"]:
+        print(f"{r['bits']:4.0f}  {r['polar_mse_over_2dk']:17.3f}  {r['polar_variance_error_max']:.4f}  "
+              f"{r['polar_mse_wrong_dither'] / r['polar_mse']:18.2f}  {' '.join(r['polar_layout'])}")  # fmt: skip
     print(f"wrote {OUT.relative_to(ROOT)} ({out['seconds']} s)")
 
 

@@ -58,6 +58,17 @@ def reflect(t: Tensor) -> Tensor:
     return torch.where(t > 1, 2 - t, t)
 
 
+def uniform_symbols(v: Tensor, k: Tensor, u: Tensor) -> Tensor:
+    """J = ⌊K·V + U⌋ ∈ {0, …, K} for V uniform on [0, 1] (float64 in, int64 out; K broadcasts)."""
+    return torch.minimum(torch.floor(k * v + u), k).long()
+
+
+def uniform_decode(j: Tensor, k: Tensor, u: Tensor) -> Tensor:
+    """T = reflect((J + ½ − U)/K), exactly uniform on [0, 1]; T = U where K = 0 (float64)."""
+    t = torch.where(k > 0, reflect((j.double() + 0.5 - u) / k.clamp_min(1)), u)
+    return t.clamp(torch.finfo(torch.float64).tiny, 1 - torch.finfo(torch.float64).eps)
+
+
 def encode(x: Tensor, variances: tuple[float, ...], levels: tuple[int, ...], u: Tensor) -> Tensor:
     """Symbols J_i = ⌊K_i·Φ(x_i/σ_i) + u_i⌋ ∈ {0, …, K_i} (int64), K_i = levels_i − 1.
 
@@ -66,10 +77,9 @@ def encode(x: Tensor, variances: tuple[float, ...], levels: tuple[int, ...], u: 
     _check(variances, levels, x.shape)
     if u.shape != x.shape:
         raise ValueError(f"the dither must match the values: {tuple(u.shape)} vs {tuple(x.shape)}")
-    x, u = x.double(), u.double()
     k = torch.tensor([lv - 1 for lv in levels], dtype=torch.float64)
-    v = torch.special.ndtr(x / torch.tensor(variances, dtype=torch.float64).sqrt())
-    return torch.minimum(torch.floor(k * v + u), k).long()
+    v = torch.special.ndtr(x.double() / torch.tensor(variances, dtype=torch.float64).sqrt())
+    return uniform_symbols(v, k, u.double())
 
 
 def decode(j: Tensor, variances: tuple[float, ...], levels: tuple[int, ...], u: Tensor) -> Tensor:
@@ -78,9 +88,7 @@ def decode(j: Tensor, variances: tuple[float, ...], levels: tuple[int, ...], u: 
     k = torch.tensor([lv - 1 for lv in levels], dtype=torch.float64)
     if bool(((j < 0) | (j > k.long())).any()):
         raise ValueError(f"symbols out of range for {levels} symbols per component")
-    u = u.double()
-    t = torch.where(k > 0, reflect((j.double() + 0.5 - u) / k.clamp_min(1)), u)
-    t = t.clamp(torch.finfo(torch.float64).tiny, 1 - torch.finfo(torch.float64).eps)
+    t = uniform_decode(j, k, u.double())
     return torch.special.ndtri(t) * torch.tensor(variances, dtype=torch.float64).sqrt()
 
 
