@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,7 +90,7 @@ def test_mlflow_ui_lists_experiment_and_registered_models(tmp_path, monkeypatch)
     (port,) = free_ports(1)
     exe = Path(sys.executable).with_name("mlflow")
     proc = subprocess.Popen([str(exe), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 90
@@ -105,6 +106,10 @@ def test_mlflow_ui_lists_experiment_and_registered_models(tmp_path, monkeypatch)
         assert "dplc-test" in [e["name"] for e in exps["experiments"]]
         models = _get(base + "/api/2.0/mlflow/registered-models/search")
         assert "fashion_mnist-dplc_wpp" in [m["name"] for m in models["registered_models"]]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    finally:  # the server and its workers; a loaded machine may need more than a SIGTERM
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
