@@ -193,7 +193,7 @@ def ring_errors(radius_symbols: int, max_cells: int) -> tuple[tuple[float, ...],
     return tuple(tuple(row) for row in table)
 
 
-def _best_rings(radius_symbols: int, budget: int) -> dict[int, tuple[float, tuple[int, ...]]]:
+def best_rings(radius_symbols: int, budget: int) -> dict[int, tuple[float, tuple[int, ...]]]:
     """For each message count m ≤ budget, the rings (one cell count per radius symbol, Σ = m)
     with the least standard 2-d error (dynamic programming over the rings)."""
     table = ring_errors(radius_symbols, min(budget, 64))
@@ -229,7 +229,7 @@ def _group_options(comps: tuple[int, ...], variances: tuple[float, ...], budget:
     # rotational symmetry: each whitened coordinate carries half the pair's error
     weight = (variances[i] + variances[j]) / 2
     for radius_symbols in range(1, min(MAX_RING_SYMBOLS, budget) + 1):
-        for m, (err, rings) in _best_rings(radius_symbols, budget).items():
+        for m, (err, rings) in best_rings(radius_symbols, budget).items():
             offer(m, weight * err, (Pair((i, j), rings),))
     return opts
 
