@@ -6,8 +6,9 @@ The Gaussian source's study (``benchmarks/gaussian_dither_latent.py``) codes G*'
 ``dplc.polar_dither``: exactly N(0, I) decoded latents when the encoder's latents are N(0, I).
 Here the same on images. E and G* come from a Wasserstein++ generator job's checkpoint
 (``DIR/last.pt``; the generator stage exports G* only and deletes its checkpoints when the job
-ends, so the checkpoint is one copied while the job ran). G* is the exported one
-(``dplc.methods.generator_of``), E the job's live encoder.
+ends, so the checkpoint is one copied while the job ran, maybe short of its last step). G* is
+that checkpoint's (``dplc.methods.generator_of``: its weight average), E its live encoder, so
+the two are of the same step.
 
 - the latent z = E(x) (32-d) is rotated by V from the SVD A = U·S·Vᵀ of G*'s least-squares
   linear fit x ≈ A·z + b on prior latents, so that latent pairs are ordered by their weight s²
