@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from mlflow import MlflowClient
 from test_bitstream import fitted_entropy, tiny_codec
 
 from dplc import registry
-from pipelines.repro import free_ports
+from pipelines.repro import free_ports, stop_head
 
 NAME = "fashion_mnist-dplc_wpp"
 DESCRIPTION = "DPLC into the frozen G*; Dataset: fashion_mnist at 32x32"
@@ -81,10 +80,5 @@ def test_the_mlflow_ui_shows_models_and_version_tags(store: str) -> None:
         assert "eval.mse" in page and "0.1234" in page and "bits_per_image" in page
         bare = dump_dom(f"{base}/#/models/bare/versions/1")  # the check can fail: no tags there
         assert "bare" in bare and "eval.mse" not in bare
-    finally:  # the server and its workers; a loaded machine may need more than a SIGTERM
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+    finally:  # the server and its workers: SIGTERM, SIGKILL after 30 s (a loaded machine)
+        stop_head(server, grace_s=30)

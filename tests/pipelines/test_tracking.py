@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import mlflow
 import pytest
 
 from pipelines import tracking
-from pipelines.repro import free_ports
+from pipelines.repro import free_ports, stop_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,10 +105,5 @@ def test_mlflow_ui_lists_experiment_and_registered_models(tmp_path, monkeypatch)
         assert "dplc-test" in [e["name"] for e in exps["experiments"]]
         models = _get(base + "/api/2.0/mlflow/registered-models/search")
         assert "fashion_mnist-dplc_wpp" in [m["name"] for m in models["registered_models"]]
-    finally:  # the server and its workers; a loaded machine may need more than a SIGTERM
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    finally:  # the server and its workers: SIGTERM, SIGKILL after 30 s (a loaded machine)
+        stop_head(proc, grace_s=30)
