@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dplc.gaussian as G  # noqa: E402
+from benchmarks.latent_dither import principal_axes  # noqa: E402
 from dplc import polar_dither  # noqa: E402
 from dplc.gaussian_bounds import lloyd_distortion, quantile_w2_squared  # noqa: E402
 from dplc.realism import latent_mmd_sd, mmd_null  # noqa: E402
@@ -76,18 +77,6 @@ def stage_generator(cfg: G.GaussianConfig) -> tuple[nn.Module, nn.Module]:
 
 
 @torch.no_grad()
-def principal_axes(gen: nn.Module, dim: int, n: int = 100_000) -> tuple[torch.Tensor, tuple[float, ...]]:
-    """V and (s₁², …) of the SVD of A in G*'s least-squares fit x ≈ A·z + b on prior latents,
-    largest first: the latent directions by their weight in x."""
-    z = torch.randn(n, dim, generator=torch.Generator().manual_seed(21))
-    x = gen(z)
-    zc, xc = z - z.mean(0), x - x.mean(0)
-    a = torch.linalg.lstsq(zc.double(), xc.double()).solution.T  # x ≈ A z
-    _, s, vh = torch.linalg.svd(a)
-    return vh.T, tuple(float(v) for v in s**2)
-
-
-@torch.no_grad()
 def code_latents(z: torch.Tensor, v: torch.Tensor, weights: tuple[float, ...], bits: float,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:  # fmt: skip
     """Decoded latents with the encoder's dither and with an independent one, and the layout."""
@@ -109,7 +98,8 @@ def main() -> None:
     cfg = G.GaussianConfig.from_dict(yaml.safe_load((ROOT / "params.yaml").read_text())["gaussian"])
     t0 = time.time()
     enc, gen = stage_generator(cfg)
-    v, weights = principal_axes(gen, cfg.dim)
+    v, s2 = principal_axes(gen, cfg.dim, n=100_000)
+    weights = tuple(s2)
     x = G.Source(cfg.variances, cfg.seed + 31).sample(args.vectors)
     reference = G.Source(cfg.variances, cfg.seed + 32).sample(args.vectors)
     with torch.no_grad():

@@ -42,6 +42,8 @@ from torch import Tensor
 
 from dplc import cdf_dither
 
+MAX_MESSAGES = 2**63 - 1
+"""The most messages ``encode``'s one int64 per vector can number."""
 MAX_BITS = 12
 """The largest message ``design`` searches (its tables grow with 2^bits)."""
 DESIGN_SAMPLES = 200_000
@@ -100,6 +102,9 @@ def _check(x: Tensor, variances: tuple[float, ...], layout: Layout, u: Tensor) -
         raise ValueError(f"the layout must use each of the {len(variances)} components once, uses {used}")
     if x.dim() != 2 or x.shape[1] != len(variances):
         raise ValueError(f"expected (n, {len(variances)}) values, got shape {tuple(x.shape)}")
+    if messages(layout) > MAX_MESSAGES:
+        raise ValueError(f"the layout has {messages(layout)} messages; one int64 message holds at most "
+                         f"{MAX_MESSAGES}: code its groups apart")  # fmt: skip
     if u.shape != (x.shape[0], 2 * len(layout)):
         raise ValueError(f"the dither must be (n, {2 * len(layout)}): two uniforms per group, got {tuple(u.shape)}")
 

@@ -99,6 +99,9 @@ def test_bad_input_is_refused():
         P.encode(x, VARIANCES, LAYOUT, u[:, :3])
     with pytest.raises(ValueError, match="out of range"):
         P.decode(torch.full((8,), 10), VARIANCES, LAYOUT, u)
+    huge = tuple(P.Pair((2 * g, 2 * g + 1), (2**32,)) for g in range(2))
+    with pytest.raises(ValueError, match="code its groups apart"):
+        P.encode(x, VARIANCES, huge, u)
     with pytest.raises(ValueError, match="at least one cell"):
         P.Pair((0, 1), (2, 0))
     with pytest.raises(ValueError, match="0 to 12 bits"):
