@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dplc.gaussian as G  # noqa: E402
-from benchmarks.latent_dither import principal_axes  # noqa: E402
 from dplc import polar_dither  # noqa: E402
 from dplc.gaussian_bounds import lloyd_distortion, quantile_w2_squared  # noqa: E402
+from dplc.latent_polar import principal_axes  # noqa: E402
 from dplc.realism import latent_mmd_sd, mmd_null  # noqa: E402
 from pipelines import environment  # noqa: E402
 
