@@ -16,7 +16,11 @@ Per rate and for two forms of the code, E's raw latents (no whitening) and the Z
   private-noise code with the same cells and the same output law);
 - the decoded latents' held-out MMD against N(0, I) in null s.d. (2,000 test images) and their
   moment gap in null s.d. (all test images), the readings realism rests on;
-- PV = E Var(X̂ | X) over 8 shared seeds with re-encoding each time (1,000 test images).
+- PV = E Var(X̂ | X) over 8 shared seeds with re-encoding each time (1,000 test images);
+- with ``--featnet`` (the featnet stage's weights, default where the stage writes them, skipped
+  when absent): rFID against the test images, beside G*'s sample FID (as many prior samples);
+- the messages' empirical entropy per pair, summed (``bits_entropy``): what an entropy coder of
+  each pair would spend, against the fixed-length ``bits_used``.
 
 Alongside: E(X)'s own readings raw and whitened, and G*(t)'s MSE with t the encoder's latent
 (raw, whitened), the code's limits at infinite rate. A pair gets at most
@@ -39,7 +43,7 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, latent_polar, realism  # noqa: E402
+from dplc import data, latent_polar, metrics, realism  # noqa: E402
 from dplc.methods import generator_of  # noqa: E402
 from dplc.train import CHECKPOINT_NAME, load_checkpoint, new_method  # noqa: E402
 from pipelines import environment  # noqa: E402
@@ -67,20 +71,36 @@ def readings(z: Tensor, null: realism.NullSpread, mnull: realism.NullSpread) -> 
             "latent_moment_sd": realism.latent_moment_sd(z.float(), mnull)}  # fmt: skip
 
 
+def entropy_bits(messages: Tensor) -> float:
+    """Σ over pairs of the empirical entropy of the pair's messages, bits per image: what an
+    entropy coder of each pair's messages would spend, against the fixed-length Σ log₂ Mₚ."""
+    total = 0.0
+    for column in messages.T:
+        p = torch.bincount(column).double() / column.numel()
+        p = p[p > 0]
+        total -= float((p * p.log2()).sum())
+    return total
+
+
+def fid(x: Tensor, fake: Tensor, featnet: Path | None) -> float | None:
+    return None if featnet is None else metrics.fid_kid(x, fake.clamp(-1, 1), featnet)["fid_featnet"]
+
+
 def measure(code: latent_polar.LatentPolarCode, generator: torch.nn.Module, z: Tensor, x: Tensor, bits: float,
-            null: realism.NullSpread, mnull: realism.NullSpread) -> dict:  # fmt: skip
+            null: realism.NullSpread, mnull: realism.NullSpread, featnet: Path | None) -> dict:  # fmt: skip
     seed = int(bits) + 1
     u = latent_polar.dither(seed, z.shape[0], code.dim)
     other = latent_polar.dither(seed + 10_000, z.shape[0], code.dim)
     messages = code.encode(z, u)
     z_hat = code.decode(messages, u)
-    mse = float((decode_through(generator, z_hat) - x).pow(2).mean())
+    x_hat = decode_through(generator, z_hat)
+    mse = float((x_hat - x).pow(2).mean())
     mse_private = float((decode_through(generator, code.decode(messages, other)) - x).pow(2).mean())
     with torch.no_grad():
         draws = torch.stack([decode_through(generator, code.decode(code.encode(z[:PV_IMAGES], v), v))
                              for v in (latent_polar.dither(seed + 100 + k, PV_IMAGES, code.dim) for k in range(PV_SEEDS))])  # fmt: skip
-    return {"bits": bits, "bits_used": code.bits, "rings": [list(r) for r in code.rings], "mse": mse,
-            "mse_private_dither": mse_private, "pv": float(draws.var(0).mean()), **readings(z_hat, null, mnull)}  # fmt: skip
+    return {"bits": bits, "bits_used": code.bits, "bits_entropy": entropy_bits(messages), "rings": [list(r) for r in code.rings], "mse": mse,
+            "mse_private_dither": mse_private, "pv": float(draws.var(0).mean()), "rfid": fid(x, x_hat, featnet), **readings(z_hat, null, mnull)}  # fmt: skip
 
 
 def main() -> None:
@@ -89,7 +109,9 @@ def main() -> None:
     ap.add_argument("--bits", type=float, nargs="+", default=[16.0, 64.0, 256.0, 1024.0])
     ap.add_argument("--images", type=int, default=10_000)
     ap.add_argument("--train-images", type=int, default=20_000)
+    ap.add_argument("--featnet", type=Path, default=L.featnet_weights())
     args = ap.parse_args()
+    featnet = args.featnet if args.featnet.is_file() else None
     params = P.load()
     torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
     method = new_method(P.train_config(params, "wpp"))
@@ -112,17 +134,18 @@ def main() -> None:
         for bits in args.bits:
             base = latent_polar.fit(z_train, axes, weights, bits)
             code = latent_polar.LatentPolarCode(shift, whiten, base.axes, base.rings)
-            rows.append(measure(code, generator, z, x, bits, null, mnull))
+            rows.append(measure(code, generator, z, x, bits, null, mnull, featnet))
             r = rows[-1]
-            print(f"{form:8s} {bits:6.0f} bits ({r['bits_used']:.1f} used): MSE {r['mse']:.4f}, private dither "
+            print(f"{form:8s} {bits:6.0f} bits ({r['bits_used']:.1f} used, entropy {r['bits_entropy']:.1f}): MSE {r['mse']:.4f}, private dither "
                   f"{r['mse_private_dither']:.4f}, PV {r['pv']:.4f}, MMD {r['latent_mmd_sd']:.2f} sd, "
-                  f"moments {r['latent_moment_sd']:.1f} sd", flush=True)  # fmt: skip
+                  f"moments {r['latent_moment_sd']:.1f} sd, rFID {r['rfid']}", flush=True)  # fmt: skip
         forms[form] = {"encoder": {"mse_through_generator": float((decode_through(generator, t) - x).pow(2).mean()),
                                    **readings(t, null, mnull)}, "rows": rows}  # fmt: skip
         e = forms[form]["encoder"]
         print(f"{form:8s} E(X): MMD {e['latent_mmd_sd']:.2f} sd, moments {e['latent_moment_sd']:.1f} sd, "
               f"|x − G*(t)|² {e['mse_through_generator']:.4f}", flush=True)  # fmt: skip
-    out = {"checkpoint_step": step, "images": int(x.shape[0]), "train_images": int(x_train.shape[0]),
+    prior = torch.randn(z.shape[0], dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = {"checkpoint_step": step, "sfid": fid(x, decode_through(generator, prior), featnet), "images": int(x.shape[0]), "train_images": int(x_train.shape[0]),
            "latent_weights": weights, "forms": forms, "seconds": round(time.time() - t0, 1),
            "environment": environment.describe()}  # fmt: skip
     OUT.write_text(json.dumps(out, indent=1) + "\n")
