@@ -12,8 +12,10 @@ law is N(0, I), the decodes have exactly G*'s law, the same target DPLC's realis
 sets. What is left to measure is whether E(X) is N(0, I): the held-out latent MMD in null s.d.
 (as for DPLC's B), and the decodes' variance errors and quantile W₂² against the source.
 
-G* and its encoder are those of the stage: the same seed, steps and torch thread count. The
-encoder is taken by recording the two networks ``train_generator`` builds (encoder first).
+G* and its encoder are those of the stage: the same seed, steps and torch thread count
+(``dplc.gaussian.train_autoencoder``). The stage itself codes this way with ``gaussian.shared:
+polar`` (``dplc.gaussian_study.polar_figures``); this benchmark adds the inversion floor and the
+encoder's own realism.
 Per rate of the stage: the layout, MSE / (2·D_K) with the stage's D_K, the MSE with an
 independent dither at the decoder, the realism readings, beside G*'s inversion floor
 |x − G*(E(x))|². Writes ``reports/bench/gaussian_dither_latent.json`` with the machine and
@@ -26,8 +28,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -47,33 +47,11 @@ from pipelines import environment  # noqa: E402
 OUT = ROOT / "reports" / "bench" / "gaussian_dither_latent.json"
 
 
-@contextmanager
-def recording_mlps() -> Iterator[list[nn.Module]]:
-    """Record every network ``dplc.gaussian.mlp`` builds while the block runs."""
-    built: list[nn.Module] = []
-    original = G.mlp
-
-    def record(*args: int) -> nn.Module:
-        net = original(*args)
-        built.append(net)
-        return net
-
-    G.mlp = record
-    try:
-        yield built
-    finally:
-        G.mlp = original
-
-
 def stage_generator(cfg: G.GaussianConfig) -> tuple[nn.Module, nn.Module]:
     """(encoder, G*) trained exactly as ``dplc.gaussian_study.run`` trains G*."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    with recording_mlps() as built:
-        gen = G.train_generator(cfg, G.Source(cfg.variances, cfg.seed))
-    if len(built) != 2 or built[1] is not gen:
-        raise RuntimeError("train_generator no longer builds (encoder, generator) in that order")
-    return built[0].eval(), gen
+    return G.train_autoencoder(cfg, G.Source(cfg.variances, cfg.seed))
 
 
 @torch.no_grad()

@@ -19,7 +19,10 @@ quantizer of :mod:`dplc.quantize` and the MMD of :mod:`dplc.losses`:
   it (U enters E's first layer through weights that start at zero, so with U zeroed at the
   encoder the codec trains exactly as the private one); ``dither``, subtractive dither, the code
   is Q(E(X) + D) − D with D ~ U[−Δ/2, Δ/2] shared. With common randomness perfect realism costs
-  D(R, 0) per component instead of 2·D(R) (Zhang et al., NeurIPS 2021; Wagner 2022).
+  D(R, 0) per component instead of 2·D(R) (Zhang et al., NeurIPS 2021; Wagner 2022). A third
+  form, ``polar``, trains nothing: it codes the latent of G*'s own WAE encoder with the explicit
+  :mod:`dplc.polar_dither` code (:func:`dplc.gaussian_study.polar_figures`), whose decodes are
+  exactly N(0, I) when the encoder's latents are.
 
 With ``moment_weight`` > 0 DPLC's realism term adds the unbiased gap between B's first two
 moments and N(0, I)'s (:func:`dplc.realism.moment_gap`) on a batch of its own, and with
@@ -48,7 +51,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dplc.config import SHARED_FORMS
+from dplc.config import SHARED_FORMS as LEARNED_SHARED_FORMS
 from dplc.gaussian_bounds import gaussian_w2_squared, quantile_w2_squared
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer, centers
@@ -63,6 +66,9 @@ from dplc.realism import (
     moment_null,
 )
 
+SHARED_FORMS = (*LEARNED_SHARED_FORMS, "polar")
+"""How the Gaussian stage's ``dplc_shared`` uses the shared noise: a learned form of the image
+codecs, or ``polar``, the explicit code in G*'s latent (nothing to train)."""
 CODECS = ("cae", "dplc", "dplc_shared")
 """The per-rate codecs of the Gaussian experiment."""
 NEAREST_ALL_CODECS = ("cae", "dplc")
@@ -152,8 +158,9 @@ class GaussianConfig:
     shared codec's decode under each row's own noise (n·2^C decodes a step), so it compares
     flips."""
     shared: str = "dither"
-    """How ``dplc_shared`` uses the shared noise: ``dither`` or ``encoder`` (E sees U);
-    ``benchmarks/shared_noise.py`` and ``benchmarks/gaussian_nearest.py`` compare them."""
+    """How ``dplc_shared`` uses the shared noise, one of :data:`SHARED_FORMS`: ``dither`` or
+    ``encoder`` (E sees U), learned (``benchmarks/shared_noise.py`` and
+    ``benchmarks/gaussian_nearest.py`` compare them), or ``polar``, explicit."""
     starts: tuple[str, ...] = ("scratch",)
     """Where the DPLCs (private and shared) start, among :data:`STARTS`: ``scratch``, from their
     seeds (the two share them); ``private``, from the trained private DPLC of the same rate (for
@@ -198,9 +205,10 @@ class GaussianConfig:
         if not self.starts or len(set(self.starts)) < len(self.starts) or not set(self.starts) <= set(STARTS):
             raise ValueError(f"starts must be distinct, among {STARTS}, got {self.starts}")
         if "private" in self.starts and ("dplc" not in self.codecs
-                                         or ("dplc_shared" in self.codecs and self.shared != "encoder")):  # fmt: skip
+                                         or ("dplc_shared" in self.codecs and self.shared == "dither")):  # fmt: skip
             raise ValueError("the 'private' start continues the private DPLC (into the shared 'encoder' form): "
-                             f"it needs dplc among the codecs and shared: encoder, got {self.codecs}, {self.shared!r}")
+                             f"it needs dplc among the codecs and shared: encoder or polar (not trained), "
+                             f"got {self.codecs}, {self.shared!r}")
         if self.continue_steps < 1 or not self.continue_lr_scale > 0:
             raise ValueError(f"continue_steps must be >= 1 and continue_lr_scale > 0, got "
                              f"{self.continue_steps}, {self.continue_lr_scale}")
@@ -382,6 +390,11 @@ def _check(loss: Tensor, what: str, step: int) -> None:
 
 def train_generator(cfg: GaussianConfig, source: Source) -> nn.Module:
     """G*: a WAE on the source, MSE + λ_mmd·MMD(E(X), N(0, I)) (Tolstikhin et al. 2018, Alg. 2)."""
+    return train_autoencoder(cfg, source)[1]
+
+
+def train_autoencoder(cfg: GaussianConfig, source: Source) -> tuple[nn.Module, nn.Module]:
+    """(E, G*) of the WAE :func:`train_generator` trains, both in eval mode."""
     d = cfg.dim
     enc, gen = mlp(d, d, cfg.hidden), mlp(d, d, cfg.hidden)
     opt, sched = _adam([*enc.parameters(), *gen.parameters()], cfg.lr, cfg.generator_steps)
@@ -397,7 +410,7 @@ def train_generator(cfg: GaussianConfig, source: Source) -> nn.Module:
         loss.backward()
         opt.step()
         sched.step()
-    return gen.eval()
+    return enc.eval(), gen.eval()
 
 
 def _realism_latents(codec: GaussianCodec, v: Tensor, s: Tensor, cfg: GaussianConfig,

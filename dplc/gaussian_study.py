@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dplc import polar_dither
 from dplc.gaussian import (
     STARTS,
     GaussianCodec,
@@ -22,17 +23,20 @@ from dplc.gaussian import (
     Source,
     evaluate,
     mlp,
+    train_autoencoder,
     train_codec,
-    train_generator,
     variance_errors,
 )
 from dplc.gaussian_bounds import (
     gaussian_w2_squared,
     lloyd_distortion,
+    quantile_w2_squared,
     realism_common_randomness,
     realism_private_noise,
     water_filling,
 )
+from dplc.latent_polar import principal_axes
+from dplc.realism import latent_mmd_sd, latent_moment_sd, mmd_null, moment_null
 
 CANDIDATE_KEYS = ("mse", "val_mse", "holdout_mmd_sd", "holdout_moment_sd", "lambda_rate")
 """What the results keep of each start a DPLC was trained from, beside the one kept."""
@@ -56,11 +60,13 @@ Job = tuple[GaussianConfig, int, str, str, dict[str, Tensor], dict[str, Any] | N
 def _jobs(cfg: GaussianConfig, c: int, g_state: dict[str, Tensor], start: str,
           base: dict[str, Any] | None = None) -> list[Job]:  # fmt: skip
     """The jobs of one start at C = ``c``: every codec from ``scratch`` (the private DPLC always,
-    the others when ``scratch`` is a start), or the DPLCs continued from ``base``."""
+    the others when ``scratch`` is a start), or the DPLCs continued from ``base``. The ``polar``
+    shared form is no job: it trains nothing (:func:`polar_figures`)."""
+    trained = [n for n in cfg.codecs if not (n == "dplc_shared" and cfg.shared == "polar")]
     if start == "scratch":
-        names = [n for n in cfg.codecs if "scratch" in cfg.starts or n == "dplc" or c == 0]
+        names = [n for n in trained if "scratch" in cfg.starts or n == "dplc" or c == 0]
     else:
-        names = [n for n in cfg.codecs if n != "cae"]
+        names = [n for n in trained if n != "cae"]
     return [(cfg, c, name, start, g_state, base) for name in names]
 
 
@@ -90,6 +96,51 @@ def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
     m["val_mse"] = evaluate(codec, validation, cfg.variances, cfg.seed + 4)["mse"]
     keep = name == "dplc" and start == "scratch" and c > 0 and "private" in cfg.starts
     return m, ({"codec": codec.state_dict(), "lambda_rate": float(info["lambda_rate"])} if keep else None)
+
+
+@torch.no_grad()
+def polar_figures(cfg: GaussianConfig, c: int, encoder: nn.Module, generator: nn.Module, axes: Tensor,
+                  weights: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
+    """``dplc_shared`` in its ``polar`` form at C = ``c``: G*(V·ŵ) with ŵ the
+    :func:`dplc.polar_dither.design` code of w = E(x)·V (V, ``weights``: G*'s principal axes and
+    their s², :func:`dplc.latent_polar.principal_axes`; unit variances, since w is meant to be
+    N(0, I)) and a shared dither. The figures :func:`_codec_job` gives a trained codec, on the same
+    test, reference and validation samples; the held-out checks are those of the decoded latents,
+    and λ_rate is None (no constraint to enforce: realism holds by construction when E(X) is
+    N(0, I))."""
+    bits = cfg.bits(c)
+    layout = polar_dither.design(weights, bits)
+    unit = (1.0,) * cfg.dim
+
+    def latents(x: Tensor, seed: int, decoder_seed: int | None = None) -> Tensor:
+        u = torch.rand(x.shape[0], 2 * len(layout), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        v = u if decoder_seed is None else torch.rand(u.shape, generator=torch.Generator().manual_seed(decoder_seed), dtype=torch.float64)
+        m = polar_dither.encode(encoder(x).double() @ axes, unit, layout, u)
+        return (polar_dither.decode(m, unit, layout, v) @ axes.T).float()
+
+    test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
+    reference = Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
+    validation = Source(cfg.variances, cfg.seed + 30_000).sample(cfg.test_size)
+    x_hat, wrong = generator(latents(test, cfg.seed + 3)), generator(latents(test, cfg.seed + 3, cfg.seed + 4))
+    mean_var = sum(cfg.variances) / cfg.dim
+    out: dict[str, Any] = {
+        "mse": float((x_hat - test).pow(2).mean()),
+        "w2_over_sigma2": gaussian_w2_squared(x_hat, cfg.variances) / cfg.dim / mean_var,
+        "decode_variance": [float(v) for v in x_hat.var(0)],
+        "variance_error": variance_errors(x_hat, cfg.variances),
+        "quantile_w2": quantile_w2_squared(x_hat, reference),
+        "quantile_w2_null": quantile_w2_squared(test, reference),
+        "mse_wrong_noise": float((wrong - test).pow(2).mean()),
+        "variance_error_wrong_noise": variance_errors(wrong, cfg.variances),
+        "val_mse": float((generator(latents(validation, cfg.seed + 5)) - validation).pow(2).mean()),
+        "lambda_rate": None, "layout": [repr(g) for g in layout], "start": "scratch",
+    }  # fmt: skip
+    holdout = latents(Source(cfg.variances, cfg.seed + 40_000).sample(cfg.realism_holdout), cfg.seed + 6)
+    out["holdout_mmd_sd"] = latent_mmd_sd(holdout, mmd_null(cfg.realism_holdout, cfg.dim, seed=cfg.seed), seed=cfg.seed)
+    if cfg.moment_holdout > 0:
+        z = latents(Source(cfg.variances, cfg.seed + 50_000).sample(cfg.moment_holdout), cfg.seed + 7)
+        out["holdout_moment_sd"] = latent_moment_sd(z, moment_null(cfg.moment_holdout, cfg.dim))
+    return out
 
 
 def _frozen(cfg: GaussianConfig, g_state: dict[str, Tensor]) -> nn.Module:
@@ -172,7 +223,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     source = Source(cfg.variances, cfg.seed)
-    generator = train_generator(cfg, source)
+    encoder, generator = train_autoencoder(cfg, source)
     with torch.no_grad():
         g_samples = generator(torch.randn(cfg.test_size, cfg.dim, generator=torch.Generator().manual_seed(7)))
     mean_var = sum(cfg.variances) / cfg.dim
@@ -196,6 +247,11 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     rows |= {f"{k}_{n}": [] for k in ("start", "candidates") for n in names if n != "cae"}
     done = _run_jobs(cfg, generator.state_dict(), t0, log)
     torch.set_num_threads(cfg.threads)
+    if "dplc_shared" in names and cfg.shared == "polar":
+        axes, weights = principal_axes(generator, cfg.dim, n=100_000)
+        for c in cfg.rates:
+            done[(c, "dplc_shared", "scratch")] = polar_figures(cfg, c, encoder, generator, axes, tuple(weights))
+        log(f"gaussian: dplc_shared (polar) coded at every rate ({time.perf_counter() - t0:.0f} s)")
     for i, c in enumerate(cfg.rates):
         for name in names:
             found = {st: done[(c, name, st)] for st in STARTS if (c, name, st) in done}
