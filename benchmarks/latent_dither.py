@@ -20,7 +20,8 @@ Per rate and for two forms of the code, E's raw latents (no whitening) and the Z
 - with ``--featnet`` (the featnet stage's weights, default where the stage writes them, skipped
   when absent): rFID against the test images, beside G*'s sample FID (as many prior samples);
 - the messages' empirical entropy per pair, summed (``bits_entropy``): what an entropy coder of
-  each pair would spend, against the fixed-length ``bits_used``.
+  each pair would spend, against the fixed-length ``bits_used`` and the whole bytes
+  ``latent_polar.pack`` writes per image (``bits_packed``; checked to read back).
 
 Alongside: E(X)'s own readings raw and whitened, and G*(t)'s MSE with t the encoder's latent
 (raw, whitened), the code's limits at infinite rate. A pair gets at most
@@ -92,6 +93,8 @@ def measure(code: latent_polar.LatentPolarCode, generator: torch.nn.Module, z: T
     u = latent_polar.dither(seed, z.shape[0], code.dim)
     other = latent_polar.dither(seed + 10_000, z.shape[0], code.dim)
     messages = code.encode(z, u)
+    if not torch.equal(latent_polar.unpack(latent_polar.pack(messages, code.rings), code.rings, z.shape[0]), messages):
+        raise AssertionError("the packed messages do not read back")
     z_hat = code.decode(messages, u)
     x_hat = decode_through(generator, z_hat)
     mse = float((x_hat - x).pow(2).mean())
@@ -99,7 +102,8 @@ def measure(code: latent_polar.LatentPolarCode, generator: torch.nn.Module, z: T
     with torch.no_grad():
         draws = torch.stack([decode_through(generator, code.decode(code.encode(z[:PV_IMAGES], v), v))
                              for v in (latent_polar.dither(seed + 100 + k, PV_IMAGES, code.dim) for k in range(PV_SEEDS))])  # fmt: skip
-    return {"bits": bits, "bits_used": code.bits, "bits_entropy": entropy_bits(messages), "rings": [list(r) for r in code.rings], "mse": mse,
+    return {"bits": bits, "bits_used": code.bits, "bits_entropy": entropy_bits(messages),
+            "bits_packed": 8 * latent_polar.image_bytes(code.rings), "rings": [list(r) for r in code.rings], "mse": mse,
             "mse_private_dither": mse_private, "pv": float(draws.var(0).mean()), "rfid": fid(x, x_hat, featnet), **readings(z_hat, null, mnull)}  # fmt: skip
 
 

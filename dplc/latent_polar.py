@@ -174,6 +174,50 @@ class LatentPolarCode:
         return torch.cat(parts, 1) @ self.axes.T
 
 
+def image_bytes(rings: tuple[tuple[int, ...], ...]) -> int:
+    """Bytes of one image's messages in :func:`pack`: ⌈log₂ Πₚ Mₚ / 8⌉ (at least 1)."""
+    return max(1, (math.prod(sum(r) for r in rings) - 1).bit_length() + 7 >> 3)
+
+
+def pack(messages: Tensor, rings: tuple[tuple[int, ...], ...]) -> bytes:
+    """The messages (n, pairs) as bytes: per image the mixed-radix number Σₚ mₚ·Πq<p M_q,
+    big-endian in :func:`image_bytes` bytes (a fixed-length code: ≤ 8 bits over Σ log₂ Mₚ)."""
+    radices = [sum(r) for r in rings]
+    if messages.ndim != 2 or messages.shape[1] != len(radices):
+        raise ValueError(f"messages must have shape (n, {len(radices)}), got {tuple(messages.shape)}")
+    width = image_bytes(rings)
+    out = bytearray()
+    for row in messages.tolist():
+        value, scale = 0, 1
+        for m, radix in zip(row, radices, strict=True):
+            if not 0 <= m < radix:
+                raise ValueError(f"message {m} outside [0, {radix})")
+            value, scale = value + m * scale, scale * radix
+        out += value.to_bytes(width, "big")
+    return bytes(out)
+
+
+def unpack(data: bytes, rings: tuple[tuple[int, ...], ...], count: int) -> Tensor:
+    """The (count, pairs) messages :func:`pack` wrote; refuses a length other than
+    ``count`` × :func:`image_bytes` and a number past Π Mₚ (a corrupt or foreign payload)."""
+    radices = [sum(r) for r in rings]
+    width = image_bytes(rings)
+    if count < 0 or len(data) != count * width:
+        raise ValueError(f"{count} images take {count * width} bytes, got {len(data)}")
+    total = math.prod(radices)
+    rows = []
+    for i in range(count):
+        value = int.from_bytes(data[i * width : (i + 1) * width], "big")
+        if value >= total:
+            raise ValueError(f"image {i}'s number {value} is past the code's {total} messages")
+        row = []
+        for radix in radices:
+            value, m = divmod(value, radix)
+            row.append(m)
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.long).reshape(count, len(radices))
+
+
 def fit(latents: Tensor, axes: Tensor, weights: list[float], bits: float, budget: int = PAIR_BUDGET) -> LatentPolarCode:
     """The code of at most ``bits`` bits for E's training ``latents`` (n, d), d even, with
     rotation ``axes`` and per-coordinate pixel weights (``principal_axes``)."""

@@ -124,3 +124,20 @@ def test_bad_shapes_and_messages_are_refused():
         code.decode(m, u)
     with pytest.raises(ValueError, match="pairs' rings"):
         LP.LatentPolarCode(code.shift, code.whiten, code.axes, code.rings[:2])
+
+
+def test_messages_pack_to_fixed_length_bytes_and_back():
+    rings = ((3, 5), (1,), (7,), (4, 6, 7))  # 8 · 1 · 7 · 17 = 952 messages: 10 bits, 2 bytes
+    assert LP.image_bytes(rings) == 2 and LP.image_bytes(((1,),)) == 1
+    g = torch.Generator().manual_seed(0)
+    m = torch.stack([torch.randint(0, sum(r), (100,), generator=g) for r in rings], 1)
+    data = LP.pack(m, rings)
+    assert len(data) == 200 and torch.equal(LP.unpack(data, rings, 100), m)
+    top = torch.tensor([[sum(r) - 1 for r in rings]])
+    assert torch.equal(LP.unpack(LP.pack(top, rings), rings, 1), top)
+    with pytest.raises(ValueError, match="take 200 bytes"):
+        LP.unpack(data[:-1], rings, 100)
+    with pytest.raises(ValueError, match="past the code's 952 messages"):
+        LP.unpack(b"\xff\xff", rings, 1)
+    with pytest.raises(ValueError, match="outside"):
+        LP.pack(top + 1, rings)
