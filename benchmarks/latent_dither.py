@@ -62,7 +62,7 @@ def decode_through(generator: torch.nn.Module, z: Tensor) -> Tensor:
     return torch.cat([generator(c.float()) for c in z.split(500)])
 
 
-def images(params: dict, split: str, limit: int) -> Tensor:
+def images(params: dict, split: str, limit: int | None) -> Tensor:
     s = data.read_split(L.prepared_dir(), split, limit=limit)
     return data.to_float(data.to_tensor(s.images, int(params["data"]["image_size"])))
 

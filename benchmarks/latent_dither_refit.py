@@ -28,7 +28,8 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, latent_polar, losses, realism  # noqa: E402
+from benchmarks.latent_dither import decode_through, images  # noqa: E402
+from dplc import latent_polar, losses, realism  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.train import CHECKPOINT_NAME, load_checkpoint, new_method  # noqa: E402
 from pipelines import environment  # noqa: E402
@@ -37,11 +38,6 @@ from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "latent_dither_refit.json"
 HOLDOUT = 2000
-
-
-@torch.no_grad()
-def through(generator: torch.nn.Module, z: Tensor) -> Tensor:
-    return torch.cat([generator(c.float()) for c in z.split(500)])
 
 
 @torch.no_grad()
@@ -71,15 +67,15 @@ def figures(encoder: torch.nn.Module, generator: torch.nn.Module, x: Tensor, x_t
     axes, weights = latent_polar.principal_axes(generator, z.shape[1])
     shift, whiten = latent_polar.whitening(z_train)
     t = (z - shift) @ whiten
-    out = {"limit_raw": float((through(generator, z) - x).pow(2).mean()),
-           "limit_whitened": float((through(generator, t) - x).pow(2).mean()),
+    out = {"limit_raw": float((decode_through(generator, z) - x).pow(2).mean()),
+           "limit_whitened": float((decode_through(generator, t) - x).pow(2).mean()),
            "latent_mmd_sd_raw": realism.latent_mmd_sd(z[:HOLDOUT].float(), null, seed=0),
            "latent_mmd_sd_whitened": realism.latent_mmd_sd(t[:HOLDOUT].float(), null, seed=0), "rows": []}  # fmt: skip
     for b in bits:
         code = latent_polar.fit(z_train, axes, weights, b)
         u = latent_polar.dither(int(b) + 1, z.shape[0], code.dim)
         z_hat = code.decode(code.encode(z, u), u)
-        out["rows"].append({"bits": b, "bits_used": code.bits, "mse": float((through(generator, z_hat) - x).pow(2).mean()),
+        out["rows"].append({"bits": b, "bits_used": code.bits, "mse": float((decode_through(generator, z_hat) - x).pow(2).mean()),
                             "latent_mmd_sd": realism.latent_mmd_sd(z_hat[:HOLDOUT].float(), null, seed=0)})  # fmt: skip
     return out
 
@@ -92,9 +88,8 @@ def main() -> None:
     args = ap.parse_args()
     params = P.load()
     torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
-    size = int(params["data"]["image_size"])
-    x = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "test", limit=None).images, size))
-    x_train = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "train", limit=None).images, size))
+    x = images(params, "test", None)
+    x_train = images(params, "train", None)
     cfg = P.train_config(params, "wpp")
     method = new_method(cfg)
     step = load_checkpoint(args.checkpoint / CHECKPOINT_NAME, method)

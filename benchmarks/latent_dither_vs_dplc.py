@@ -30,7 +30,8 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dplc import data, latent_polar, realism  # noqa: E402
+from benchmarks.latent_dither import decode_through, images  # noqa: E402
+from dplc import latent_polar, realism  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.train import CHECKPOINT_NAME, load_checkpoint, new_method  # noqa: E402
 from pipelines import environment  # noqa: E402
@@ -39,11 +40,6 @@ from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "latent_dither_vs_dplc.json"
 HOLDOUT = 2000
-
-
-@torch.no_grad()
-def through(generator: torch.nn.Module, z: Tensor) -> Tensor:
-    return torch.cat([generator(c.float()) for c in z.split(500)])
 
 
 @torch.no_grad()
@@ -67,10 +63,10 @@ def polar_figures(code: latent_polar.LatentPolarCode, generator: torch.nn.Module
     other = latent_polar.dither(seed + 10_000, z.shape[0], code.dim)
     m = code.encode(z, u)
     z_hat = code.decode(m, u)
-    return {"bits_used": code.bits, "mse": float((through(generator, z_hat) - x).pow(2).mean()),
-            "mse_private_dither": float((through(generator, code.decode(m, other)) - x).pow(2).mean()),
+    return {"bits_used": code.bits, "mse": float((decode_through(generator, z_hat) - x).pow(2).mean()),
+            "mse_private_dither": float((decode_through(generator, code.decode(m, other)) - x).pow(2).mean()),
             "latent_mmd_sd": realism.latent_mmd_sd(z_hat[:HOLDOUT].float(), null, seed=0),
-            "limit_mse": float((through(generator, (z - code.shift) @ code.whiten) - x).pow(2).mean())}  # fmt: skip
+            "limit_mse": float((decode_through(generator, (z - code.shift) @ code.whiten) - x).pow(2).mean())}  # fmt: skip
 
 
 def main() -> None:
@@ -81,9 +77,8 @@ def main() -> None:
     args = ap.parse_args()
     params = P.load()
     torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
-    size = int(params["data"]["image_size"])
-    x = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "test", limit=None).images, size))
-    x_train = data.to_float(data.to_tensor(data.read_split(L.prepared_dir(), "train", limit=args.train_images).images, size))
+    x = images(params, "test", None)
+    x_train = images(params, "train", args.train_images)
     method = new_method(P.train_config(params, "wpp"))
     step = load_checkpoint(args.checkpoint / CHECKPOINT_NAME, method)
     encoder = method.encoder.eval()
