@@ -118,6 +118,37 @@ def nearest_mse(x: Tensor, centres: Tensor) -> float:
     return float((x - centres[torch.cdist(x, centres).argmin(1)]).pow(2).mean())
 
 
+def code_mmse(x: Tensor, codes: Tensor) -> float:
+    """Per-dimension E Var(X | J) of a code J, one row of ``codes`` per point of ``x``: the MSE of
+    J's best decode (its cells' means), and half the MSE of J decoded with exact realism and
+    private noise (each cell's posterior sampled: E‖X − X̂‖² = 2·E Var(X | J) then). So a private
+    codec's MSE / (2·D_K) splits into J's own quality, E Var(X | J) / D_K ≥ 1, times its
+    decoder's, MSE / (2·E Var(X | J)), which is ≥ 1 at exact realism.
+
+    Each cell's variance is estimated on its own points with the n_j / (n_j − 1) correction;
+    a cell holding a single point adds nothing (its variance is unseen), so with few points per
+    cell the figure reads low.
+
+    >>> x = torch.tensor([[0.0], [2.0], [10.0], [14.0]])
+    >>> code_mmse(x, torch.tensor([[0], [0], [1], [1]]))  # cell variances 2 and 8, weight 1/2 each
+    5.0
+    """
+    if codes.shape[0] != x.shape[0]:
+        raise ValueError(f"one code per point: {codes.shape[0]} codes for {x.shape[0]} points")
+    n, d = x.shape
+    if codes.numel() == 0:  # rate 0: one cell
+        cell = torch.zeros(n, dtype=torch.long)
+    else:
+        cell = torch.unique(codes.reshape(n, -1), dim=0, return_inverse=True)[1]
+    k = int(cell.max()) + 1
+    x = x.double()
+    counts = torch.bincount(cell, minlength=k).double()
+    means = torch.zeros(k, d, dtype=x.dtype).index_add_(0, cell, x) / counts.unsqueeze(1)
+    ss = torch.zeros(k, dtype=x.dtype).index_add_(0, cell, (x - means[cell]).pow(2).sum(1))
+    corrected = torch.where(counts > 1, ss / (counts - 1).clamp_min(1) * counts, torch.zeros_like(ss))
+    return float(corrected.sum() / n / d)
+
+
 def quantile_w2_squared(a: Tensor, b: Tensor) -> list[float]:
     """Per component, W₂² between the empirical distributions of ``a`` and ``b`` (n, d each):
     the mean squared gap of their sorted values (the 1-D quantile coupling is optimal)."""

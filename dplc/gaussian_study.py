@@ -241,7 +241,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}, variance errors "
         + ", ".join(f"{e:+.3f}" for e in out["generator_variance_error"]))
     keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd", "holdout_moment_sd",
-            "mse_wrong_noise", "variance_error_wrong_noise")  # fmt: skip
+            "mse_wrong_noise", "variance_error_wrong_noise", "code_mmse")  # fmt: skip
     names = cfg.codecs
     rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in names}
     rows |= {f"{k}_{n}": [] for k in ("start", "candidates") for n in names if n != "cae"}
@@ -275,7 +275,9 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
 def summarize(rows: dict[str, list], d_k: list[float], names: tuple[str, ...]) -> dict[str, Any]:
     """The headline figures of :func:`run`'s per-rate rows: each codec's MSE over its one-shot
     bound (CAE over D_K; DPLC and shared DPLC over 2·D_K, the private-noise limit at perfect
-    realism), the largest decode variance error, the largest W₂²/σ² and MSE_dplc / MSE_cae."""
+    realism), the largest decode variance error, the largest W₂²/σ² and MSE_dplc / MSE_cae; and
+    DPLC / 2·D_K split into its code's own quality, E Var(X | J) / D_K, times B's,
+    MSE / (2·E Var(X | J)) (:func:`dplc.gaussian_bounds.code_mmse`)."""
     out: dict[str, Any] = {}
     over = lambda n, k: [m / (k * d) for m, d in zip(rows[f"mse_{n}"], d_k, strict=True)]  # noqa: E731
     if "cae" in names:
@@ -285,6 +287,10 @@ def summarize(rows: dict[str, list], d_k: list[float], names: tuple[str, ...]) -
             out[f"gaussian_{key}_over_2dk"] = over(n, 2)
             out[f"gaussian_{key}_variance_error_max"] = max(abs(e) for v in rows[f"variance_error_{n}"] for e in v)
             out[f"w2_over_sigma2_max_{n}"] = max(rows[f"w2_{n}"])
+    if "dplc" in names and None not in rows["code_mmse_dplc"]:  # DPLC / 2·D_K = code's share × B's share
+        code = rows["code_mmse_dplc"]
+        out["gaussian_dplc_code_over_dk"] = [j / d for j, d in zip(code, d_k, strict=True)]
+        out["gaussian_dplc_over_2code"] = [m / (2 * j) for m, j in zip(rows["mse_dplc"], code, strict=True)]
     if "dplc" in names and "cae" in names:
         out["mse_ratio"] = [a / b for a, b in zip(rows["mse_dplc"], rows["mse_cae"], strict=True)]
     if "dplc" in names:

@@ -168,7 +168,8 @@ def headline(
         out["gaussian_mse_ratio"] = gaussian["mse_ratio"]
         out["gaussian_w2_over_sigma2"] = gaussian["w2_over_sigma2_max_dplc"]
         for key in ("gaussian_dplc_over_2dk", "gaussian_cae_over_dk", "gaussian_variance_error_max",
-                    "gaussian_shared_over_2dk", "gaussian_shared_variance_error_max"):  # fmt: skip
+                    "gaussian_shared_over_2dk", "gaussian_shared_variance_error_max",
+                    "gaussian_dplc_code_over_dk", "gaussian_dplc_over_2code"):  # fmt: skip
             out[key] = gaussian.get(key)
         out["gaussian_shared_mse"] = gaussian.get("mse_dplc_shared")
     return out
@@ -228,17 +229,34 @@ def _starts(g: dict[str, Any]) -> str:
             f"(the first where none did), per rate: {'; '.join(kept)}.")
 
 
+def _split(g: dict[str, Any], i: int) -> str:
+    """DPLC / 2·D_K's two factors at rate ``i``: the code's E Var(X | J) / D_K and B's
+    MSE / (2·E Var(X | J)) (:func:`dplc.gaussian_study.summarize`)."""
+    return f" = {fmt(g['gaussian_dplc_code_over_dk'][i], 3)} × {fmt(g['gaussian_dplc_over_2code'][i], 3)}"
+
+
+def _split_note(split: bool) -> str:
+    """The sentence that reads the split column, where there is one."""
+    if not split:
+        return ""
+    return (" DPLC / 2·D_K is split into its code's own quality, E Var(X | J) / D_K (1 for a Lloyd "
+            "code), times B's, MSE / (2·E Var(X | J)) (1 for B sampling each cell's posterior; below 1 "
+            "only without exact realism).")
+
+
 def gaussian_section(g: dict[str, Any]) -> str:
     """Markdown: the Gaussian source against its closed-form limits and its one-shot bounds."""
     v = g["config"]["variances"]
     shared = "mse_dplc_shared" in g
+    split = "gaussian_dplc_code_over_dk" in g
     head = "| DPLC shared | shared / 2·D_K | shared max variance error " if shared else ""
+    split_head = "= code / D_K × B " if split else ""
     lines = [
         "",
         f"## Gaussian source (d = {len(v)}, σ² = {v}; MSE per dimension)",
         "",
         "| bits/vector | D(R) | 2·D(R) | D(R,0) | D_K | MSE CAE | CAE / D_K | MSE DPLC | DPLC / 2·D_K "
-        f"| DPLC max variance error | λ_rate DPLC {head}|",
+        f"{split_head}| DPLC max variance error | λ_rate DPLC {head}|",
         "|---:" * (11 + 3 * shared) + "|",
     ]
     for i, b in enumerate(g["bits"]):
@@ -253,13 +271,13 @@ def gaussian_section(g: dict[str, Any]) -> str:
             f"| {as_int(b)} | {fmt(g['d_opt'][i])} | {fmt(g['d_private'][i])} | "
             f"{fmt(g['d_common'][i])} | {fmt(g['d_k'][i])} | {fmt(g['mse_cae'][i])} | "
             f"{fmt(g['gaussian_cae_over_dk'][i], 3)} | {fmt(g['mse_dplc'][i])} | "
-            f"{fmt(g['gaussian_dplc_over_2dk'][i], 3)} | {fmt(verr, 3)} | "
+            f"{fmt(g['gaussian_dplc_over_2dk'][i], 3)}{_split(g, i) if split else ''} | {fmt(verr, 3)} | "
             f"{fmt(lam, 3) if i else '–'} |{extra}"
         )
     form = f" Shared: the decoder's noise is the encoder's too ({g['config'].get('shared')} form)." if shared else ""
     lines.append(
         f"\nG* alone: W₂²/σ² = {fmt(g['generator_w2_over_sigma2'])}. D_K: Lloyd's K = 2^R-cell "
         "quantizer; with exact realism and private noise MSE ≥ 2·D_K, which shared noise can beat "
-        f"(its limit is D(R,0)).{form}{_starts(g)} Plot: plots/gaussian.png.\n"
+        f"(its limit is D(R,0)).{_split_note(split)}{form}{_starts(g)} Plot: plots/gaussian.png.\n"
     )
     return "\n".join(lines) + "\n"

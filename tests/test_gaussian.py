@@ -51,6 +51,10 @@ def test_small_run_codes_and_keeps_the_distribution():
     # the CAE's decodes do not (they shrink towards conditional means)
     assert res["w2_cae"][1] > res["w2_dplc"][1]
     assert all(r >= d for r, d in zip(res["mse_cae"], res["d_opt"], strict=True))
+    # DPLC / 2·D_K splits into its code's quality and B's; at rate 0 the one cell's MMSE is D_1
+    code, b = res["gaussian_dplc_code_over_dk"], res["gaussian_dplc_over_2code"]
+    assert res["gaussian_dplc_over_2dk"] == pytest.approx([x * y for x, y in zip(code, b, strict=True)])
+    assert code[0] == pytest.approx(1.0, rel=0.02) and code[1] > 0.9
 
 
 def test_two_worker_processes_give_the_same_results():

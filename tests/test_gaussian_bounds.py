@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from dplc import gaussian_bounds as G
 from dplc.gaussian import Source
@@ -52,3 +53,20 @@ def test_quantile_w2_sees_a_5_percent_variance_shortfall_that_two_samples_do_not
     assert all(s > 3 * n for s, n in zip(short, null, strict=True))
     with pytest.raises(ValueError, match="same shape"):
         G.quantile_w2_squared(a, b[:10])
+
+
+def test_code_mmse_of_the_sign_code_is_the_one_bit_lloyd_error():
+    """The sign of N(0, 1) is the best 1-bit code: E Var(X | sign X) = 1 − 2/π = D_2."""
+    x = Source((1.0,), 3).sample(400_000)
+    assert G.code_mmse(x, (x > 0).long()) == pytest.approx(1 - 2 / math.pi, rel=0.01)
+    # power: a code that ignores x leaves all of X's variance; a finer code less
+    assert G.code_mmse(x, (Source((1.0,), 4).sample(400_000) > 0).long()) == pytest.approx(1.0, rel=0.01)
+    four = torch.bucketize(x[:, 0], torch.tensor([-0.9816, 0.0, 0.9816])).unsqueeze(1)  # Lloyd–Max, 4 cells
+    assert G.code_mmse(x, four) == pytest.approx(0.1175, rel=0.02)
+
+
+def test_code_mmse_of_rate_zero_is_the_variance_and_it_checks_its_shapes():
+    x = Source((2.0, 0.5), 5).sample(200_000)
+    assert G.code_mmse(x, x.new_zeros(x.shape[0], 0)) == pytest.approx(1.25, rel=0.01)
+    with pytest.raises(ValueError, match="one code per point"):
+        G.code_mmse(x, torch.zeros(10, 1))

@@ -100,3 +100,6 @@ def test_the_gaussian_section_names_the_kept_starts_only_when_there_were_two():
     assert "per rate: dplc scratch, private; dplc_shared scratch, scratch." in text
     g["config"]["starts"] = ["scratch"]
     assert "per rate" not in findings.gaussian_section(g)
+    assert "code / D_K" not in text
+    g |= {"gaussian_dplc_code_over_dk": [1.0, 1.25], "gaussian_dplc_over_2code": [0.5, 0.2]}
+    assert "| 0.25 = 1.25 × 0.2 |" in findings.gaussian_section(g)
