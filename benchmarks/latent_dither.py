@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dplc import data, latent_polar, metrics, realism  # noqa: E402
+from dplc.method import Method  # noqa: E402
 from dplc.methods import generator_of  # noqa: E402
 from dplc.train import CHECKPOINT_NAME, load_checkpoint, new_method  # noqa: E402
 from pipelines import environment  # noqa: E402
@@ -65,6 +66,19 @@ def decode_through(generator: torch.nn.Module, z: Tensor) -> Tensor:
 def images(params: dict, split: str, limit: int | None) -> Tensor:
     s = data.read_split(L.prepared_dir(), split, limit=limit)
     return data.to_float(data.to_tensor(s.images, int(params["data"]["image_size"])))
+
+
+def checkpoint_method(params: dict, checkpoint: Path) -> tuple[int, Method]:
+    """The Wasserstein++ job's method restored from ``checkpoint/last.pt``, and its step."""
+    torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
+    method = new_method(P.train_config(params, "wpp"))
+    return load_checkpoint(checkpoint / CHECKPOINT_NAME, method), method
+
+
+@torch.no_grad()
+def encode(encoder: torch.nn.Module, x: Tensor) -> Tensor:
+    """E's flattened latents of ``x``, in chunks."""
+    return torch.cat([encoder(c) for c in x.split(500)]).flatten(1)
 
 
 def readings(z: Tensor, null: realism.NullSpread, mnull: realism.NullSpread) -> dict[str, float]:
@@ -117,15 +131,11 @@ def main() -> None:
     args = ap.parse_args()
     featnet = args.featnet if args.featnet.is_file() else None
     params = P.load()
-    torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
-    method = new_method(P.train_config(params, "wpp"))
-    step = load_checkpoint(args.checkpoint / CHECKPOINT_NAME, method)
+    step, method = checkpoint_method(params, args.checkpoint)
     encoder, generator = method.encoder.eval(), generator_of(method).eval()
     x, x_train = images(params, "test", args.images), images(params, "train", args.train_images)
     t0 = time.time()
-    with torch.no_grad():
-        z = torch.cat([encoder(c) for c in x.split(500)]).flatten(1).double()
-        z_train = torch.cat([encoder(c) for c in x_train.split(500)]).flatten(1).double()
+    z, z_train = encode(encoder, x).double(), encode(encoder, x_train).double()
     dim = z.shape[1]
     null, mnull = realism.mmd_null(HOLDOUT, dim, seed=0), realism.moment_null(z.shape[0], dim)
     axes, weights = latent_polar.principal_axes(generator, dim)
