@@ -120,10 +120,12 @@ def nearest_mse(x: Tensor, centres: Tensor) -> float:
 
 def code_mmse(x: Tensor, codes: Tensor) -> float:
     """Per-dimension E Var(X | J) of a code J, one row of ``codes`` per point of ``x``: the MSE of
-    J's best decode (its cells' means), and half the MSE of J decoded with exact realism and
-    private noise (each cell's posterior sampled: E‖X − X̂‖² = 2·E Var(X | J) then). So a private
-    codec's MSE / (2·D_K) splits into J's own quality, E Var(X | J) / D_K ≥ 1, times its
-    decoder's, MSE / (2·E Var(X | J)), which is ≥ 1 at exact realism.
+    J's best decode (its cells' means m_J), and half the MSE of J decoded by sampling each cell's
+    posterior (private noise, exact realism). So a private codec's MSE / (2·D_K) splits into J's
+    own quality, E Var(X | J) / D_K ≥ 1, times its decoder's, MSE / (2·E Var(X | J)). With exact
+    realism the decoder pays at least E Var(X | J) + W₂²(P_X, law m_J) ≥ E Var(X | J) + D_K, so
+    that second factor is ≥ (1 + D_K / E Var(X | J)) / 2, and below 1 where J's cells are not
+    the transport cells of its means.
 
     Each cell's variance is estimated on its own points with the n_j / (n_j − 1) correction;
     a cell holding a single point adds nothing (its variance is unseen), so with few points per

@@ -240,8 +240,8 @@ def _split_note(split: bool) -> str:
     if not split:
         return ""
     return (" DPLC / 2·D_K is split into its code's own quality, E Var(X | J) / D_K (1 for a Lloyd "
-            "code), times B's, MSE / (2·E Var(X | J)) (1 for B sampling each cell's posterior; below 1 "
-            "only without exact realism).")
+            "code), times B's, MSE / (2·E Var(X | J)) (1 for B sampling each cell's posterior; exact "
+            "realism allows down to (1 + D_K / E Var(X | J)) / 2).")
 
 
 def gaussian_section(g: dict[str, Any]) -> str:
