@@ -28,21 +28,15 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.latent_dither import decode_through, images  # noqa: E402
+from benchmarks.latent_dither import checkpoint_method, decode_through, encode, images  # noqa: E402
 from dplc import latent_polar, losses, realism  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
-from dplc.train import CHECKPOINT_NAME, load_checkpoint, new_method  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "latent_dither_refit.json"
 HOLDOUT = 2000
-
-
-@torch.no_grad()
-def latents(encoder: torch.nn.Module, x: Tensor) -> Tensor:
-    return torch.cat([encoder(c) for c in x.split(500)]).flatten(1).double()
 
 
 def refit(encoder: torch.nn.Module, generator: torch.nn.Module, x_train: Tensor, steps: int, lambda_mmd: float) -> torch.nn.Module:
@@ -63,7 +57,7 @@ def refit(encoder: torch.nn.Module, generator: torch.nn.Module, x_train: Tensor,
 
 def figures(encoder: torch.nn.Module, generator: torch.nn.Module, x: Tensor, x_train: Tensor, bits: list[float],
             null: realism.NullSpread) -> dict:  # fmt: skip
-    z, z_train = latents(encoder, x), latents(encoder, x_train[:20_000])
+    z, z_train = encode(encoder, x).double(), encode(encoder, x_train[:20_000]).double()
     axes, weights = latent_polar.principal_axes(generator, z.shape[1])
     shift, whiten = latent_polar.whitening(z_train)
     t = (z - shift) @ whiten
@@ -87,12 +81,10 @@ def main() -> None:
     ap.add_argument("--bits", type=float, nargs="+", default=[16.0, 64.0, 256.0])
     args = ap.parse_args()
     params = P.load()
-    torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
     x = images(params, "test", None)
     x_train = images(params, "train", None)
     cfg = P.train_config(params, "wpp")
-    method = new_method(cfg)
-    step = load_checkpoint(args.checkpoint / CHECKPOINT_NAME, method)
+    step, method = checkpoint_method(params, args.checkpoint)
     generator = Codec.load(L.generator_codec("wpp")).generator.eval()
     null = realism.mmd_null(HOLDOUT, cfg.net.latent_dim, seed=0)
     t0 = time.time()

@@ -30,10 +30,9 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.latent_dither import decode_through, images  # noqa: E402
+from benchmarks.latent_dither import checkpoint_method, decode_through, encode, images  # noqa: E402
 from dplc import latent_polar, realism  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
-from dplc.train import CHECKPOINT_NAME, load_checkpoint, new_method  # noqa: E402
 from pipelines import environment  # noqa: E402
 from pipelines import layout as L  # noqa: E402
 from pipelines import params as P  # noqa: E402
@@ -76,17 +75,13 @@ def main() -> None:
     ap.add_argument("--train-images", type=int, default=20_000)
     args = ap.parse_args()
     params = P.load()
-    torch.set_num_threads(int(params["ray"]["threads_per_worker"]))
     x = images(params, "test", None)
     x_train = images(params, "train", args.train_images)
-    method = new_method(P.train_config(params, "wpp"))
-    step = load_checkpoint(args.checkpoint / CHECKPOINT_NAME, method)
+    step, method = checkpoint_method(params, args.checkpoint)
     encoder = method.encoder.eval()
     generator = Codec.load(L.generator_codec("wpp")).generator.eval()
     t0 = time.time()
-    with torch.no_grad():
-        z = torch.cat([encoder(c) for c in x.split(500)]).flatten(1).double()
-        z_train = torch.cat([encoder(c) for c in x_train.split(500)]).flatten(1).double()
+    z, z_train = encode(encoder, x).double(), encode(encoder, x_train).double()
     null = realism.mmd_null(HOLDOUT, z.shape[1], seed=0)
     axes, weights = latent_polar.principal_axes(generator, z.shape[1])
     rows = []
