@@ -75,9 +75,16 @@ NEAREST_ALL_CODECS = ("cae", "dplc")
 """The codecs whose nearest-neighbour term can compare every code (:attr:`GaussianConfig.nearest_all`)."""
 NEAREST_ALL_MAX_BITS = 12
 """The largest C whose 2^C codes ``nearest_all`` decodes every step."""
-STARTS = ("scratch", "private")
-"""Where a DPLC starts training (:attr:`GaussianConfig.starts`): from its seeds, or from the
-trained private DPLC of its rate."""
+STARTS = ("scratch", "private", "cae")
+"""Where a DPLC starts training (:attr:`GaussianConfig.starts`): from its seeds, from the
+trained private DPLC of its rate, or (the private DPLC only) with the trained CAE's E of its rate,
+frozen, and B from its seeds."""
+START_MEANINGS = {
+    "scratch": "from its seeds",
+    "private": "continued from the private DPLC",
+    "cae": "on the CAE's encoder, frozen (the private DPLC)",
+}
+"""Each start of :data:`STARTS` in words (the README's Gaussian section)."""
 PER_RATE = ("steps", "decoder_hidden", "lr", "cae_lr", "moment_batch")
 """The settings ``per_rate`` may set for one rate's codecs (G*'s, the source's and the
 evaluation's are common to all rates)."""
@@ -167,8 +174,12 @@ class GaussianConfig:
     the shared ``encoder`` form with W_U = 0, so it decodes exactly as that codec; for the private
     codec, itself), trained ``continue_steps`` more at the rate's learning rate times
     ``continue_lr_scale``, λ_rate continuing from the private codec's final value with no ramp.
-    With both, each DPLC keeps the start whose codec has the least MSE on a validation sample
-    among those that end meeting their held-out realism checks (:func:`dplc.gaussian_study.choose`)."""
+    ``cae``, the private DPLC only: E is the trained CAE's of the same rate, frozen, and B alone
+    trains from its seeds for the rate's steps (the CAE's code sits nearer Lloyd's than the one
+    DPLC learns at high rates, and with exact realism a code's E Var(X | J) bounds the decoder's
+    MSE below, docs/realism.md). With several, each DPLC keeps the start whose codec has the
+    least MSE on a validation sample among those that end meeting their held-out realism checks
+    (:func:`dplc.gaussian_study.choose`)."""
     continue_steps: int = 2500
     """The steps of a ``private`` start after the private codec."""
     continue_lr_scale: float = 0.1
@@ -209,6 +220,9 @@ class GaussianConfig:
             raise ValueError("the 'private' start continues the private DPLC (into the shared 'encoder' form): "
                              f"it needs dplc among the codecs and shared: encoder or polar (not trained), "
                              f"got {self.codecs}, {self.shared!r}")
+        if "cae" in self.starts and not {"cae", "dplc"} <= set(self.codecs):
+            raise ValueError(f"the 'cae' start gives the private DPLC the CAE's encoder: it needs cae and dplc "
+                             f"among the codecs, got {self.codecs}")  # fmt: skip
         if self.continue_steps < 1 or not self.continue_lr_scale > 0:
             raise ValueError(f"continue_steps must be >= 1 and continue_lr_scale > 0, got "
                              f"{self.continue_steps}, {self.continue_lr_scale}")
@@ -524,14 +538,30 @@ def load_start(codec: GaussianCodec, start: GaussianCodec) -> None:
     codec.load_state_dict(theirs, strict=False)
 
 
+def freeze_encoder(codec: GaussianCodec, encoder: nn.Module) -> None:
+    """Make ``codec``'s E a frozen copy of ``encoder`` (the CAE's E at the same rate). Raises
+    ValueError for a shared codec (its E must see the noise) or an encoder of another shape."""
+    if codec.encoder is None or codec.generator is None or codec.shared is not None:
+        raise ValueError("a frozen encoder is for a private DPLC at C > 0")
+    try:
+        codec.encoder.load_state_dict(encoder.state_dict())
+    except RuntimeError as e:
+        raise ValueError(f"the frozen encoder does not fit this codec's E: {e}") from None
+    for p in codec.encoder.parameters():
+        p.requires_grad_(False)
+
+
 def train_codec(
     cfg: GaussianConfig, c: int, source: Source, generator: nn.Module | None = None,
     shared: str | None = None, blind: bool = False, start: GaussianCodec | None = None,
+    encoder: nn.Module | None = None,
 ) -> tuple[GaussianCodec, dict[str, float | None]]:
     """One per-rate codec: CAE (``generator`` None) or DPLC into the frozen ``generator``, its
     decoder noise private or ``shared`` with the encoder (``blind``: zeroed at the encoder),
     its weights drawn or, with ``start``, taken from that codec (a private DPLC nests in the
-    ``encoder`` form: its W_U stays zero).
+    ``encoder`` form: its W_U stays zero). With ``encoder`` (a private DPLC only: the CAE's E of
+    the same rate) E is that network, frozen, and B alone trains: the code is the CAE's, and
+    posterior sampling of it would cost exactly 2·E Var(X | J) (:func:`dplc.gaussian_bounds.code_mmse`).
 
     DPLC minimises MSE subject to "held-out latent MMD ≤ ε null s.d." (:mod:`dplc.realism`),
     and with ``moment_holdout`` also "held-out moment gap ≤ ε null s.d.": λ_rate ramps in over
@@ -543,6 +573,8 @@ def train_codec(
     codec = GaussianCodec(cfg, c, generator, shared)
     if start is not None:
         load_start(codec, start)
+    if encoder is not None:
+        freeze_encoder(codec, encoder)
     codec.blind = blind
     kind = "cae" if generator is None else "dplc" if codec.shared is None else "dplc_shared"
     params = [p for p in codec.parameters() if p.requires_grad]
@@ -570,7 +602,7 @@ def train_codec(
         pre = codec.pre_quantized(x, s) if c > 0 else None
         v = codec.quantizer(pre) if pre is not None else x.new_zeros(x.shape[0], 0)
         loss = (codec.decode(v, s) - x).pow(2).mean()
-        if pre is not None and cfg.nearest_weight > 0:
+        if pre is not None and cfg.nearest_weight > 0 and pre.requires_grad:  # not for a frozen E
             loss = loss + cfg.nearest_weight * nearest_neighbour_loss(codec, x, pre, s, cfg.nearest_draws, prior,
                                                                  "all" if kind in cfg.nearest_all else "flips")
         if dplc:

@@ -53,18 +53,21 @@ def job_seeds(cfg: GaussianConfig, c: int, name: str, g_state: dict[str, Tensor]
 
 
 Job = tuple[GaussianConfig, int, str, str, dict[str, Tensor], dict[str, Any] | None]
-"""(config, C, codec name, start, G*'s state, the private codec's state and final λ_rate for a
-``private`` start)."""
+"""(config, C, codec name, start, G*'s state, and the start's state: the private codec's state
+and final λ_rate for a ``private`` start, the CAE's encoder state for a ``cae`` start)."""
 
 
 def _jobs(cfg: GaussianConfig, c: int, g_state: dict[str, Tensor], start: str,
           base: dict[str, Any] | None = None) -> list[Job]:  # fmt: skip
     """The jobs of one start at C = ``c``: every codec from ``scratch`` (the private DPLC always,
-    the others when ``scratch`` is a start), or the DPLCs continued from ``base``. The ``polar``
-    shared form is no job: it trains nothing (:func:`polar_figures`)."""
+    the others when ``scratch`` is a start), the DPLCs continued from ``base`` (``private``), or
+    the private DPLC on the CAE's encoder ``base`` (``cae``). The ``polar`` shared form is no
+    job: it trains nothing (:func:`polar_figures`)."""
     trained = [n for n in cfg.codecs if not (n == "dplc_shared" and cfg.shared == "polar")]
     if start == "scratch":
-        names = [n for n in trained if "scratch" in cfg.starts or n == "dplc" or c == 0]
+        names = [n for n in trained if "scratch" in cfg.starts or n in ("dplc", "cae") or c == 0]
+    elif start == "cae":
+        names = ["dplc"]
     else:
         names = [n for n in trained if n != "cae"]
     return [(cfg, c, name, start, g_state, base) for name in names]
@@ -72,13 +75,18 @@ def _jobs(cfg: GaussianConfig, c: int, g_state: dict[str, Tensor], start: str,
 
 def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Train and evaluate one codec (``cae``, ``dplc`` or ``dplc_shared`` at C = c) from its own
-    seeds, or continued from the private codec ``base``, so the result does not depend on which
-    process runs it or in what order. Returns its figures (test set, and ``val_mse`` on a
-    validation sample apart from it) and, for the private DPLC from scratch when a ``private``
-    start follows, its state and final λ_rate."""
+    seeds, continued from the private codec ``base`` or, for a ``cae`` start, on the CAE's
+    encoder ``base``, so the result does not depend on which process runs it or in what order.
+    Returns its figures (test set, and ``val_mse`` on a validation sample apart from it) and the
+    state a later start needs: for the private DPLC from scratch when a ``private`` start
+    follows, its state and final λ_rate; for the CAE when a ``cae`` start follows, its E."""
     cfg, c, name, start, g_state, base = job
     torch.set_num_threads(max(1, cfg.threads // cfg.workers))
-    private = None
+    private = encoder = None
+    if start == "cae":
+        assert base is not None
+        encoder = mlp(cfg.dim, c, cfg.hidden)
+        encoder.load_state_dict(base["encoder"])
     if start == "private":
         assert base is not None
         private = GaussianCodec(cfg.at_rate(c), c, _frozen(cfg, g_state))  # before the seeds below
@@ -86,7 +94,7 @@ def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
     source, generator = job_seeds(cfg, c, name, g_state)
     shared = cfg.shared if name == "dplc_shared" else None
     if private is None:
-        codec, info = train_codec(cfg, c, source, generator, shared)
+        codec, info = train_codec(cfg, c, source, generator, shared, encoder=encoder)
     else:
         codec, info = train_codec(cfg.continuation(c, base["lambda_rate"]), c, source, generator, shared, start=private)
     test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
@@ -94,8 +102,12 @@ def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
     validation = Source(cfg.variances, cfg.seed + 30_000).sample(cfg.test_size)
     m = evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info | {"start": start}
     m["val_mse"] = evaluate(codec, validation, cfg.variances, cfg.seed + 4)["mse"]
-    keep = name == "dplc" and start == "scratch" and c > 0 and "private" in cfg.starts
-    return m, ({"codec": codec.state_dict(), "lambda_rate": float(info["lambda_rate"])} if keep else None)
+    if start == "scratch" and c > 0 and name == "dplc" and "private" in cfg.starts:
+        return m, {"codec": codec.state_dict(), "lambda_rate": float(info["lambda_rate"])}
+    if start == "scratch" and c > 0 and name == "cae" and "cae" in cfg.starts:
+        assert codec.encoder is not None
+        return m, {"encoder": codec.encoder.state_dict()}
+    return m, None
 
 
 @torch.no_grad()
@@ -169,13 +181,13 @@ def _cost(job: Job) -> int:
     cfg, c, name, start, _, _ = job
     r = cfg.at_rate(c)
     width = r.hidden if name == "cae" else max(r.hidden, r.decoder_hidden)
-    return (r.steps if start == "scratch" else cfg.continue_steps) * width * width
+    return (cfg.continue_steps if start == "private" else r.steps) * width * width
 
 
 def _run_jobs(cfg: GaussianConfig, g_state: dict[str, Tensor], t0: float, log: Any) -> dict[tuple[int, str, str], dict[str, Any]]:
     """Train every codec at every rate and start, in ``cfg.workers`` spawned processes when > 1,
-    the waiting jobs with the highest :func:`_cost` first; a private DPLC's continuations wait for
-    it and join the queue when it ends. One line per finished job. Returns the figures by
+    the waiting jobs with the highest :func:`_cost` first; a private DPLC's continuations (and
+    the DPLC on a CAE's encoder) wait for it (the CAE) and join the queue when it ends. One line per finished job. Returns the figures by
     (C, codec, start)."""
     pending = [job for c in cfg.rates for job in _jobs(cfg, c, g_state, "scratch")]
     done: dict[tuple[int, str, str], dict[str, Any]] = {}
@@ -184,7 +196,7 @@ def _run_jobs(cfg: GaussianConfig, g_state: dict[str, Tensor], t0: float, log: A
         _, c, name, start, _, _ = job
         done[(c, name, start)] = m
         if state is not None:
-            pending.extend(_jobs(cfg, c, g_state, "private", state))
+            pending.extend(_jobs(cfg, c, g_state, "cae" if name == "cae" else "private", state))
         log(f"gaussian: {name} C={c} from {start} trained ({len(done)} done, {time.perf_counter() - t0:.0f} s)")
 
     def take() -> Job:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dplc.gaussian import START_MEANINGS
 from dplc.report import as_int, finite, fmt
 
 FID_TOLERANCE = 0.1
@@ -224,7 +225,8 @@ def _starts(g: dict[str, Any]) -> str:
     if len(starts) < 2:
         return ""
     kept = [f"{n} {', '.join(g[f'start_{n}'])}" for n in ("dplc", "dplc_shared") if f"start_{n}" in g]
-    return (f" Each DPLC trained from {' and from '.join(starts)} (continued from the private codec) and kept "
+    ways = "; ".join(f"{st}, {START_MEANINGS[st]}" for st in starts)
+    return (f" Each DPLC was trained from every start ({ways}) and kept "
             f"the start of least validation MSE among those ending within their held-out realism checks "
             f"(the first where none did), per rate: {'; '.join(kept)}.")
 

@@ -187,6 +187,64 @@ def test_the_study_continues_the_private_codec_and_keeps_the_better_start():
         G.GaussianConfig(continue_steps=0)
 
 
+def test_a_dplc_on_the_caes_frozen_encoder_keeps_its_code_and_trains_b_alone():
+    """With ``encoder`` the private DPLC's E is the CAE's, unchanged by training (the nearest-
+    neighbour term included), so its code and E Var(X | J) are the CAE's; B still learns. A shared
+    codec or an encoder of another rate is refused."""
+    cfg = G.GaussianConfig(variances=(1.0, 0.25), rates=(2,), steps=40, hidden=16, batch_size=64,
+                           realism_holdout=200, dual_every=20, nearest_weight=1.0)  # fmt: skip
+    torch.manual_seed(5)
+    cae, _ = G.train_codec(cfg, 2, G.Source(cfg.variances, 6))
+    before = {k: v.clone() for k, v in cae.encoder.state_dict().items()}
+    torch.manual_seed(0)
+    gen = G.mlp(cfg.dim, cfg.dim, cfg.hidden).eval()
+    torch.manual_seed(1)
+    untrained = G.GaussianCodec(cfg, 2, gen)
+    torch.manual_seed(1)
+    dplc, info = G.train_codec(cfg, 2, G.Source(cfg.variances, 2), gen, encoder=cae.encoder)
+    for k, v in dplc.encoder.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not torch.equal(dplc.decoder[0].weight, untrained.decoder[0].weight)
+    x = G.Source(cfg.variances, 9).sample(2_000)
+    assert torch.equal(dplc.encode(x), cae.encode(x)) and info["lambda_rate"] > 0
+    m = G.evaluate(dplc, x, cfg.variances, seed=3)
+    assert m["code_mmse"] == G.evaluate(cae, x, cfg.variances, seed=3)["code_mmse"]
+    with pytest.raises(ValueError, match="private DPLC"):
+        G.freeze_encoder(G.GaussianCodec(cfg, 2, gen, "encoder"), cae.encoder)
+    with pytest.raises(ValueError, match="does not fit"):
+        G.freeze_encoder(G.GaussianCodec(cfg, 1, gen), cae.encoder)
+    with pytest.raises(ValueError, match="private DPLC"):
+        G.freeze_encoder(cae, cae.encoder)  # a CAE
+
+
+def test_the_study_trains_the_private_dplc_on_the_caes_encoder_and_keeps_the_better_start():
+    """``starts: [scratch, cae]``: at C > 0 the private DPLC is also trained on the CAE's trained E
+    (after the CAE, in the same run), its figures those of training by hand; the shared codec and
+    C = 0 keep their one start, and the scratch figures are those of a run without it."""
+    kw = dict(variances=(1.0, 0.25), rates=(0, 2), steps=30, generator_steps=30, hidden=16, batch_size=64,
+              test_size=1_000, threads=1, realism_holdout=200, dual_every=10, shared="encoder")  # fmt: skip
+    cfg = G.GaussianConfig(**kw, starts=("scratch", "cae"))
+    res = S.run(cfg, log=lambda *_: None)
+    alone = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
+    cands = res["candidates_dplc"]
+    assert set(cands[0]) == {"scratch"} and set(cands[1]) == {"scratch", "cae"}
+    assert [set(x) for x in res["candidates_dplc_shared"]] == [{"scratch"}, {"scratch"}]
+    assert cands[1]["scratch"]["mse"] == alone["mse_dplc"][1] and res["mse_cae"] == alone["mse_cae"]
+    kept = S.choose([dict(v, start=k) for k, v in cands[1].items()], cfg.mmd_epsilon)
+    assert res["start_dplc"][1] == kept["start"] and res["mse_dplc"][1] == cands[1][kept["start"]]["mse"]
+    torch.manual_seed(cfg.seed)
+    g = G.train_generator(cfg, G.Source(cfg.variances, cfg.seed)).state_dict()
+    torch.set_num_threads(1)
+    source, _ = S.job_seeds(cfg, 2, "cae", g)
+    cae, _ = G.train_codec(cfg, 2, source)
+    source, generator = S.job_seeds(cfg, 2, "dplc", g)
+    dplc, _ = G.train_codec(cfg, 2, source, generator, encoder=cae.encoder)
+    test = G.Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
+    assert G.evaluate(dplc, test, cfg.variances, cfg.seed + 3)["mse"] == cands[1]["cae"]["mse"]
+    with pytest.raises(ValueError, match="needs cae and dplc"):
+        G.GaussianConfig(starts=("scratch", "cae"), codecs=("dplc", "dplc_shared"))
+
+
 def test_the_kept_start_meets_realism_before_it_is_closer():
     """A start whose held-out checks end past ε is not kept however low its validation MSE; with
     none within ε the first start's codec stays."""
