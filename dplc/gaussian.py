@@ -52,7 +52,12 @@ import torch
 from torch import Tensor, nn
 
 from dplc.config import SHARED_FORMS as LEARNED_SHARED_FORMS
-from dplc.gaussian_bounds import code_mmse, gaussian_w2_squared, quantile_w2_squared
+from dplc.gaussian_bounds import (
+    code_mmse,
+    gaussian_w2_squared,
+    quantile_w2_squared,
+    transport_floor,
+)
 from dplc.losses import mmd_imq
 from dplc.quantize import Quantizer, centers
 from dplc.realism import (
@@ -646,12 +651,13 @@ def variance_errors(x_hat: Tensor, variances: tuple[float, ...]) -> list[float]:
 
 @torch.no_grad()
 def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed: int,
-             reference: Tensor | None = None) -> dict[str, Any]:  # fmt: skip
+             reference: Tensor | None = None, floor: bool = False) -> dict[str, Any]:  # fmt: skip
     """Per-dimension MSE on ``x``, W₂²(decodes, source) / mean σ², each decoded component's
     relative variance error, and per-component quantile W₂² of the decodes against
     ``reference`` (a second source sample of the same size) beside the same statistic of ``x``
     against ``reference`` (the spread of two exact samples); for a private code, its E Var(X | J)
-    on ``x`` (:func:`dplc.gaussian_bounds.code_mmse`)."""
+    on ``x`` (:func:`dplc.gaussian_bounds.code_mmse`) and, with ``floor``, the least MSE any
+    decoder of that code reaches at perfect realism (:func:`dplc.gaussian_bounds.transport_floor`)."""
     x_hat, _ = codec(x, torch.Generator().manual_seed(seed))
     mean_var = sum(variances) / len(variances)
     var = x_hat.var(0)
@@ -665,8 +671,10 @@ def evaluate(codec: GaussianCodec, x: Tensor, variances: tuple[float, ...], seed
         out["quantile_w2"] = quantile_w2_squared(x_hat, reference)
         out["quantile_w2_null"] = quantile_w2_squared(x, reference)
     if codec.shared is None:  # a private code: its posterior-sampling limit, 2·E Var(X | J)
-        with torch.no_grad():
-            out["code_mmse"] = code_mmse(x, codec.encode(x))
+        codes = codec.encode(x)
+        out["code_mmse"] = code_mmse(x, codes)
+        if floor:
+            out["transport_floor"] = transport_floor(x, codes)
     if codec.shared is not None:  # decoded with another seed's noise than the encoder used
         wrong, _ = codec(x, torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1))
         out["mse_wrong_noise"] = float((wrong - x).pow(2).mean())

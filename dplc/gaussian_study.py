@@ -38,7 +38,8 @@ from dplc.gaussian_bounds import (
 from dplc.latent_polar import principal_axes
 from dplc.realism import latent_mmd_sd, latent_moment_sd, mmd_null, moment_null
 
-CANDIDATE_KEYS = ("mse", "val_mse", "holdout_mmd_sd", "holdout_moment_sd", "lambda_rate")
+CANDIDATE_KEYS = ("mse", "val_mse", "holdout_mmd_sd", "holdout_moment_sd", "lambda_rate", "code_mmse",
+                  "transport_floor")  # fmt: skip
 """What the results keep of each start a DPLC was trained from, beside the one kept."""
 
 
@@ -100,7 +101,7 @@ def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
     test = Source(cfg.variances, cfg.seed + 10_000).sample(cfg.test_size)
     reference = Source(cfg.variances, cfg.seed + 20_000).sample(cfg.test_size)
     validation = Source(cfg.variances, cfg.seed + 30_000).sample(cfg.test_size)
-    m = evaluate(codec, test, cfg.variances, cfg.seed + 3, reference) | info | {"start": start}
+    m = evaluate(codec, test, cfg.variances, cfg.seed + 3, reference, floor=True) | info | {"start": start}
     m["val_mse"] = evaluate(codec, validation, cfg.variances, cfg.seed + 4)["mse"]
     if start == "scratch" and c > 0 and name == "dplc" and "private" in cfg.starts:
         return m, {"codec": codec.state_dict(), "lambda_rate": float(info["lambda_rate"])}
@@ -253,7 +254,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     log(f"gaussian: G* W2²/σ² = {out['generator_w2_over_sigma2']:.4f}, variance errors "
         + ", ".join(f"{e:+.3f}" for e in out["generator_variance_error"]))
     keys = ("mse", "w2", "var", "variance_error", "quantile_w2", "quantile_w2_null", "lambda_rate", "holdout_mmd_sd", "holdout_moment_sd",
-            "mse_wrong_noise", "variance_error_wrong_noise", "code_mmse")  # fmt: skip
+            "mse_wrong_noise", "variance_error_wrong_noise", "code_mmse", "transport_floor")  # fmt: skip
     names = cfg.codecs
     rows: dict[str, list] = {f"{k}_{n}": [] for k in keys for n in names}
     rows |= {f"{k}_{n}": [] for k in ("start", "candidates") for n in names if n != "cae"}
@@ -289,7 +290,9 @@ def summarize(rows: dict[str, list], d_k: list[float], names: tuple[str, ...]) -
     bound (CAE over D_K; DPLC and shared DPLC over 2·D_K, the private-noise limit at perfect
     realism), the largest decode variance error, the largest W₂²/σ² and MSE_dplc / MSE_cae; and
     DPLC / 2·D_K split into its code's own quality, E Var(X | J) / D_K, times B's,
-    MSE / (2·E Var(X | J)) (:func:`dplc.gaussian_bounds.code_mmse`)."""
+    MSE / (2·E Var(X | J)) (:func:`dplc.gaussian_bounds.code_mmse`); and, where measured, the
+    exact floor of DPLC's code at perfect realism over 2·D_K and DPLC's MSE over that floor
+    (:func:`dplc.gaussian_bounds.transport_floor`: what no B decoding that code could beat)."""
     out: dict[str, Any] = {}
     over = lambda n, k: [m / (k * d) for m, d in zip(rows[f"mse_{n}"], d_k, strict=True)]  # noqa: E731
     if "cae" in names:
@@ -303,6 +306,10 @@ def summarize(rows: dict[str, list], d_k: list[float], names: tuple[str, ...]) -
         code = rows["code_mmse_dplc"]
         out["gaussian_dplc_code_over_dk"] = [j / d for j, d in zip(code, d_k, strict=True)]
         out["gaussian_dplc_over_2code"] = [m / (2 * j) for m, j in zip(rows["mse_dplc"], code, strict=True)]
+    if "dplc" in names and None not in rows.get("transport_floor_dplc", [None]):  # the code's exact floor
+        floor = rows["transport_floor_dplc"]
+        out["gaussian_dplc_floor_over_2dk"] = [f / (2 * d) for f, d in zip(floor, d_k, strict=True)]
+        out["gaussian_dplc_over_floor"] = [m / f for m, f in zip(rows["mse_dplc"], floor, strict=True)]
     if "dplc" in names and "cae" in names:
         out["mse_ratio"] = [a / b for a, b in zip(rows["mse_dplc"], rows["mse_cae"], strict=True)]
     if "dplc" in names:

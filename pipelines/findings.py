@@ -170,7 +170,8 @@ def headline(
         out["gaussian_w2_over_sigma2"] = gaussian["w2_over_sigma2_max_dplc"]
         for key in ("gaussian_dplc_over_2dk", "gaussian_cae_over_dk", "gaussian_variance_error_max",
                     "gaussian_shared_over_2dk", "gaussian_shared_variance_error_max",
-                    "gaussian_dplc_code_over_dk", "gaussian_dplc_over_2code"):  # fmt: skip
+                    "gaussian_dplc_code_over_dk", "gaussian_dplc_over_2code",
+                    "gaussian_dplc_floor_over_2dk", "gaussian_dplc_over_floor"):  # fmt: skip
             out[key] = gaussian.get(key)
         out["gaussian_shared_mse"] = gaussian.get("mse_dplc_shared")
     return out

@@ -79,6 +79,9 @@ def main() -> None:
                 | ({"lambda_rate_dplc": res["lambda_rate_dplc"][i]} if c else {})
                 | ({"dplc_code_over_dk": res["gaussian_dplc_code_over_dk"][i], "dplc_over_2code": res["gaussian_dplc_over_2code"][i]}
                    if "gaussian_dplc_code_over_dk" in res else {})  # fmt: skip
+                | ({"dplc_floor_over_2dk": res["gaussian_dplc_floor_over_2dk"][i],
+                    "dplc_over_floor": res["gaussian_dplc_over_floor"][i]}
+                   if "gaussian_dplc_floor_over_2dk" in res else {})  # fmt: skip
                 | ({"mse_dplc_shared": res["mse_dplc_shared"][i], "shared_over_2dk": res["gaussian_shared_over_2dk"][i],
                     "variance_error_max_dplc_shared": max(abs(e) for e in res["variance_error_dplc_shared"][i])}
                    if "mse_dplc_shared" in res else {}),  # fmt: skip

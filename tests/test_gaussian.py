@@ -55,6 +55,11 @@ def test_small_run_codes_and_keeps_the_distribution():
     code, b = res["gaussian_dplc_code_over_dk"], res["gaussian_dplc_over_2code"]
     assert res["gaussian_dplc_over_2dk"] == pytest.approx([x * y for x, y in zip(code, b, strict=True)])
     assert code[0] == pytest.approx(1.0, rel=0.02) and code[1] > 0.9
+    # the code's exact floor at perfect realism lies between E Var(X | J) + D_K and 2·E Var(X | J)
+    floor = res["gaussian_dplc_floor_over_2dk"]
+    for f, j in zip(floor, code, strict=True):
+        assert (j + 1) / 2 * 0.99 <= f <= j * 1.001
+    assert res["gaussian_dplc_over_floor"] == pytest.approx([m / f for m, f in zip(res["gaussian_dplc_over_2dk"], floor, strict=True)])
 
 
 def test_two_worker_processes_give_the_same_results():

@@ -70,3 +70,34 @@ def test_code_mmse_of_rate_zero_is_the_variance_and_it_checks_its_shapes():
     assert G.code_mmse(x, x.new_zeros(x.shape[0], 0)) == pytest.approx(1.25, rel=0.01)
     with pytest.raises(ValueError, match="one code per point"):
         G.code_mmse(x, torch.zeros(10, 1))
+
+
+def test_the_transport_floor_of_a_code_lies_between_its_bounds_and_finds_the_transport_cells():
+    """A threshold code of N(0, 1) has intervals for cells, the transport cells of its means, so its
+    floor is posterior sampling's 2·E Var(X | J) although its nearest-mean error (ψ = 0, the
+    D_K-style bound) is lower: the dual ascent must move the Laguerre cells to find it. A code
+    whose cells are not intervals, J = [x > 0] xor [|x| > 1], has means ±m with
+    m = 2(φ(0) − 2φ(1)) and floor 2 − 2m√(2/π) (the monotone coupling), below 2·E Var(X | J)."""
+    x = torch.randn(200_000, 1, generator=torch.Generator().manual_seed(0))
+    thr = (x > 1).long()
+    means = torch.stack([x[thr[:, 0] == j].mean() for j in (0, 1)])
+    nearest = float((x - means.view(1, 2)).pow(2).min(1).values.mean())
+    assert nearest + G.code_mmse(x, thr) < 0.97 * 2 * G.code_mmse(x, thr)
+    assert G.transport_floor(x, thr) == pytest.approx(2 * G.code_mmse(x, thr), rel=1e-3)
+    assert G.transport_floor(x, thr, steps=1) == pytest.approx(nearest + G.code_mmse(x, thr), rel=2e-3)
+    phi = [math.exp(-t * t / 2) / math.sqrt(2 * math.pi) for t in (0.0, 1.0)]
+    m = abs(2 * (phi[0] - 2 * phi[1]))
+    xor = ((x > 0) ^ (x.abs() > 1)).long()
+    assert G.transport_floor(x, xor) == pytest.approx(2 - 2 * m * math.sqrt(2 / math.pi), rel=2e-3)
+    assert G.transport_floor(x, xor) < 0.9 * 2 * G.code_mmse(x, xor)
+    with pytest.raises(ValueError, match="one code per point"):
+        G.transport_floor(x, thr[:10])
+
+
+def test_lloyds_code_has_the_floor_2_dk():
+    """Lloyd's cells are the Voronoi cells of their means, hence their transport cells: the
+    floor of Lloyd's own code is 2·D_K (the bound no private code beats)."""
+    x = torch.randn(50_000, 2, generator=torch.Generator().manual_seed(1)) * torch.tensor([1.0, 0.5])
+    centres = G.lloyd(x, x[:8].clone(), iters=200)
+    codes = torch.cdist(x, centres).argmin(1, keepdim=True)
+    assert G.transport_floor(x, codes) == pytest.approx(2 * G.code_mmse(x, codes), rel=5e-3)
