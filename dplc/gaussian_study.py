@@ -177,12 +177,17 @@ def choose(candidates: list[dict[str, Any]], epsilon: float) -> dict[str, Any]:
 
 
 def _cost(job: Job) -> int:
-    """A job's rough cost, to start the longest first: steps × the width of the network that
-    sets it (B's for DPLC, the MLPs' for the CAE)."""
-    cfg, c, name, start, _, _ = job
+    """A job's rough cost, to start the longest chain first: steps × the squared width of the
+    network that sets it (B's for DPLC, the MLPs' for the CAE), plus the costs of the jobs that
+    wait for it (a private DPLC's continuations, the DPLC on a CAE's encoder)."""
+    cfg, c, name, start, g_state, _ = job
     r = cfg.at_rate(c)
     width = r.hidden if name == "cae" else max(r.hidden, r.decoder_hidden)
-    return (cfg.continue_steps if start == "private" else r.steps) * width * width
+    own = (cfg.continue_steps if start == "private" else r.steps) * width * width
+    if start != "scratch" or c == 0:
+        return own
+    follows = "cae" if name == "cae" and "cae" in cfg.starts else "private" if name == "dplc" and "private" in cfg.starts else None
+    return own + (sum(_cost(j) for j in _jobs(cfg, c, g_state, follows, {})) if follows else 0)
 
 
 def _run_jobs(cfg: GaussianConfig, g_state: dict[str, Tensor], t0: float, log: Any) -> dict[tuple[int, str, str], dict[str, Any]]:
