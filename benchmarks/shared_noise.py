@@ -40,6 +40,16 @@ def _rows(res: dict, name: str) -> dict:
     }
 
 
+def arms(base: gaussian.GaussianConfig) -> dict[str, gaussian.GaussianConfig]:
+    """The two runs: CAE, DPLC and ``dplc_shared`` in the ``encoder`` form, and ``dplc_shared``
+    alone in the ``dither`` form, which trains from its seeds only (the ``private`` and ``cae``
+    starts continue a private DPLC or a CAE that this run does not train)."""
+    return {
+        "encoder": dataclasses.replace(base, codecs=("cae", "dplc", "dplc_shared"), shared="encoder"),
+        "dither": dataclasses.replace(base, codecs=("dplc_shared",), shared="dither", starts=("scratch",)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
@@ -47,10 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     base = gaussian.GaussianConfig.from_dict(yaml.safe_load(args.params.read_text())["gaussian"])
     t0 = time.perf_counter()
-    runs = {
-        "encoder": gaussian_study.run(dataclasses.replace(base, codecs=("cae", "dplc", "dplc_shared"), shared="encoder")),
-        "dither": gaussian_study.run(dataclasses.replace(base, codecs=("dplc_shared",), shared="dither")),
-    }
+    runs = {name: gaussian_study.run(cfg) for name, cfg in arms(base).items()}
     ref = runs["encoder"]
     out = {
         "bits": ref["bits"],

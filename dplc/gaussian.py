@@ -80,16 +80,16 @@ NEAREST_ALL_CODECS = ("cae", "dplc")
 """The codecs whose nearest-neighbour term can compare every code (:attr:`GaussianConfig.nearest_all`)."""
 NEAREST_ALL_MAX_BITS = 12
 """The largest C whose 2^C codes ``nearest_all`` decodes every step."""
-STARTS = ("scratch", "private", "cae")
-"""Where a DPLC starts training (:attr:`GaussianConfig.starts`): from its seeds, from the
-trained private DPLC of its rate, or (the private DPLC only) with the trained CAE's E of its rate,
-frozen, and B from its seeds."""
 START_MEANINGS = {
     "scratch": "from its seeds",
     "private": "continued from the private DPLC",
     "cae": "on the CAE's encoder, frozen (the private DPLC)",
 }
 """Each start of :data:`STARTS` in words (the README's Gaussian section)."""
+STARTS = tuple(START_MEANINGS)
+"""Where a DPLC starts training (:attr:`GaussianConfig.starts`): from its seeds, from the
+trained private DPLC of its rate, or (the private DPLC only) with the trained CAE's E of its rate,
+frozen, and B from its seeds."""
 PER_RATE = ("steps", "decoder_hidden", "lr", "cae_lr", "moment_batch")
 """The settings ``per_rate`` may set for one rate's codecs (G*'s, the source's and the
 evaluation's are common to all rates)."""
