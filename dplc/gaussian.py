@@ -90,7 +90,7 @@ STARTS = tuple(START_MEANINGS)
 """Where a DPLC starts training (:attr:`GaussianConfig.starts`): from its seeds, from the
 trained private DPLC of its rate, or (the private DPLC only) with the trained CAE's E of its rate,
 frozen, and B from its seeds."""
-PER_RATE = ("steps", "decoder_hidden", "lr", "cae_lr", "moment_batch")
+PER_RATE = ("steps", "decoder_hidden", "lr", "cae_lr", "moment_batch", "starts")
 """The settings ``per_rate`` may set for one rate's codecs (G*'s, the source's and the
 evaluation's are common to all rates)."""
 
@@ -114,7 +114,7 @@ class GaussianConfig:
     per_rate: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Settings of the codecs at some code scalars C over the section's, among :data:`PER_RATE`
     (e.g. ``{8: {steps: 10000}}``): a rate's codecs may need a wider B or more steps than the
-    others (docs/realism.md). :meth:`at_rate` applies them."""
+    others, or only some of the :attr:`starts` (docs/realism.md). :meth:`at_rate` applies them."""
     generator_steps: int = 4000
     batch_size: int = 512
     lr: float = 1e-3
@@ -225,6 +225,10 @@ class GaussianConfig:
             raise ValueError("the 'private' start continues the private DPLC (into the shared 'encoder' form): "
                              f"it needs dplc among the codecs and shared: encoder or polar (not trained), "
                              f"got {self.codecs}, {self.shared!r}")
+        if ("dplc_shared" in self.codecs and self.shared != "polar"
+                and not {"scratch", "private"} & set(self.starts)):  # fmt: skip
+            raise ValueError(f"the shared DPLC trains from its seeds or from the private DPLC: starts needs "
+                             f"scratch or private beside {self.starts}, or shared: polar")
         if "cae" in self.starts and not {"cae", "dplc"} <= set(self.codecs):
             raise ValueError(f"the 'cae' start gives the private DPLC the CAE's encoder: it needs cae and dplc "
                              f"among the codecs, got {self.codecs}")  # fmt: skip
@@ -261,7 +265,10 @@ class GaussianConfig:
 
     def at_rate(self, c: int) -> GaussianConfig:
         """The settings C's codecs train with: this config with ``per_rate[c]`` in place."""
-        return replace(self, **self.per_rate.get(c, {}), per_rate={}) if self.per_rate else self
+        settings = dict(self.per_rate.get(c, {}))
+        if "starts" in settings:
+            settings["starts"] = tuple(settings["starts"])
+        return replace(self, **settings, per_rate={}) if self.per_rate else self
 
     def continuation(self, c: int, lambda_rate: float) -> GaussianConfig:
         """The settings of a DPLC's ``private`` start (:attr:`starts`) at C = ``c`` from a private

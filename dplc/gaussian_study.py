@@ -60,13 +60,17 @@ and final λ_rate for a ``private`` start, the CAE's encoder state for a ``cae``
 
 def _jobs(cfg: GaussianConfig, c: int, g_state: dict[str, Tensor], start: str,
           base: dict[str, Any] | None = None) -> list[Job]:  # fmt: skip
-    """The jobs of one start at C = ``c``: every codec from ``scratch`` (the private DPLC always,
-    the others when ``scratch`` is a start), the DPLCs continued from ``base`` (``private``), or
-    the private DPLC on the CAE's encoder ``base`` (``cae``). The ``polar`` shared form is no
-    job: it trains nothing (:func:`polar_figures`)."""
+    """The jobs of one start at C = ``c`` (the rate's starts, :meth:`GaussianConfig.at_rate`):
+    from ``scratch`` the CAE always, the private DPLC when ``scratch`` or ``private`` is a start
+    (a candidate, or the codec ``private`` continues), the shared one when ``scratch`` is, and at
+    C = 0 every codec; the DPLCs continued from ``base`` (``private``); or the private DPLC on the
+    CAE's encoder ``base`` (``cae``). The ``polar`` shared form is no job: it trains nothing
+    (:func:`polar_figures`)."""
     trained = [n for n in cfg.codecs if not (n == "dplc_shared" and cfg.shared == "polar")]
+    starts = cfg.at_rate(c).starts
     if start == "scratch":
-        names = [n for n in trained if "scratch" in cfg.starts or n in ("dplc", "cae") or c == 0]
+        dplc_needed = "scratch" in starts or "private" in starts  # a candidate, or what `private` continues
+        names = [n for n in trained if c == 0 or n == "cae" or ("scratch" in starts if n == "dplc_shared" else dplc_needed)]
     elif start == "cae":
         names = ["dplc"]
     else:
@@ -103,9 +107,10 @@ def _codec_job(job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
     validation = Source(cfg.variances, cfg.seed + 30_000).sample(cfg.test_size)
     m = evaluate(codec, test, cfg.variances, cfg.seed + 3, reference, floor=True) | info | {"start": start}
     m["val_mse"] = evaluate(codec, validation, cfg.variances, cfg.seed + 4)["mse"]
-    if start == "scratch" and c > 0 and name == "dplc" and "private" in cfg.starts:
+    starts = cfg.at_rate(c).starts
+    if start == "scratch" and c > 0 and name == "dplc" and "private" in starts:
         return m, {"codec": codec.state_dict(), "lambda_rate": float(info["lambda_rate"])}
-    if start == "scratch" and c > 0 and name == "cae" and "cae" in cfg.starts:
+    if start == "scratch" and c > 0 and name == "cae" and "cae" in starts:
         assert codec.encoder is not None
         return m, {"encoder": codec.encoder.state_dict()}
     return m, None
@@ -186,7 +191,8 @@ def _cost(job: Job) -> int:
     own = (cfg.continue_steps if start == "private" else r.steps) * width * width
     if start != "scratch" or c == 0:
         return own
-    follows = "cae" if name == "cae" and "cae" in cfg.starts else "private" if name == "dplc" and "private" in cfg.starts else None
+    starts = r.starts
+    follows = "cae" if name == "cae" and "cae" in starts else "private" if name == "dplc" and "private" in starts else None
     return own + (sum(_cost(j) for j in _jobs(cfg, c, g_state, follows, {})) if follows else 0)
 
 
@@ -273,7 +279,7 @@ def run(cfg: GaussianConfig, log: Any = print) -> dict[str, Any]:
     for i, c in enumerate(cfg.rates):
         for name in names:
             found = {st: done[(c, name, st)] for st in STARTS if (c, name, st) in done}
-            candidates = [found[st] for st in cfg.starts if st in found] or [found["scratch"]]  # C = 0, the CAE
+            candidates = [found[st] for st in cfg.at_rate(c).starts if st in found] or [found["scratch"]]  # C = 0, the CAE
             m = candidates[0] if name == "cae" else choose(candidates, cfg.mmd_epsilon)
             if name != "cae":
                 rows[f"start_{name}"].append(m["start"])

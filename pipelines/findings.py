@@ -222,12 +222,17 @@ def ratio_section(h: dict[str, Any]) -> str:
 
 def _starts(g: dict[str, Any]) -> str:
     """A sentence naming each DPLC's kept start per rate, when the study trained more than one."""
-    starts = g.get("config", {}).get("starts", ["scratch"])
+    config = g.get("config", {})
+    starts = config.get("starts", ["scratch"])
     if len(starts) < 2:
         return ""
     kept = [f"{n} {', '.join(g[f'start_{n}'])}" for n in ("dplc", "dplc_shared") if f"start_{n}" in g]
     ways = "; ".join(f"{st}, {START_MEANINGS[st]}" for st in starts)
-    return (f" Each DPLC was trained from every start ({ways}) and kept "
+    per_rate = {str(c): v for c, v in (config.get("per_rate") or {}).items()}  # JSON's keys are strings
+    only = [f"{bits:g} bits {', '.join(per_rate[str(c)]['starts'])} only"
+            for c, bits in zip(g.get("code_scalars", []), g.get("bits", []), strict=False)
+            if "starts" in per_rate.get(str(c), {})]  # fmt: skip
+    return (f" Each DPLC was trained from every start ({ways}{'; at ' + ', '.join(only) if only else ''}) and kept "
             f"the start of least validation MSE among those ending within their held-out realism checks "
             f"(the first where none did), per rate: {'; '.join(kept)}.")
 

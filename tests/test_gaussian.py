@@ -250,6 +250,28 @@ def test_the_study_trains_the_private_dplc_on_the_caes_encoder_and_keeps_the_bet
         G.GaussianConfig(starts=("scratch", "cae"), codecs=("dplc", "dplc_shared"))
 
 
+def test_a_rate_may_train_only_some_starts():
+    """``per_rate: {C: {starts: [cae]}}``: at that rate the private DPLC trains on the CAE's E
+    alone (no job from its seeds) and gives what it gives beside the other starts; the other
+    rates keep the section's starts. A shared codec that must train needs a start it can take."""
+    kw = dict(variances=(1.0, 0.25), rates=(0, 1, 2), steps=30, generator_steps=30, hidden=16, batch_size=64,
+              test_size=1_000, threads=1, realism_holdout=200, dual_every=10, codecs=("cae", "dplc"),
+              starts=("scratch", "cae"))  # fmt: skip
+    cfg = G.GaussianConfig(**kw, per_rate={2: {"starts": ["cae"]}})  # a list, as from params.yaml
+    assert cfg.at_rate(2).starts == ("cae",) and cfg.at_rate(1).starts == ("scratch", "cae")
+    assert [j[2] for j in S._jobs(cfg, 2, {}, "scratch")] == ["cae"]
+    assert [j[2] for j in S._jobs(cfg, 1, {}, "scratch")] == ["cae", "dplc"]
+    res = S.run(cfg, log=lambda *_: None)
+    both = S.run(G.GaussianConfig(**kw), log=lambda *_: None)
+    assert [set(x) for x in res["candidates_dplc"]] == [{"scratch"}, {"scratch", "cae"}, {"cae"}]
+    assert res["start_dplc"][2] == "cae" and res["mse_dplc"][2] == both["candidates_dplc"][2]["cae"]["mse"]
+    assert res["mse_dplc"][:2] == both["mse_dplc"][:2] and res["mse_cae"] == both["mse_cae"]
+    with pytest.raises(ValueError, match="starts must be distinct"):
+        G.GaussianConfig(**kw, per_rate={2: {"starts": ["warm"]}})
+    with pytest.raises(ValueError, match="shared DPLC trains from its seeds"):
+        G.GaussianConfig(**kw | {"codecs": G.CODECS, "shared": "encoder"}, per_rate={2: {"starts": ["cae"]}})
+
+
 def test_the_kept_start_meets_realism_before_it_is_closer():
     """A start whose held-out checks end past ε is not kept however low its validation MSE; with
     none within ε the first start's codec stays."""

@@ -97,8 +97,13 @@ def test_the_gaussian_section_names_the_kept_starts_only_when_there_were_two():
               "gaussian_cae_over_dk", "gaussian_dplc_over_2dk", "gaussian_shared_over_2dk"):  # fmt: skip
         g[k] = row
     text = findings.gaussian_section(g)
-    assert "per rate: dplc scratch, private; dplc_shared scratch, scratch."
-    assert "(scratch, from its seeds; private, continued from the private DPLC)" in text in text
+    assert "per rate: dplc scratch, private; dplc_shared scratch, scratch." in text
+    assert "(scratch, from its seeds; private, continued from the private DPLC) and kept" in text
+    g["code_scalars"] = [0, 1]
+    g["config"]["per_rate"] = {"1": {"starts": ["private"], "steps": 10}}  # as read back from JSON
+    assert "continued from the private DPLC; at 1 bits private only) and kept" in findings.gaussian_section(g)
+    g["config"]["per_rate"] = {1: {"steps": 10}}
+    assert "only" not in findings.gaussian_section(g)
     g["config"]["starts"] = ["scratch"]
     assert "per rate" not in findings.gaussian_section(g)
     assert "code / D_K" not in text
