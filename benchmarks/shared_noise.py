@@ -43,7 +43,11 @@ def _rows(res: dict, name: str) -> dict:
 def arms(base: gaussian.GaussianConfig) -> dict[str, gaussian.GaussianConfig]:
     """The two runs: CAE, DPLC and ``dplc_shared`` in the ``encoder`` form, and ``dplc_shared``
     alone in the ``dither`` form, which trains from its seeds only (the ``private`` and ``cae``
-    starts continue a private DPLC or a CAE that this run does not train)."""
+    starts continue a private DPLC or a CAE that this run does not train). Both take the
+    section's starts at every rate: a rate's own (``per_rate``) may lack the starts a learned
+    shared form trains from."""
+    per_rate = {c: {k: v for k, v in s.items() if k != "starts"} for c, s in base.per_rate.items()}
+    base = dataclasses.replace(base, per_rate={c: s for c, s in per_rate.items() if s})
     return {
         "encoder": dataclasses.replace(base, codecs=("cae", "dplc", "dplc_shared"), shared="encoder"),
         "dither": dataclasses.replace(base, codecs=("dplc_shared",), shared="dither", starts=("scratch",)),
