@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dplc import data, entropy, evaluation  # noqa: E402
-from dplc.bundle import CodecBundle  # noqa: E402
+from dplc.bundle import CodecBundle, fit_entropy_model  # noqa: E402
 from dplc.codec import Codec  # noqa: E402
 from dplc.config import TrainConfig  # noqa: E402
 from dplc.method import Method  # noqa: E402
@@ -50,7 +50,7 @@ WORK = L.RUNS / "seeds"
 HISTORY = "history.jsonl"
 SETTINGS = "settings.json"  # the training settings of a checkpointed codec (check_settings)
 FIELDS = ("mse", "rfid_featnet", "pv", "latent_mmd_sd", "lambda_rate", "mse_mean_decode")
-GENERATOR = "wpp"  # the G* every seed's per-rate codec decodes into (the default ladder's)
+GENERATOR = L.HEADLINE_GENERATOR  # the G* every seed's per-rate codec decodes into (the default ladder's)
 
 
 def generator_of(method: str) -> str | None:
@@ -161,11 +161,9 @@ def save_codec(trained: Method, images: torch.Tensor, codec_dir: Path) -> Path:
 
 
 def fit_entropy(codec: Codec, images: torch.Tensor, codec_dir: Path) -> Path:
-    """The entropy model of ``codec`` counted on the first 20,000 training images (as the train
-    stage; a shared-noise codec's on noise of seed 0), saved in ``codec_dir``; that folder."""
-    x = data.to_float(images[:20000])
-    symbols = codec.encode(x, noise=codec.shared_noise(0, x.shape[0]))  # shared: counted on random u
-    entropy.EntropyModel.fit(symbols, codec.net.levels).save(codec_dir)
+    """The entropy model of ``codec`` fitted as the train stage does
+    (:func:`dplc.bundle.fit_entropy_model`), saved in ``codec_dir``; that folder."""
+    fit_entropy_model(codec, images).save(codec_dir)
     return codec_dir
 
 

@@ -26,10 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dplc import files, folder
 from dplc.codec import Codec
+from dplc.data import to_float
 from dplc.entropy import EntropyModel, load_entropy_model
+
+ENTROPY_FIT_IMAGES = 20_000
+"""How many training images a codec's entropy model is counted on (:func:`fit_entropy_model`)."""
+
+
+def fit_entropy_model(codec: Codec, images: torch.Tensor, limit: int = ENTROPY_FIT_IMAGES) -> EntropyModel:
+    """The per-channel symbol model of ``codec`` counted on the first ``limit`` of ``images``
+    (uint8, N×C×H×W). A shared-noise codec's symbols depend on u: they are counted with the
+    noise a file of seed 0 draws, random as in every file it writes (never u = 0)."""
+    x = to_float(images[:limit])
+    symbols = codec.encode(x, noise=codec.shared_noise(0, x.shape[0]))
+    return EntropyModel.fit(symbols, codec.net.levels)
 
 
 @dataclass(frozen=True)

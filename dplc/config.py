@@ -145,13 +145,16 @@ class MethodConfig:
     """wpp's generator adversarial term: ``encoded`` (−f(G(sg E(x))), the term as the paper
     writes it; the default, docs/method.md) or ``mixture`` (−f(G(z̃)) on the critic's own
     mixture z̃)."""
-    mmd_epsilon: float = 1.0
+    mmd_epsilon: float = 2.0
     """dplc's realism constraint: held-out latent MMD ≤ ``mmd_epsilon`` null standard deviations,
-    enforced by dual ascent on λ_rate (``lambda_rate`` is its start); 0 keeps λ_rate fixed."""
+    enforced by dual ascent on λ_rate (``lambda_rate`` is its start); 0 keeps λ_rate fixed. The
+    dual settles where the *mean* reading meets ε, so ε must lie above the reading's plateau
+    (docs/realism.md, "A dual the low rates can meet")."""
     dual_every: int = 50
     """Steps between two held-out MMD measurements (and λ updates)."""
-    dual_step: float = 0.25
-    """η of the dual update log λ ← log λ + η·clip(MMD_sd − ε)."""
+    dual_step: float = 0.1
+    """η of the dual update log λ ← log λ + η·clip(MMD_sd − ε): small enough that λ averages
+    several readings' noise."""
     realism_holdout: int = 2000
     """Training images held out of dplc's batches to measure the latent MMD on."""
     realism_draws: int = 4

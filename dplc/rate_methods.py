@@ -162,9 +162,7 @@ class DPLC(_RateMethod):
         def forward() -> None:
             idx = torch.randint(0, images.shape[0], (n,), generator=gen)
             x = images[idx] if images.is_floating_point() else to_float(images[idx])
-            x = x.to(self.device)
-            noise = codec.draw_noise(n, gen, device=self.device)
-            codec.latent(codec.code(x, noise), noise)
+            _latent_pass(codec, x.to(self.device), gen)
 
         recalibrate(codec, forward, self.cfg.check_bn_batches, skip=("generator",))
         codec.eval()
@@ -236,12 +234,8 @@ class DPLC(_RateMethod):
         (precise BN, :func:`dplc.precise_bn.recalibrate`). During training the running averages
         trail weights that move, and the codec decodes with them (docs/realism.md)."""
 
-        def forward() -> None:
-            x = batch(self.cfg.batch_size)
-            noise = self.codec.draw_noise(x.shape[0], device=x.device)
-            self.codec.latent(self.codec.code(x, noise), noise)
-
-        recalibrate(self.codec, forward, self.cfg.bn_batches, skip=("generator",))
+        recalibrate(self.codec, lambda: _latent_pass(self.codec, batch(self.cfg.batch_size)),
+                    self.cfg.bn_batches, skip=("generator",))  # fmt: skip
         self.train()  # back to training mode, G* in eval (as before the call)
 
     def state_dict(self) -> dict:
@@ -327,3 +321,10 @@ class CAE(_RateMethod):
             loss = losses.mse(x_hat, x)
         self._update("codec", loss, self.codec)
         return {"loss": as_float(loss), "mse": as_float(loss)}
+
+
+def _latent_pass(codec: Codec, x: Tensor, gen: torch.Generator | None = None) -> None:
+    """One forward pass B(Q(E(x, u)), u) with fresh noise u (from ``gen``, or torch's global
+    stream when None): what precise BN averages E's and B's statistics over."""
+    noise = codec.draw_noise(x.shape[0], gen, device=x.device)
+    codec.latent(codec.code(x, noise), noise)

@@ -14,6 +14,7 @@ from typing import Any
 
 from dplc.gaussian import START_MEANINGS
 from dplc.report import as_int, finite, fmt
+from pipelines.params import HEADLINE_DPLC, HEADLINE_SHARED
 
 FID_TOLERANCE = 0.1
 """δ of finding (iii) when the results carry no bootstrap s.d. of their FIDs (older results)."""
@@ -61,7 +62,7 @@ def _finding_iii(rfid: list[float], s: float, rfid_sd: list[float], sfid_sd: lis
     }
 
 
-def findings(results: dict[str, dict], dplc: str = "dplc_wpp") -> dict[str, Any]:
+def findings(results: dict[str, dict], dplc: str = HEADLINE_DPLC) -> dict[str, Any]:
     """The paper's five findings (Tschannen et al. 2018), each True/False with the numbers behind it.
 
     Thresholds (stated so they can be argued with): (i) MSE_dplc(0) / MSE_cae(0) in [1.5, 2.5];
@@ -118,8 +119,8 @@ def headline(
     found: dict[str, Any],
     featnet_accuracy: float,
     gaussian: dict[str, Any] | None = None,
-    dplc: str = "dplc_wpp",
-    shared: str = "dplc_shared_wpp",
+    dplc: str = HEADLINE_DPLC,
+    shared: str = HEADLINE_SHARED,
 ) -> dict[str, Any]:
     """The headline figures: lists aligned with the ladder ``bits_per_image``, plus numbers.
 

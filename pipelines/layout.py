@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"
 """Everything the pipeline produces that is not a committed report."""
 
+HEADLINE_GENERATOR = "wpp"
+"""The generator the headline codecs decode into (Wasserstein++, the paper's method): the
+shared-noise codecs train only into it, and the README and ``reports/results.json`` quote it."""
+
 
 def prepared_dir() -> Path:
     """The prepared Parquet shards and their manifest (stage ``prepare``)."""
@@ -135,8 +139,8 @@ STAGE_OUTS: dict[str, tuple[str, ...]] = {
     "tune": (_rel(tuned_file()), _timed("tune")),
     "train": (_rel(train_dir("dplc_${item.generator}", "${item.rate}")),
               _timed(train_run_name("dplc_${item.generator}", "${item.rate}"))),
-    "train_shared": (_rel(train_dir("dplc_shared_wpp", "${item.rate}")),
-                     _timed(train_run_name("dplc_shared_wpp", "${item.rate}"))),
+    "train_shared": (_rel(train_dir(f"dplc_shared_{HEADLINE_GENERATOR}", "${item.rate}")),
+                     _timed(train_run_name(f"dplc_shared_{HEADLINE_GENERATOR}", "${item.rate}"))),
     "train_baseline": (_rel(train_dir("${item.method}", "${item.rate}")),
                        _timed(train_run_name("${item.method}", "${item.rate}"))),
     "evaluate": (_rel(eval_file("${item}")), _timed(eval_run_name("${item}"))),

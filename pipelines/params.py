@@ -187,6 +187,12 @@ def codec_name(method: str, generator: str | None) -> str:
     return f"{method}_{generator}" if BY_NAME[method].into_generator else method
 
 
+HEADLINE_DPLC = codec_name("dplc", L.HEADLINE_GENERATOR)
+"""DPLC on the headline generator: the codec the README's table and the findings quote."""
+HEADLINE_SHARED = codec_name("dplc_shared", L.HEADLINE_GENERATOR)
+"""DPLC with shared noise on the headline generator."""
+
+
 def parse_codec_name(codec: str) -> tuple[str, str | None]:
     """(method, generator) of a codec name, the inverse of :func:`codec_name`."""
     for generator in (name for name, spec in BY_NAME.items() if spec.generative):

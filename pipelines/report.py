@@ -67,21 +67,21 @@ def main() -> None:
     extra += findings.ratio_section(headline_lists)
     if gauss is not None:
         extra += findings.gaussian_section(gauss)
-    savings = report.rate_savings(results, "dplc_wpp", sorted(set(results) - {"dplc_wpp"}),
+    savings = report.rate_savings(results, P.HEADLINE_DPLC, sorted(set(results) - {P.HEADLINE_DPLC}),
                                   ("mse", "rfid_featnet"))  # fmt: skip
     headline_lists["rate_change_at_equal_quality"] = savings
     extra += report.rate_savings_section(savings)
     (reports / "results.json").write_text(json.dumps(headline_lists, indent=2))
     files = report.write_report(results, reports, extra)
     files |= write_compressai(results, reports / "compressai")
-    dplc = results.get("dplc_wpp", {}).get("results", {})
+    dplc = results.get(P.HEADLINE_DPLC, {}).get("results", {})
     headline = {
         "featnet_test_accuracy": featnet["featnet_test_accuracy"],
         "sfid_generator": (dplc.get("sfid_featnet") or [float("nan")])[0],
         "findings_held": sum(1 for v in found.values() if v["held"]),
         "findings_total": len(found),
     }
-    for name in ("dplc_wpp", "dplc_shared_wpp", "cae", "gc"):
+    for name in (P.HEADLINE_DPLC, P.HEADLINE_SHARED, "cae", "gc"):
         res = results.get(name, {}).get("results", {})
         for i, c in enumerate(res.get("code_channels", [])):
             headline[f"{name}.c{c}.mse"] = res["mse"][i]

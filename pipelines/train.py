@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from dplc import data
+from dplc.bundle import fit_entropy_model
 from dplc.codec import Codec
 from dplc.config import TrainConfig, to_dict
 from dplc.image_io import save_tile
@@ -179,13 +180,8 @@ def _write_outputs(out_dir: Path, run_name: str, info: dict, timing: Timing, run
 
 def _fit_entropy(codec: Codec, params: dict, codec_dir: Path) -> None:
     """Fit the per-channel probability model on the training symbols and save it with the codec."""
-    from dplc import entropy
-
     train = data.read_split(L.prepared_dir(), "train", limit=params["data"].get("train_limit"))
-    images = data.to_tensor(train.images, codec.net.image_size)
-    x = data.to_float(images[:20000])
-    symbols = codec.encode(x, noise=codec.shared_noise(0, x.shape[0]))  # shared: counted on random u
-    entropy.EntropyModel.fit(symbols, codec.net.levels).save(codec_dir)
+    fit_entropy_model(codec, data.to_tensor(train.images, codec.net.image_size)).save(codec_dir)
 
 
 def main_generator() -> None:

@@ -209,7 +209,7 @@ def make_trial(params: dict, t: dict, method: str, rate: int, threads: int, scor
     loop = to_dict(base.loop) | {"checkpoint_every": int(t["report_every"]), "threads": threads}
     base = from_dict(TrainConfig, to_dict(base) | {"loop": loop})
     base_dict = to_dict(trial_config(base, {}, int(t["steps"])))
-    gen_dir = L.generator_codec("wpp").resolve() if BY_NAME[method].into_generator else None
+    gen_dir = L.generator_codec(L.HEADLINE_GENERATOR).resolve() if BY_NAME[method].into_generator else None
     data_dir = str(L.prepared_dir().resolve())
     ckpt_root = (L.tune_dir() / "trials").resolve()
     holdout = int(t.get("val_holdout", 1000))

@@ -289,7 +289,8 @@ def test_dplc_settle_fraction_restarts_at_the_decayed_rate_with_the_dual_at_its_
     x = fixed_batch(16)
     g_star = _trained_generator(x)
     cfg = tiny_method("dplc", free_fraction=0.333333, settle_fraction=0.333333, realism_images=12,
-                      realism_draws=1, dual_every=1, lambda_rate=5.0, lr=3e-3)  # fmt: skip
+                      realism_draws=1, dual_every=1, lambda_rate=5.0, mmd_epsilon=1.0, dual_step=0.25,
+                      lr=3e-3)  # fmt: skip
     net = tiny_net(code_channels=2, noise=False)
 
     def build() -> DPLC:
