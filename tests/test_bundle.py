@@ -7,18 +7,14 @@ from _tiny import fixed_batch, tiny_net
 
 from dplc.bundle import fit_entropy_model
 from dplc.codec import build_codec
-from dplc.data import to_float
+from dplc.data import to_float, to_uint8
 from dplc.entropy import EntropyModel
-
-
-def _uint8(n: int, seed: int) -> torch.Tensor:
-    return ((fixed_batch(n, seed=seed) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def test_the_entropy_model_counts_only_the_first_limit_images():
     torch.manual_seed(0)
     codec = build_codec(tiny_net(code_channels=2), "map").eval()
-    images = torch.cat([_uint8(8, seed=1), _uint8(8, seed=2)])
+    images = torch.cat([to_uint8(fixed_batch(8, seed=1)), to_uint8(fixed_batch(8, seed=2))])
     model = fit_entropy_model(codec, images, limit=8)
     assert model == EntropyModel.fit(codec.encode(to_float(images[:8])), codec.net.levels)
     assert sum(model.counts[0]) == 8 * 16  # 8 images, 4x4 symbols a channel
@@ -30,7 +26,7 @@ def test_a_shared_noise_codec_is_counted_on_random_noise_not_on_zero():
     torch.manual_seed(0)
     codec = build_codec(tiny_net(code_channels=2), "shared").eval()
     torch.nn.init.normal_(codec.encoder.noise_head.weight, std=1.0)  # the code now reads u
-    images = _uint8(16, seed=1)
+    images = to_uint8(fixed_batch(16, seed=1))
     x = to_float(images)
     u = codec.shared_noise(0, 16)
     model = fit_entropy_model(codec, images)
