@@ -37,10 +37,11 @@ class Timing:
         self.job_seconds = 0.0
         self.training_seconds = 0.0
 
-    def record_job(self, seconds: float, history: list[dict]) -> None:
-        """A training job's wall seconds and its steps' share (:func:`training_seconds`)."""
+    def record_job(self, seconds: float, history: list[dict], since: float | None = None) -> None:
+        """A training job's wall seconds and its steps' share (:func:`training_seconds`; rows
+        logged before ``since``, the job's start, are an interrupted attempt's)."""
         self.job_seconds = seconds
-        self.training_seconds = training_seconds(history)
+        self.training_seconds = training_seconds(history, since)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -75,14 +76,28 @@ class Timing:
                               "after_last_step": round(end - last, 2)}  # fmt: skip
 
 
-def training_seconds(history: list[dict]) -> float:
+def training_seconds(history: list[dict], since: float | None = None) -> float:
     """Seconds the steps took, from the loop's logged (step, time) rows: the span between the
-    first and the last row, scaled up to all steps (the first window's time is not logged)."""
+    first and the last row, scaled up to all steps (the first window's time is not logged).
+
+    A job resumed from a checkpoint carries the interrupted attempt's rows, logged before
+    ``since`` (this job's start): only the steps after the last of them count, at the pace of
+    the rows after ``since``, so neither the attempt nor the pause between the two is timed.
+
+    >>> old = [{"step": 10, "time": 50.0}, {"step": 20, "time": 52.0}]  # an attempt, then a pause
+    >>> new = [{"step": 30, "time": 104.0}, {"step": 40, "time": 106.0}]  # resumed at step 20
+    >>> training_seconds(old + new, since=100.0)  # steps 21-40 at 0.2 s; without since: 74.7
+    4.0
+    """
     rows = [h for h in history if "time" in h]
+    base = 0
+    if since is not None:
+        base = max((h["step"] for h in rows if h["time"] < since), default=0)
+        rows = [h for h in rows if h["time"] >= since]
     if len(rows) < 2 or rows[-1]["step"] == rows[0]["step"]:
         return 0.0
     per_step = (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
-    return per_step * rows[-1]["step"]
+    return per_step * (rows[-1]["step"] - base)
 
 
 def without_times(row: dict[str, Any]) -> dict[str, Any]:

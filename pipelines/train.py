@@ -64,6 +64,7 @@ def run_job(
     timing = timing or Timing()
     workers = rp.num_workers
     t0 = time.perf_counter()
+    started: float | None = None  # the Ray job's start: rows before it are a resumed job's past
     if cfg.net.code_channels == 0 and BY_NAME[cfg.method.name].rate0_steps is not None:
         with timing.phase("in_process_fit"):
             method, step, history = _fit_in_process(params, cfg, generator_dir)
@@ -86,7 +87,7 @@ def run_job(
         with timing.phase("mlflow"):
             run.log_history(history)
             run.log_metrics({"wall_seconds": seconds, "steps": step})
-    timing.record_job(seconds, history)
+    timing.record_job(seconds, history, since=started)
     info = {"steps": step, "workers": workers, "final": without_times(history[-1]) if history else {}}
     out_dir.mkdir(parents=True, exist_ok=True)
     return method, info  # the caller writes train.json and the stage's timing (_write_outputs)

@@ -44,3 +44,14 @@ def test_a_job_s_times_are_recorded_and_written_under_runs_timing(tmp_path, monk
     path = stage_timing.write("train-cae-c4", summary)
     assert path == tmp_path / "timing" / "train-cae-c4.json" and path.read_text().count("job_seconds") == 1
     assert stage_timing.without_times({"step": 3, "time": 1.0, "loss": 0.5}) == {"step": 3, "loss": 0.5}
+
+
+def test_a_resumed_job_times_only_its_own_steps():
+    attempt = [{"step": 50, "time": 1000.0}, {"step": 100, "time": 1010.0}]  # then interrupted
+    resumed = [{"step": 150, "time": 5000.0}, {"step": 200, "time": 5010.0}]  # 0.2 s a step again
+    assert stage_timing.training_seconds(attempt + resumed) > 5_000  # the pause counted as steps
+    timing = stage_timing.Timing()
+    timing.record_job(30.0, attempt + resumed, since=4_990.0)
+    summary = timing.summary()
+    assert summary["training_seconds"] == pytest.approx(20.0)  # steps 101-200 at 0.2 s
+    assert stage_timing.training_seconds(resumed, since=4_990.0) == pytest.approx(40.0)  # fresh: all 200
